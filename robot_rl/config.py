@@ -1,0 +1,201 @@
+"""The one configuration schema: typed dataclasses loaded from YAML.
+
+The CLI, the launch files and every node read the same ``Config``. Nodes receive it as ROS
+parameters: ``config_file`` (a YAML path) plus optional dotted overrides such as
+``sim.rate:=max``; ``load_config`` applies both, so a value means the same thing everywhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+from robot_rl.paths import shared_file
+from robot_rl.schema import ConfigError, check, deep_merge, from_dict, to_dict, unflatten
+
+PANDA_ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+
+
+@dataclass
+class RobotConfig:
+    """The robot description; joints are addressed by these names, never by index."""
+    urdf: str = "example-robot-data:panda"  # a file path or "example-robot-data:<robot>"
+    arm_joints: list[str] = field(default_factory=lambda: list(PANDA_ARM_JOINTS))
+    gripper_joints: list[str] = field(
+        default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"])
+    base_frame: str = "panda_link0"
+    ee_frame: str = "panda_hand_tcp"
+    home: list[float] = field(
+        default_factory=lambda: [0.0, -0.4, 0.0, -2.4, 0.0, 2.0, 0.785])
+    gripper_max_width: float = 0.08   # fully open distance between the fingers, m
+    gripper_force: float = 70.0       # continuous grasp force of the Panda hand, N
+
+    def validate(self) -> None:
+        check(len(self.home) == len(self.arm_joints),
+              f"home has {len(self.home)} values, expected one per arm joint "
+              f"({len(self.arm_joints)})")
+        check(len(set(self.arm_joints)) == len(self.arm_joints), "arm_joints has duplicates")
+        check(self.gripper_max_width > 0, "gripper_max_width must be > 0")
+
+
+@dataclass
+class ControllerConfig:
+    """Cartesian impedance controller, run at the physics/hardware rate."""
+    stiffness_pos: float = 800.0      # N/m
+    stiffness_rot: float = 60.0       # N m/rad
+    damping_ratio: float = 1.0
+    # Reference limiting: the pose error fed to the spring is clipped, so a far-away or
+    # blocked target can never demand more than stiffness * max_error of force.
+    max_pos_error: float = 0.03       # m  -> at most 24 N from the position spring
+    max_rot_error: float = 0.3        # rad
+    nullspace_stiffness: float = 5.0  # N m/rad toward the home posture
+    joint_damping: float = 2.0        # N m s/rad on every joint, for the nullspace motion
+    workspace_min: list[float] = field(default_factory=lambda: [0.25, -0.35, 0.01])
+    workspace_max: list[float] = field(default_factory=lambda: [0.75, 0.35, 0.55])
+    joint_limit_margin: float = 0.05  # rad kept away from the URDF limits
+    joint_limit_stiffness: float = 50.0  # N m/rad repulsion inside the margin
+
+    def validate(self) -> None:
+        for name in ("stiffness_pos", "stiffness_rot", "max_pos_error", "max_rot_error"):
+            check(getattr(self, name) > 0, f"{name} must be > 0")
+        check(len(self.workspace_min) == 3 and len(self.workspace_max) == 3,
+              "workspace_min and workspace_max need 3 values (x, y, z in m)")
+        check(all(lo < hi for lo, hi in zip(self.workspace_min, self.workspace_max)),
+              f"workspace_min {self.workspace_min} must be below workspace_max "
+              f"{self.workspace_max} on every axis")
+
+
+@dataclass
+class CameraConfig:
+    name: str = "front"
+    backend: Literal["sim", "realsense"] = "sim"
+    serial: str = ""                  # RealSense serial number; "" picks the only device
+    width: int = 128
+    height: int = 128
+    fps: int = 10
+    crop: Optional[list[int]] = None  # x, y, w, h applied before resizing
+    resize: Optional[list[int]] = None  # width, height after cropping
+    info_file: str = ""               # calibrated camera_info YAML, published as CameraInfo
+
+    def validate(self) -> None:
+        check(self.width > 0 and self.height > 0, "width and height must be > 0")
+        check(self.fps > 0, "fps must be > 0")
+        check(self.crop is None or len(self.crop) == 4, "crop needs [x, y, width, height]")
+        check(self.resize is None or len(self.resize) == 2, "resize needs [width, height]")
+
+
+@dataclass
+class TactileConfig:
+    name: str = "left"
+    backend: Literal["sim", "usb_optical", "serial_taxel"] = "sim"
+    device: str = ""                  # /dev/videoN or /dev/ttyUSBN for real sensors
+    serial: str = ""                  # identifies the stored baseline
+    rows: int = 4
+    cols: int = 4
+    rate_hz: float = 10.0
+    sim_body: str = "panda_leftfinger"  # sim only: the finger whose pad carries the taxels
+
+    def validate(self) -> None:
+        check(self.rows > 0 and self.cols > 0, "rows and cols must be > 0")
+
+
+@dataclass
+class SimConfig:
+    scene: str = "pick_cube"          # a scene in sim/ or a path to an MJCF file
+    physics_dt: float = 0.002         # s; the controller runs every physics step
+    # lockstep: advance one control period per command (faster than real time when the
+    # consumer keeps up); realtime: wall clock * real_time_factor; max: free-running.
+    rate: Literal["lockstep", "realtime", "max"] = "lockstep"
+    real_time_factor: float = 1.0
+    lockstep_timeout: float = 0.5     # s of wall time before the sim advances without a command
+    object_x_range: list[float] = field(default_factory=lambda: [0.45, 0.60])
+    object_y_range: list[float] = field(default_factory=lambda: [-0.12, 0.12])
+    object_yaw_range: list[float] = field(default_factory=lambda: [-0.3, 0.3])
+    seed: int = 0
+
+    def validate(self) -> None:
+        check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
+        check(self.real_time_factor > 0, "real_time_factor must be > 0")
+        for name in ("object_x_range", "object_y_range", "object_yaw_range"):
+            lo_hi = getattr(self, name)
+            check(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1], f"{name} needs [low, high]")
+
+
+@dataclass
+class TaskConfig:
+    name: Literal["pick_cube"] = "pick_cube"
+    max_episode_steps: int = 100
+    lift_height: float = 0.08         # m the cube must rise above its resting height
+    action_space: Literal["xyz_gripper", "xyz_yaw_gripper"] = "xyz_gripper"
+    max_step_pos: float = 0.03        # m of end-effector target motion per step at |a| = 1
+    max_step_yaw: float = 0.2         # rad per step at |a| = 1
+    observations: list[str] = field(default_factory=lambda: ["state", "tactile"])
+
+    def validate(self) -> None:
+        check(self.max_episode_steps > 0, "max_episode_steps must be > 0")
+        allowed = {"state", "tactile", "images", "object"}
+        unknown = set(self.observations) - allowed
+        check(not unknown, f"unknown observation group(s) {sorted(unknown)}; "
+                           f"expected some of {sorted(allowed)}")
+
+
+@dataclass
+class Config:
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    control_rate_hz: float = 10.0
+    cameras: list[CameraConfig] = field(default_factory=lambda: [
+        CameraConfig(name="front"), CameraConfig(name="wrist")])
+    tactile: list[TactileConfig] = field(default_factory=lambda: [
+        TactileConfig(name="left", sim_body="panda_leftfinger"),
+        TactileConfig(name="right", sim_body="panda_rightfinger")])
+    sim: SimConfig = field(default_factory=SimConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+
+    def validate(self) -> None:
+        check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")
+        for group in ("cameras", "tactile"):
+            names = [item.name for item in getattr(self, group)]
+            check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
+
+
+def default_config_path() -> Path:
+    return shared_file("config", "default.yaml")
+
+
+def load_config(path: str | os.PathLike | None = None,
+                overrides: dict | None = None) -> Config:
+    """Load a YAML file (or the packaged default) and apply dotted-key or nested overrides."""
+    data: dict = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; expected a YAML file "
+                              f"(the default is {default_config_path()})")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level, "
+                              f"found {type(data).__name__}")
+    if overrides:
+        dotted = {k: v for k, v in overrides.items() if "." in k}
+        nested = {k: v for k, v in overrides.items() if "." not in k}
+        data = deep_merge(deep_merge(data, nested), unflatten(dotted))
+    where = f" (in {path})" if path else ""
+    try:
+        return from_dict(Config, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{where}") from None
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

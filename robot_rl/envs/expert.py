@@ -1,0 +1,55 @@
+"""Scripted expert for the pick task: source of demonstrations and of the simulated human.
+
+It reads only what the task's observations could give (TCP, gripper, object position), through
+a ``Snapshot``, so it can drive the in-process env and the ROS 2 facade alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from robot_rl.envs.task import CUBE_HALF, Snapshot
+
+
+class PickExpert:
+    """approach above the cube -> descend -> close -> lift; noise makes demos diverse."""
+
+    def __init__(self, max_step_pos: float, lift_height: float, noise: float = 0.0,
+                 rng: np.random.Generator | None = None):
+        self.max_step = max_step_pos
+        self.lift_height = lift_height
+        self.noise = noise
+        self.rng = rng or np.random.default_rng()
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = "approach"
+        self.closing_steps = 0
+
+    def act(self, snap: Snapshot, action_dims: int = 4) -> np.ndarray:
+        if snap.object_pos is None:
+            raise ValueError("the scripted expert needs the object position (simulator state)")
+        cube, tcp = snap.object_pos, snap.ee_pos
+        grasp_z = cube[2] + 0.005
+        grip = -1.0
+        if self.phase == "approach":
+            goal = np.array([cube[0], cube[1], cube[2] + 0.08])
+            if np.linalg.norm((goal - tcp)[:2]) < 0.008:
+                self.phase = "descend"
+        if self.phase == "descend":
+            goal = np.array([cube[0], cube[1], grasp_z])
+            if abs(tcp[2] - grasp_z) < 0.008 and np.linalg.norm((cube - tcp)[:2]) < 0.012:
+                self.phase = "close"
+        if self.phase == "close":
+            goal, grip = tcp.copy(), 1.0
+            self.closing_steps += 1
+            if self.closing_steps >= 3:
+                self.phase = "lift"
+        if self.phase == "lift":
+            goal = np.array([cube[0], cube[1], CUBE_HALF + self.lift_height + 0.05])
+            grip = 1.0
+        delta = np.clip((goal - tcp) / self.max_step, -1.0, 1.0)
+        if self.noise:
+            delta = np.clip(delta + self.rng.normal(0, self.noise, 3), -1.0, 1.0)
+        action = np.zeros(action_dims, dtype=np.float32)
+        action[:3], action[-1] = delta, grip
+        return action

@@ -1,0 +1,69 @@
+"""ROS-free Gymnasium environment over the in-process MuJoCo stand-in.
+
+Same task, observations and actions as the ROS 2 facade (``ros_env.RosRobotEnv``), without
+DDS in between: for fast tests, algorithm work and benchmarks.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl.config import Config
+from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.sim.world import SimWorld
+
+
+def snapshot_from_world(world: SimWorld, cfg: Config, images: bool) -> Snapshot:
+    pos, quat = world.ee_pose()
+    snap = Snapshot(stamp=world.time, ee_pos=pos, ee_quat=quat, ee_vel=world.ee_velocity(),
+                    gripper_width=world.gripper_width(), object_pos=world.object_pose()[0])
+    for t in cfg.tactile:
+        snap.tactile[t.name] = world.tactile(t.name)
+    if images:
+        for cam in cfg.cameras:
+            snap.images[cam.name] = world.render(cam.name, cam.width, cam.height)
+    return snap
+
+
+class PickCubeEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, cfg: Config | None = None, render_mode: str | None = None):
+        self.cfg = cfg or Config()
+        self.world = SimWorld(self.cfg)
+        self.task = PickCubeTask(self.cfg, self.world.ee_pose()[1])
+        self.action_space = self.task.action_space
+        self.observation_space = self.task.observation_space
+        self.render_mode = render_mode
+        self._images = "images" in self.cfg.task.observations
+        self._steps = 0
+        self._snap: Snapshot | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.world.reset(seed=seed)
+        self.task.reset()
+        self._steps = 0
+        self._snap = snapshot_from_world(self.world, self.cfg, self._images)
+        return self.task.observe(self._snap), {"success": False}
+
+    def step(self, action):
+        if self._snap is None:
+            raise RuntimeError("call reset() before step()")
+        target, quat, width = self.task.command(action, self._snap)
+        self.world.controller.set_cartesian_target(target, quat)
+        self.world.set_gripper(width)
+        self.world.step_physics()
+        self._steps += 1
+        self._snap = snapshot_from_world(self.world, self.cfg, self._images)
+        success = self.task.success(self._snap)
+        truncated = not success and self._steps >= self.cfg.task.max_episode_steps
+        return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
+                {"success": success})
+
+    def render(self):
+        cam = self.cfg.cameras[0]
+        return self.world.render(cam.name, cam.width, cam.height)
+
+    def close(self):
+        self.world.close()

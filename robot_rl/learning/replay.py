@@ -1,0 +1,592 @@
+"""Replay storage: frame-sharing ring buffer, demo/online routing, on-disk chunks.
+
+Memory layout (why): a transition ``(o_t, a_t, r_t, o_{t+1})`` with two
+128x128x3 cameras costs 192 KB if both observations are stored, 768 KB as
+float32. Consecutive transitions of an episode share ``o_{t+1} == o_{t+1}``,
+so we store every *frame* once (uint8 images, float32 vectors) in a frame
+ring and let each transition hold two frame ids (its obs frame and its
+next-obs frame). An episode of L steps stores L+1 frames, so the cost is
+~1 frame (96 KB) per transition.
+
+Frame ids are *global* (monotonic) counters; position = id % frame_capacity.
+A transition is valid while its obs frame has not been overwritten; because
+ids grow with insertion order, the valid transitions are always a contiguous
+suffix of the transition ring, tracked by ``_oldest`` (amortised O(1)). The
+frame ring gets ``capacity // 100 + 2`` spare slots for the extra first frame
+of each episode, so ``capacity`` transitions fit as long as episodes average
+>= 100 steps; with shorter episodes the oldest few transitions are evicted
+early (never served with a wrong frame).
+
+Continuation is detected, not assumed: when ``add`` is called with an ``obs``
+equal to the previous transition's ``next_obs`` (and the previous transition
+did not end the episode) the frame is reused; otherwise a new frame is written.
+Interleaving actors or sparse interventions therefore stay correct, they just
+share fewer frames.
+
+On-disk format (pickle-free, also the demo file format) -- a directory:
+
+* ``manifest.json``: ``{"format": "robot_rl.replay", "version": 1,
+  "observation": {key: {"shape": [...], "dtype": "uint8"|"float32"}},
+  "action_dim": A, "flush_every": K}``
+* ``chunk_00000000.safetensors``, ``chunk_00000001.safetensors`` ... each
+  holding K transitions (the last one possibly fewer) with tensors
+  ``frame_id`` (int64, Fc), ``obs.<key>`` (Fc x shape), ``obs_frame`` and
+  ``next_frame`` (int64, Tc; frame ids, which refer to frames in this chunk or
+  the previous one), ``action`` (float32 Tc x A), ``reward`` (float32),
+  ``terminated``/``truncated``/``intervened`` (bool), ``actor_id`` (int32).
+  Chunks are written to a temp file, fsynced and atomically renamed, so a
+  crash loses at most the transitions not yet flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from .networks import as_dict_space, classify_observation_space
+
+__all__ = ["ReplayBuffer", "DemoOnlineBuffers", "ChunkWriter", "read_manifest", "iter_chunks"]
+
+FORMAT_NAME = "robot_rl.replay"
+FORMAT_VERSION = 1
+_CHUNK_RE = re.compile(r"^chunk_(\d{8})\.safetensors$")
+
+
+def _chunk_name(i: int) -> str:
+    return f"chunk_{i:08d}.safetensors"
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- #
+# Disk format
+# --------------------------------------------------------------------------- #
+def read_manifest(path: str) -> Dict[str, Any]:
+    mpath = os.path.join(path, "manifest.json")
+    if not os.path.isfile(mpath):
+        raise ValueError(f"replay directory {path!r} has no manifest.json (expected a robot_rl.replay directory)")
+    try:
+        with open(mpath, "r") as f:
+            man = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"corrupt manifest {mpath!r}: {e}") from e
+    if man.get("format") != FORMAT_NAME or man.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{mpath!r}: expected format {FORMAT_NAME!r} version {FORMAT_VERSION}, got {man.get('format')!r} version {man.get('version')!r}"
+        )
+    for field in ("observation", "action_dim", "flush_every"):
+        if field not in man:
+            raise ValueError(f"{mpath!r}: manifest is missing field {field!r}")
+    return man
+
+
+def _list_chunks(path: str) -> List[Tuple[int, str]]:
+    found = []
+    for name in os.listdir(path):
+        m = _CHUNK_RE.match(name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(path, name)))
+    found.sort()
+    for expect, (idx, fname) in enumerate(found):
+        if idx != expect:
+            raise ValueError(f"replay directory {path!r}: chunk numbering has a gap, expected {_chunk_name(expect)} but found {os.path.basename(fname)}")
+    return found
+
+
+def iter_chunks(path: str, manifest: Dict[str, Any]):
+    """Yield chunk dicts of numpy arrays, validated against the manifest."""
+    from safetensors.numpy import load_file
+
+    obs_spec = manifest["observation"]
+    adim = int(manifest["action_dim"])
+    for _, fname in _list_chunks(path):
+        try:
+            c = load_file(fname)
+        except Exception as e:
+            raise ValueError(f"corrupt replay chunk {fname!r}: {e}") from e
+        need = ["frame_id", "obs_frame", "next_frame", "action", "reward", "terminated", "truncated", "actor_id", "intervened"]
+        need += [f"obs.{k}" for k in obs_spec]
+        missing = [k for k in need if k not in c]
+        if missing:
+            raise ValueError(f"corrupt replay chunk {fname!r}: missing tensors {missing}")
+        nf, nt = len(c["frame_id"]), len(c["obs_frame"])
+        for k, spec in obs_spec.items():
+            a = c[f"obs.{k}"]
+            if a.shape != (nf, *spec["shape"]) or str(a.dtype) != spec["dtype"]:
+                raise ValueError(
+                    f"corrupt replay chunk {fname!r}: obs.{k} has shape {a.shape} dtype {a.dtype}, expected {(nf, *spec['shape'])} {spec['dtype']}"
+                )
+        if c["action"].shape != (nt, adim):
+            raise ValueError(f"corrupt replay chunk {fname!r}: action shape {c['action'].shape}, expected {(nt, adim)}")
+        for k in ("next_frame", "reward", "terminated", "truncated", "actor_id", "intervened"):
+            if c[k].shape != (nt,):
+                raise ValueError(f"corrupt replay chunk {fname!r}: {k} shape {c[k].shape}, expected ({nt},)")
+        yield fname, c
+
+
+class ChunkWriter:
+    """Appends transitions to a replay directory, one chunk per ``flush_every``."""
+
+    def __init__(self, path: str, obs_spec: Dict[str, Dict[str, Any]], action_dim: int, flush_every: int):
+        if flush_every <= 0:
+            raise ValueError(f"flush_every must be > 0, got {flush_every}")
+        self.path = path
+        self.obs_spec = obs_spec
+        self.action_dim = action_dim
+        self.flush_every = int(flush_every)
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):  # leftovers of a crash mid-write
+            if name.endswith(".tmp"):
+                os.remove(os.path.join(path, name))
+        mpath = os.path.join(path, "manifest.json")
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "observation": obs_spec,
+            "action_dim": action_dim,
+            "flush_every": self.flush_every,
+        }
+        if os.path.isfile(mpath):
+            old = read_manifest(path)
+            if old["observation"] != obs_spec or int(old["action_dim"]) != action_dim:
+                raise ValueError(
+                    f"replay directory {path!r} holds data for observation={old['observation']} action_dim={old['action_dim']}, "
+                    f"which does not match this buffer (observation={obs_spec} action_dim={action_dim})"
+                )
+        else:
+            _atomic_write_bytes(mpath, json.dumps(manifest, indent=1).encode())
+        chunks = _list_chunks(path)
+        self.next_chunk = len(chunks)
+        self.next_fid = 0
+        if chunks:
+            from safetensors import safe_open
+
+            with safe_open(chunks[-1][1], framework="numpy") as f:
+                fids = f.get_tensor("frame_id")
+            self.next_fid = int(fids.max()) + 1 if len(fids) else 0
+        self._last_next_fid: Optional[int] = None  # chain never continues across a (re)open
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        self._frames: Dict[str, List[np.ndarray]] = {k: [] for k in self.obs_spec}
+        self._fids: List[int] = []
+        self._tr: Dict[str, List[Any]] = {k: [] for k in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated", "actor_id", "intervened")}
+
+    def _new_frame(self, frame: Mapping[str, np.ndarray]) -> int:
+        fid = self.next_fid
+        self.next_fid += 1
+        self._fids.append(fid)
+        for k in self.obs_spec:
+            self._frames[k].append(np.array(frame[k], copy=True))
+        return fid
+
+    def record(self, obs_shared: bool, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened) -> None:
+        if obs_shared and self._last_next_fid is not None:
+            ofid = self._last_next_fid
+        else:
+            ofid = self._new_frame(obs)
+        nfid = self._new_frame(next_obs)
+        self._last_next_fid = None if (terminated or truncated) else nfid
+        t = self._tr
+        t["obs_frame"].append(ofid)
+        t["next_frame"].append(nfid)
+        t["action"].append(np.asarray(action, np.float32))
+        t["reward"].append(float(reward))
+        t["terminated"].append(bool(terminated))
+        t["truncated"].append(bool(truncated))
+        t["actor_id"].append(int(actor_id))
+        t["intervened"].append(bool(intervened))
+        if len(t["obs_frame"]) >= self.flush_every:
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._tr["obs_frame"])
+
+    def flush(self) -> None:
+        if self.pending == 0:
+            return
+        from safetensors.numpy import save
+
+        t = self._tr
+        tensors = {
+            "frame_id": np.asarray(self._fids, np.int64),
+            "obs_frame": np.asarray(t["obs_frame"], np.int64),
+            "next_frame": np.asarray(t["next_frame"], np.int64),
+            "action": np.stack(t["action"]).reshape(-1, self.action_dim).astype(np.float32),
+            "reward": np.asarray(t["reward"], np.float32),
+            "terminated": np.asarray(t["terminated"], np.bool_),
+            "truncated": np.asarray(t["truncated"], np.bool_),
+            "actor_id": np.asarray(t["actor_id"], np.int32),
+            "intervened": np.asarray(t["intervened"], np.bool_),
+        }
+        for k, spec in self.obs_spec.items():
+            tensors[f"obs.{k}"] = np.ascontiguousarray(np.stack(self._frames[k]).astype(spec["dtype"]))
+        data = save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
+        _atomic_write_bytes(os.path.join(self.path, _chunk_name(self.next_chunk)), data)
+        self.next_chunk += 1
+        self._reset_pending()
+
+
+# --------------------------------------------------------------------------- #
+# Ring buffer
+# --------------------------------------------------------------------------- #
+class ReplayBuffer:
+    """Frame-sharing replay buffer (see module docstring).
+
+    ``add`` takes single numpy transitions; ``sample`` returns a dict of torch
+    tensors: ``obs``/``next_obs`` (dicts; images uint8 B x H x W x C),
+    ``action`` (float32 B x A), ``reward``, ``terminated``, ``truncated``
+    (float32 B), ``actor_id`` (int64 B), ``intervened`` (bool B).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_dim: int,
+        capacity: int,
+        persist_dir: Optional[str] = None,
+        flush_every: int = 1000,
+        seed: Optional[int] = None,
+        frame_slack: Optional[int] = None,
+        verbose: bool = True,
+        name: str = "replay",
+    ):
+        if capacity <= 0:
+            raise ValueError(f"ReplayBuffer capacity must be > 0, got {capacity}")
+        if action_dim <= 0:
+            raise ValueError(f"ReplayBuffer action_dim must be > 0, got {action_dim}")
+        self.name = name
+        self.space = as_dict_space(observation_space)
+        self.kinds = classify_observation_space(self.space)
+        self.capacity = int(capacity)
+        self.action_dim = int(action_dim)
+        self.frame_capacity = self.capacity + (self.capacity // 100 + 2 if frame_slack is None else int(frame_slack))
+        if self.frame_capacity < self.capacity + 1:
+            raise ValueError("frame_slack must be >= 1 (each episode needs one extra frame)")
+        self.obs_spec = {
+            k: {"shape": list(self.space[k].shape), "dtype": "uint8" if self.kinds[k] == "image" else "float32"} for k in self.space.spaces
+        }
+        F, T = self.frame_capacity, self.capacity
+        # np.zeros is lazily committed by the OS: memory grows as data arrives.
+        self.frames = {k: np.zeros((F, *s["shape"]), dtype=s["dtype"]) for k, s in self.obs_spec.items()}
+        self.action = np.zeros((T, self.action_dim), np.float32)
+        self.reward = np.zeros(T, np.float32)
+        self.terminated = np.zeros(T, np.bool_)
+        self.truncated = np.zeros(T, np.bool_)
+        self.actor_id = np.zeros(T, np.int32)
+        self.intervened = np.zeros(T, np.bool_)
+        self.obs_gid = np.zeros(T, np.int64)
+        self.next_gid = np.zeros(T, np.int64)
+        self.n_frames = 0  # global frame counter
+        self.n_added = 0  # global transition counter
+        self._oldest = 0  # global id of oldest valid transition
+        self._chain: Optional[int] = None  # gid of the last next_obs frame if episode continues
+        self.rng = np.random.default_rng(seed)
+        self.writer: Optional[ChunkWriter] = None
+        if persist_dir is not None:
+            self.writer = ChunkWriter(persist_dir, self.obs_spec, self.action_dim, flush_every)
+        if verbose:
+            m = self.memory_report()
+            print(
+                f"[{name}] {m['bytes_per_transition'] / 1024:.1f} KiB/transition, "
+                f"{m['total_bytes'] / 2**30:.2f} GiB for capacity {self.capacity} "
+                f"(frames {m['frame_bytes']} B each x {self.frame_capacity} slots)"
+            )
+
+    # -- memory ------------------------------------------------------------- #
+    def memory_report(self) -> Dict[str, float]:
+        """Bytes per transition and for the configured capacity (fully filled)."""
+        frame_bytes = sum(a.itemsize * int(np.prod(a.shape[1:])) for a in self.frames.values())
+        trans_bytes = (
+            self.action.itemsize * self.action_dim
+            + sum(a.itemsize for a in (self.reward, self.terminated, self.truncated, self.actor_id, self.intervened, self.obs_gid, self.next_gid))
+        )
+        total = frame_bytes * self.frame_capacity + trans_bytes * self.capacity
+        return {
+            "frame_bytes": frame_bytes,
+            "transition_meta_bytes": trans_bytes,
+            "bytes_per_transition": total / self.capacity,
+            "total_bytes": total,
+            "capacity": self.capacity,
+        }
+
+    # -- adding ------------------------------------------------------------- #
+    def _check_obs(self, obs: Mapping[str, Any], what: str) -> None:
+        if not isinstance(obs, Mapping):
+            raise ValueError(f"{self.name}.add: {what} must be a dict with keys {sorted(self.obs_spec)}, got {type(obs).__name__}")
+        for k, s in self.obs_spec.items():
+            if k not in obs:
+                raise ValueError(f"{self.name}.add: {what} is missing key {k!r}; expected keys {sorted(self.obs_spec)}")
+            shp = np.shape(obs[k])
+            if tuple(shp) != tuple(s["shape"]):
+                raise ValueError(f"{self.name}.add: {what}[{k!r}] has shape {tuple(shp)}, expected {tuple(s['shape'])}")
+
+    def _as_dict(self, obs: Any) -> Mapping[str, Any]:
+        if isinstance(obs, Mapping):
+            return obs
+        if len(self.obs_spec) == 1:  # flat Box env
+            return {next(iter(self.obs_spec)): obs}
+        raise ValueError(f"{self.name}.add: expected a dict observation with keys {sorted(self.obs_spec)}")
+
+    def _write_frame(self, frame: Mapping[str, Any]) -> int:
+        gid = self.n_frames
+        pos = gid % self.frame_capacity
+        for k, arr in self.frames.items():
+            arr[pos] = frame[k]
+        self.n_frames += 1
+        return gid
+
+    def _frame_alive(self, gid: int) -> bool:
+        return gid >= self.n_frames - self.frame_capacity
+
+    def _same_frame(self, gid: int, obs: Mapping[str, Any]) -> bool:
+        pos = gid % self.frame_capacity
+        for k, arr in self.frames.items():
+            if not np.array_equal(arr[pos], np.asarray(obs[k], dtype=arr.dtype)):
+                return False
+        return True
+
+    def add(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        actor_id: int = 0,
+        intervened: bool = False,
+    ) -> None:
+        """Append one transition. ``terminated`` and ``truncated`` are kept
+        separate: only ``terminated`` stops bootstrapping (time limits must
+        bootstrap, Pardo et al. 2018)."""
+        obs, next_obs = self._as_dict(obs), self._as_dict(next_obs)
+        self._check_obs(obs, "obs")
+        self._check_obs(next_obs, "next_obs")
+        action = np.asarray(action, np.float32).reshape(-1)
+        if action.shape != (self.action_dim,):
+            raise ValueError(f"{self.name}.add: action has {action.shape[0]} elements, expected {self.action_dim}")
+        shared = self._chain is not None and self._frame_alive(self._chain) and self._same_frame(self._chain, obs)
+        ogid = self._chain if shared else self._write_frame(obs)
+        ngid = self._write_frame(next_obs)
+        i = self.n_added % self.capacity
+        self.obs_gid[i] = ogid
+        self.next_gid[i] = ngid
+        self.action[i] = action
+        self.reward[i] = reward
+        self.terminated[i] = bool(terminated)
+        self.truncated[i] = bool(truncated)
+        self.actor_id[i] = actor_id
+        self.intervened[i] = bool(intervened)
+        self.n_added += 1
+        self._chain = None if (terminated or truncated) else ngid
+        if self.writer is not None:
+            self.writer.record(shared, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened)
+
+    def end_episode(self) -> None:
+        """Break the frame chain (e.g. after an env reset without a done flag)."""
+        self._chain = None
+
+    # -- reading ------------------------------------------------------------ #
+    def _advance_oldest(self) -> int:
+        self._oldest = max(self._oldest, self.n_added - self.capacity)
+        limit = self.n_frames - self.frame_capacity
+        while self._oldest < self.n_added and self.obs_gid[self._oldest % self.capacity] < limit:
+            self._oldest += 1
+        return self._oldest
+
+    def __len__(self) -> int:
+        return self.n_added - self._advance_oldest()
+
+    def _gather(self, gidx: np.ndarray) -> Dict[str, Any]:
+        pos = gidx % self.capacity
+        ofr = self.obs_gid[pos] % self.frame_capacity
+        nfr = self.next_gid[pos] % self.frame_capacity
+        t = torch.from_numpy
+        return {
+            "obs": {k: t(a[ofr]) for k, a in self.frames.items()},
+            "next_obs": {k: t(a[nfr]) for k, a in self.frames.items()},
+            "action": t(self.action[pos]),
+            "reward": t(self.reward[pos]),
+            "terminated": t(self.terminated[pos].astype(np.float32)),
+            "truncated": t(self.truncated[pos].astype(np.float32)),
+            "actor_id": t(self.actor_id[pos].astype(np.int64)),
+            "intervened": t(self.intervened[pos]),
+        }
+
+    def sample(self, batch_size: int) -> Dict[str, Any]:
+        """Uniformly sample ``batch_size`` valid transitions (with replacement)."""
+        n = len(self)
+        if n == 0:
+            raise ValueError(f"{self.name}.sample: buffer is empty")
+        if batch_size <= 0:
+            raise ValueError(f"{self.name}.sample: batch_size must be > 0, got {batch_size}")
+        gidx = self._oldest + self.rng.integers(0, n, size=batch_size)
+        return self._gather(gidx)
+
+    def get(self, indices: Union[np.ndarray, List[int]]) -> Dict[str, Any]:
+        """Transitions by position 0..len-1 (0 = oldest valid). For tests/export."""
+        n = len(self)
+        idx = np.asarray(indices, np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"{self.name}.get: indices must be in [0, {n}), got range [{idx.min()}, {idx.max()}]")
+        return self._gather(self._oldest + idx)
+
+    # -- persistence -------------------------------------------------------- #
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Only the sampling RNG state (data lives on disk or is re-collected)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, sd: Dict[str, Any]) -> None:
+        self.rng.bit_generator.state = sd["rng"]
+
+    def extend_from_disk(self, path: str, intervened_only: bool = False) -> int:
+        """Append all transitions stored in replay directory ``path``.
+
+        Returns the number of transitions added. Frames shared on disk are
+        shared again in memory (continuation detection).
+        """
+        man = read_manifest(path)
+        if man["observation"] != self.obs_spec or int(man["action_dim"]) != self.action_dim:
+            raise ValueError(
+                f"replay data in {path!r} has observation={man['observation']} action_dim={man['action_dim']}, "
+                f"expected observation={self.obs_spec} action_dim={self.action_dim}"
+            )
+        writer, self.writer = self.writer, None  # do not re-persist what we read
+        added = 0
+        prev: Dict[int, int] = {}
+        prev_chunk: Optional[Dict[str, np.ndarray]] = None
+        try:
+            for fname, c in iter_chunks(path, man):
+                cur = {int(f): i for i, f in enumerate(c["frame_id"])}
+
+                def frame(fid: int) -> Dict[str, np.ndarray]:
+                    if fid in cur:
+                        return {k: c[f"obs.{k}"][cur[fid]] for k in self.obs_spec}
+                    if fid in prev and prev_chunk is not None:
+                        return {k: prev_chunk[f"obs.{k}"][prev[fid]] for k in self.obs_spec}
+                    raise ValueError(f"corrupt replay chunk {fname!r}: frame id {fid} not found in this or the previous chunk")
+
+                for j in range(len(c["obs_frame"])):
+                    if intervened_only and not c["intervened"][j]:
+                        self._chain = None
+                        continue
+                    self.add(
+                        frame(int(c["obs_frame"][j])), c["action"][j], float(c["reward"][j]), frame(int(c["next_frame"][j])),
+                        bool(c["terminated"][j]), bool(c["truncated"][j]), int(c["actor_id"][j]), bool(c["intervened"][j]),
+                    )
+                    added += 1
+                prev, prev_chunk = cur, c
+        finally:
+            self.writer = writer
+            self._chain = None
+        return added
+
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        capacity: Optional[int] = None,
+        resume: bool = True,
+        flush_every: Optional[int] = None,
+        seed: Optional[int] = None,
+        verbose: bool = True,
+        name: str = "replay",
+    ) -> "ReplayBuffer":
+        """Rebuild a buffer from replay directory ``path``.
+
+        ``resume=True`` keeps appending new transitions to the same directory.
+        ``capacity`` defaults to the number of stored transitions (min 1).
+        """
+        man = read_manifest(path)
+        obs_space = spaces.Dict(
+            {
+                k: spaces.Box(
+                    low=0 if s["dtype"] == "uint8" else -np.inf,
+                    high=255 if s["dtype"] == "uint8" else np.inf,
+                    shape=tuple(s["shape"]),
+                    dtype=np.uint8 if s["dtype"] == "uint8" else np.float32,
+                )
+                for k, s in man["observation"].items()
+            }
+        )
+        if capacity is None:
+            capacity = max(1, count_transitions(path))
+        buf = cls(obs_space, int(man["action_dim"]), capacity, seed=seed, verbose=verbose, name=name)
+        buf.extend_from_disk(path)
+        if resume:
+            buf.writer = ChunkWriter(path, buf.obs_spec, buf.action_dim, flush_every or int(man["flush_every"]))
+        return buf
+
+
+def count_transitions(path: str) -> int:
+    """Number of transitions stored in a replay directory (reads headers only)."""
+    from safetensors import safe_open
+
+    read_manifest(path)
+    n = 0
+    for _, fname in _list_chunks(path):
+        try:
+            with safe_open(fname, framework="numpy") as f:
+                n += int(f.get_slice("obs_frame").get_shape()[0])
+        except Exception as e:
+            raise ValueError(f"corrupt replay chunk {fname!r}: {e}") from e
+    return n
+
+
+# --------------------------------------------------------------------------- #
+# Demo / online routing
+# --------------------------------------------------------------------------- #
+class DemoOnlineBuffers:
+    """Demo + online buffers with HIL-SERL routing and RLPD 50/50 sampling.
+
+    Every transition goes to the online buffer; human-intervened transitions
+    are *also* added to the demo buffer (HIL-SERL, Luo et al. 2024), so
+    corrections are replayed at the 50% demo rate.
+    """
+
+    def __init__(self, demo: ReplayBuffer, online: ReplayBuffer):
+        if demo.obs_spec != online.obs_spec or demo.action_dim != online.action_dim:
+            raise ValueError("DemoOnlineBuffers: demo and online buffers must have the same observation spec and action_dim")
+        self.demo = demo
+        self.online = online
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated, actor_id: int = 0, intervened: bool = False) -> None:
+        self.online.add(obs, action, reward, next_obs, terminated, truncated, actor_id, intervened)
+        if intervened:
+            self.demo.add(obs, action, reward, next_obs, terminated, truncated, actor_id, intervened)
+
+    def sample(self, batch_size: int) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        """``(demo_batch, online_batch)``, half each; demo is None while empty."""
+        if len(self.demo) == 0:
+            return None, self.online.sample(batch_size)
+        half = batch_size // 2
+        return self.demo.sample(half), self.online.sample(batch_size - half)
+
+    def flush(self) -> None:
+        self.demo.flush()
+        self.online.flush()
+
+    def close(self) -> None:
+        self.flush()

@@ -1,0 +1,157 @@
+"""The MuJoCo stand-in for the hardware: physics, the arm controller, sensors and resets.
+
+ROS-free. The sim node wraps it in the hardware topic contract; the in-process Gymnasium env
+uses it directly for fast tests and algorithm work. The impedance controller runs inside
+``step_physics`` on every physics step, as it would on a real torque-controlled arm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from robot_rl.config import Config
+from robot_rl.robot.controller import ImpedanceController, matrix_to_quat_xyzw
+from robot_rl.robot.kinematics import ArmKinematics
+from robot_rl.sim.scene import build_model, taxel_layouts
+
+CUBE_HALF = 0.025
+
+
+@dataclass
+class JointReading:
+    names: list[str]
+    position: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+
+
+class SimWorld:
+    def __init__(self, cfg: Config, seed: int | None = None):
+        self.cfg = cfg
+        self.model = build_model(cfg)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        arm = cfg.robot.arm_joints
+        self._arm_qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in arm])
+        self._arm_dof = np.array([m.jnt_dofadr[m.joint(j).id] for j in arm])
+        self._arm_act = np.array([m.actuator(f"{j}_torque").id for j in arm])
+        self._grip_qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in cfg.robot.gripper_joints])
+        self._grip_dof = np.array([m.jnt_dofadr[m.joint(j).id] for j in cfg.robot.gripper_joints])
+        self._grip_act = m.actuator("gripper").id
+        self._cube_qpos = m.jnt_qposadr[m.joint("cube_joint").id]
+        self._cube_body = m.body("cube").id
+        self._tcp_body = m.body(cfg.robot.ee_frame).id
+        self.joint_names = list(arm) + list(cfg.robot.gripper_joints)
+        self.kin = ArmKinematics(cfg.robot.urdf, arm, cfg.robot.ee_frame)
+        self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home))
+        self.taxels = {t.name: t for t in taxel_layouts(m, cfg)}
+        self._tactile_zero = {name: np.zeros((t.rows, t.cols), np.float32)
+                              for name, t in self.taxels.items()}
+        self.rng = np.random.default_rng(cfg.sim.seed if seed is None else seed)
+        self.substeps = max(1, round(1.0 / cfg.control_rate_hz / cfg.sim.physics_dt))
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.gripper_width_cmd = cfg.robot.gripper_max_width
+        self.reset()
+
+    # -- episode ----------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Arm to home, gripper open, cube at a random pose within the configured bounds."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        mujoco.mj_resetData(self.model, self.data)
+        home = np.array(self.cfg.robot.home)
+        self.data.qpos[self._arm_qpos] = home
+        self.data.qpos[self._grip_qpos] = self.cfg.robot.gripper_max_width / 2
+        sim = self.cfg.sim
+        x = self.rng.uniform(*sim.object_x_range)
+        y = self.rng.uniform(*sim.object_y_range)
+        yaw = self.rng.uniform(*sim.object_yaw_range)
+        self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
+            x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        self.controller.mode = "cartesian"
+        self.controller.hold(home)
+        self.set_gripper(self.cfg.robot.gripper_max_width)
+        mujoco.mj_forward(self.model, self.data)
+        return np.array([x, y, yaw])
+
+    # -- actuation --------------------------------------------------------------------------
+    def set_gripper(self, width: float) -> float:
+        """Commanded opening between the fingers in m, clamped to [0, max width]."""
+        if not np.isfinite(width):
+            raise ValueError(f"gripper width must be finite, got {width}")
+        width = float(np.clip(width, 0.0, self.cfg.robot.gripper_max_width))
+        self.gripper_width_cmd = width
+        self.data.ctrl[self._grip_act] = width / 2
+        return width
+
+    def step_physics(self, steps: int | None = None) -> None:
+        """Advance ``steps`` physics steps (one control period by default), controller in loop."""
+        m, d = self.model, self.data
+        for _ in range(self.substeps if steps is None else steps):
+            q, dq = d.qpos[self._arm_qpos], d.qvel[self._arm_dof]
+            d.ctrl[self._arm_act] = self.controller.compute(q, dq)
+            mujoco.mj_step(m, d)
+
+    # -- sensing ----------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def joints(self) -> JointReading:
+        d = self.data
+        idx_q = np.concatenate([self._arm_qpos, self._grip_qpos])
+        idx_v = np.concatenate([self._arm_dof, self._grip_dof])
+        return JointReading(self.joint_names, d.qpos[idx_q].copy(), d.qvel[idx_v].copy(),
+                            d.qfrc_actuator[idx_v].copy())
+
+    def arm_q(self) -> np.ndarray:
+        return self.data.qpos[self._arm_qpos].copy()
+
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """TCP position and quaternion (x, y, z, w) from pinocchio FK, as a real driver reports."""
+        pose = self.kin.forward(self.arm_q())
+        return pose.translation.copy(), matrix_to_quat_xyzw(pose.rotation)
+
+    def ee_velocity(self) -> np.ndarray:
+        """TCP linear and angular velocity (6,), base frame."""
+        _, jac, _ = self.kin.state(self.arm_q(), self.data.qvel[self._arm_dof])
+        return jac @ self.data.qvel[self._arm_dof]
+
+    def gripper_width(self) -> float:
+        return float(np.sum(self.data.qpos[self._grip_qpos]))
+
+    def tactile(self, name: str) -> np.ndarray:
+        """Normal force per taxel in N (rows × cols), minus the zeroed baseline."""
+        layout = self.taxels[name]
+        raw = self.data.sensordata[layout.sensor_adr].reshape(layout.rows, layout.cols)
+        return raw.astype(np.float32) - self._tactile_zero[name]
+
+    def zero_tactile(self, name: str) -> None:
+        self._tactile_zero[name] = np.zeros_like(self._tactile_zero[name])
+        self._tactile_zero[name] = self.tactile(name)
+
+    def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        pos = self.data.xpos[self._cube_body].copy()
+        w, x, y, z = self.data.xquat[self._cube_body]
+        return pos, np.array([x, y, z, w])
+
+    def render(self, camera: str, width: int, height: int) -> np.ndarray:
+        key = (width, height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self.model, height=height, width=width)
+        renderer = self._renderers[key]
+        renderer.update_scene(self.data, camera=camera)
+        return renderer.render()
+
+    def camera_intrinsics(self, camera: str, width: int, height: int) -> np.ndarray:
+        """3×3 pinhole matrix of a MuJoCo camera: square pixels, centred principal point."""
+        fovy = np.deg2rad(self.model.cam_fovy[self.model.camera(camera).id])
+        f = 0.5 * height / np.tan(fovy / 2)
+        return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

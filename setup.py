@@ -1,0 +1,62 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "robot_rl"
+
+# Console scripts land in lib/robot_rl under colcon (setup.cfg), where `ros2 run` looks, and on
+# PATH under pip. Node executables are named as in launch/ and robot_rl/graph.py.
+NODES = {
+    "mujoco_sim": "robot_rl.ros.sim_node:main",
+    "joint_driver": "robot_rl.ros.joint_driver_node:main",
+    "camera": "robot_rl.ros.camera_node:main",
+    "tactile": "robot_rl.ros.tactile_node:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.26",
+        "pyyaml>=6",
+        "mujoco>=3.2",
+        "pin>=3",
+        "example-robot-data>=4",
+        "torch==2.13.0",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "gymnasium>=1.0",
+        "safetensors>=0.4",
+        "tensorboard>=2.16",
+        "opencv-python-headless>=4.9",
+        "rich>=13",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        # A real rclpy on Fast DDS from PyPI, for machines without ROS 2 from apt.
+        "ros": [
+            "ros-jazzy-rclpy[fastrtps]",
+            "ros-jazzy-std-msgs",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-geometry-msgs",
+            "ros-jazzy-std-srvs",
+            "ros-jazzy-trajectory-msgs",
+        ],
+        "hardware": ["pyrealsense2", "pyserial", "hidapi"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],
+    },
+    zip_safe=True,
+    entry_points={
+        "console_scripts": ["robot-rl = robot_rl.cli:main"]
+        + [f"{name} = {target}" for name, target in NODES.items()],
+    },
+)
