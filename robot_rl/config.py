@@ -69,6 +69,24 @@ class ControllerConfig:
 
 
 @dataclass
+class DriverConfig:
+    """How the joint driver reaches the arm: the MuJoCo stand-in, or ros2_control topics."""
+    adapter: Literal["sim", "ros2_control"] = "sim"
+    # ros2_control: joint_state_broadcaster output and a forward_command_controller with the
+    # effort interface of the arm joints (order given by the controller's `joints` list, which
+    # must be robot.arm_joints), plus a forward position controller for the gripper.
+    hardware_state_topic: str = "/hardware/joint_states"
+    effort_command_topic: str = "/effort_controller/commands"
+    gripper_command_topic: str = "/gripper_controller/commands"
+    loop_rate_hz: float = 1000.0      # impedance loop on the driver's own thread
+    publish_rate_hz: float = 100.0    # JointState / end-effector publication (real hardware)
+    state_timeout: float = 0.05       # s without hardware state -> hold and report
+
+    def validate(self) -> None:
+        check(self.loop_rate_hz > 0 and self.publish_rate_hz > 0, "rates must be > 0")
+
+
+@dataclass
 class CameraConfig:
     name: str = "front"
     backend: Literal["sim", "realsense"] = "sim"
@@ -146,6 +164,7 @@ class TaskConfig:
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    driver: DriverConfig = field(default_factory=DriverConfig)
     control_rate_hz: float = 10.0
     cameras: list[CameraConfig] = field(default_factory=lambda: [
         CameraConfig(name="front"), CameraConfig(name="wrist")])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from .base import Frame, SensorError, SensorTimeout
 
@@ -127,3 +127,45 @@ class ReaderThread:
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def run_bounded(fn: Callable[[], Any], timeout_s: float, what: str,
+                cleanup_late: Callable[[Any], None]) -> Any:
+    """Run ``fn()`` on a helper thread and wait at most ``timeout_s``.
+
+    Python cannot interrupt a blocked C call, so on timeout the helper is
+    abandoned; if ``fn`` later succeeds, ``cleanup_late(result)`` undoes it
+    (e.g. stops a pipeline nobody owns). On the normal path the helper is joined.
+    """
+    lock = threading.Lock()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+    abandoned = False
+
+    def run() -> None:
+        try:
+            value, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            value, error = None, exc
+        with lock:
+            if abandoned:
+                if error is None:
+                    try:
+                        cleanup_late(value)
+                    except Exception as exc:  # noqa: BLE001 - nobody to report to
+                        log.warning("%s: cleanup after late completion failed: %s", what, exc)
+                return
+            box["value"], box["error"] = value, error
+            done.set()
+
+    t = threading.Thread(target=run, name=f"bounded:{what}", daemon=True)
+    t.start()
+    if not done.wait(timeout_s):
+        with lock:
+            if not done.is_set():
+                abandoned = True
+                raise SensorError(f"{what} did not return within {timeout_s:.3g} s")
+    t.join()
+    if box["error"] is not None:
+        raise box["error"]
+    return box["value"]

@@ -26,12 +26,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ._stream import LatestFrameSlot, ReaderThread
+from ._stream import LatestFrameSlot, ReaderThread, run_bounded
 from .base import CameraIntrinsics, DeviceNotFoundError, Frame, SensorError
 from .clock import DeviceClockMapper, host_time_ns, wall_to_host_ns
 from .config import CameraConfig
@@ -97,48 +97,6 @@ def list_realsense_devices(rs: Any | None = None) -> list[RealSenseDeviceInfo]:
 
 def _describe(devs: list[RealSenseDeviceInfo]) -> str:
     return ", ".join(f"{d.serial} ({d.name or 'unknown model'}, USB {d.usb_type or '?'})" for d in devs)
-
-
-def run_bounded(fn: Callable[[], Any], timeout_s: float, what: str,
-                cleanup_late: Callable[[Any], None]) -> Any:
-    """Run ``fn()`` on a helper thread and wait at most ``timeout_s``.
-
-    Python cannot interrupt a blocked C call, so on timeout the helper is
-    abandoned; if ``fn`` later succeeds, ``cleanup_late(result)`` undoes it
-    (e.g. stops a pipeline nobody owns). On the normal path the helper is joined.
-    """
-    lock = threading.Lock()
-    done = threading.Event()
-    box: dict[str, Any] = {}
-    abandoned = False
-
-    def run() -> None:
-        try:
-            value, error = fn(), None
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            value, error = None, exc
-        with lock:
-            if abandoned:
-                if error is None:
-                    try:
-                        cleanup_late(value)
-                    except Exception as exc:  # noqa: BLE001 - nobody to report to
-                        log.warning("%s: cleanup after late completion failed: %s", what, exc)
-                return
-            box["value"], box["error"] = value, error
-            done.set()
-
-    t = threading.Thread(target=run, name=f"bounded:{what}", daemon=True)
-    t.start()
-    if not done.wait(timeout_s):
-        with lock:
-            if not done.is_set():
-                abandoned = True
-                raise SensorError(f"{what} did not return within {timeout_s:.3g} s")
-    t.join()
-    if box["error"] is not None:
-        raise box["error"]
-    return box["value"]
 
 
 class RealSenseCamera:

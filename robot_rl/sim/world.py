@@ -6,25 +6,16 @@ uses it directly for fast tests and algorithm work. The impedance controller run
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mujoco
 import numpy as np
 
 from robot_rl.config import Config
+from robot_rl.robot.adapter import JointReading
 from robot_rl.robot.controller import ImpedanceController, matrix_to_quat_xyzw
 from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.sim.scene import build_model, taxel_layouts
 
 CUBE_HALF = 0.025
-
-
-@dataclass
-class JointReading:
-    names: list[str]
-    position: np.ndarray
-    velocity: np.ndarray
-    effort: np.ndarray
 
 
 class SimWorld:
@@ -60,7 +51,9 @@ class SimWorld:
         """Arm to home, gripper open, cube at a random pose within the configured bounds."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+        now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
+        self.data.time = now  # sim time never runs backwards: it stamps every ROS message
         home = np.array(self.cfg.robot.home)
         self.data.qpos[self._arm_qpos] = home
         self.data.qpos[self._grip_qpos] = self.cfg.robot.gripper_max_width / 2

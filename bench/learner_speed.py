@@ -1,0 +1,173 @@
+"""Learner speed benchmark (CPU, fp32).
+
+(a) our agent at Stable-Baselines3's SAC config (2 critics, 256x256, batch
+    256, UTD 1) vs SB3 SAC, same process, same data dims, same threads.
+    Both include replay sampling. Ratio = ours / SB3.
+(b) RLPD default (N=10 critics, M=2 target subset, UTD critic updates per
+    actor update): critic updates/s, matmul FLOPs counted from the network
+    shapes, and the share of this machine's measured fp32 torch.mm throughput.
+
+Usage: python bench/learner_speed.py [--seconds 8] [--obs-dim 17] [--act-dim 6] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gymnasium as gym  # noqa: E402
+from gymnasium import spaces  # noqa: E402
+
+from robot_rl.learning.replay import ReplayBuffer  # noqa: E402
+from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig  # noqa: E402
+
+FILL = 20_000
+
+
+class _DummyEnv(gym.Env):
+    def __init__(self, obs_dim: int, act_dim: int):
+        self.observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self.action_space = spaces.Box(-1, 1, (act_dim,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        return self.observation_space.sample() * 0, {}
+
+    def step(self, a):
+        return np.zeros(self.observation_space.shape, np.float32), 0.0, False, False, {}
+
+
+def _data(obs_dim: int, act_dim: int, n: int):
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((n + 1, obs_dim)).astype(np.float32)
+    act = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
+    rew = rng.standard_normal(n).astype(np.float32)
+    return obs, act, rew
+
+
+def _timed(fn, seconds: float, warmup: int = 5) -> float:
+    """Calls/s of fn over ~seconds (after warmup)."""
+    for _ in range(warmup):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def our_agent(obs_dim: int, act_dim: int, cfg: RLPDConfig):
+    env = _DummyEnv(obs_dim, act_dim)
+    buf = ReplayBuffer(env.observation_space, act_dim, FILL, verbose=False, seed=0)
+    obs, act, rew = _data(obs_dim, act_dim, FILL)
+    for i in range(FILL):
+        buf.add(obs[i], act[i], rew[i], obs[i + 1], False, i % 1000 == 999)
+    agent = RLPDAgent(env.observation_space, env.action_space, cfg)
+    n = cfg.utd_ratio * cfg.batch_size
+    return lambda: agent.update(None, buf.sample(n))
+
+
+def sb3_sac(obs_dim: int, act_dim: int, batch: int):
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
+
+    env = _DummyEnv(obs_dim, act_dim)
+    model = SAC("MlpPolicy", env, batch_size=batch, buffer_size=FILL, learning_starts=0, device="cpu", seed=0, verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    obs, act, rew = _data(obs_dim, act_dim, FILL)
+    for i in range(FILL):
+        model.replay_buffer.add(obs[i : i + 1], obs[i + 1 : i + 2], act[i : i + 1], rew[i : i + 1], np.zeros(1), [{}])
+    return lambda: model.train(gradient_steps=1, batch_size=batch)
+
+
+def mm_throughput(sizes, seconds: float = 1.0) -> dict:
+    """fp32 GFLOP/s of torch.mm for (m, k, n) shapes."""
+    out = {}
+    for m, k, n in sizes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        c = torch.empty(m, n)
+        rate = _timed(lambda: torch.mm(a, b, out=c), seconds)
+        out[(m, k, n)] = rate * 2 * m * k * n / 1e9
+    return out
+
+
+def rlpd_flops(obs_dim: int, act_dim: int, cfg: RLPDConfig) -> float:
+    """Matmul FLOPs of one ``update`` call (U critic steps + 1 actor step).
+
+    Per critic step: target actor fwd (F_a) + M target critics fwd + N critics
+    fwd + N critics bwd (weight grads + input grads except layer 0 whose input
+    needs no grad). Actor step: actor fwd + N critics fwd (detached weights)
+    + N critics input-grad bwd + actor bwd (weights + inputs except layer 0).
+    """
+    B, U, N, M = cfg.batch_size, cfg.utd_ratio, cfg.num_critics, cfg.critic_subset
+    cd = [obs_dim + act_dim, *cfg.hidden_dims, 1]
+    ad = [obs_dim, *cfg.hidden_dims, 2 * act_dim]
+    fc = sum(2 * B * cd[i] * cd[i + 1] for i in range(len(cd) - 1))
+    fa = sum(2 * B * ad[i] * ad[i + 1] for i in range(len(ad) - 1))
+    c0 = 2 * B * cd[0] * cd[1]
+    a0 = 2 * B * ad[0] * ad[1]
+    critic_step = fa + M * fc + N * fc + N * (2 * fc - c0)
+    actor_step = fa + N * fc + N * fc + (2 * fa - a0)
+    return U * critic_step + actor_step
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=8.0, help="timing window per measurement")
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch default)")
+    p.add_argument("--skip-sb3", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, cpu cores={os.cpu_count()}, obs_dim={args.obs_dim}, act_dim={args.act_dim}")
+
+    # (a) SB3 config -------------------------------------------------------
+    sb3_cfg = RLPDConfig(num_critics=2, critic_subset=2, utd_ratio=1, batch_size=256, hidden_dims=(256, 256))
+    ours_fn = our_agent(args.obs_dim, args.act_dim, sb3_cfg)
+    sb3_fn = None
+    if not args.skip_sb3:
+        try:
+            sb3_fn = sb3_sac(args.obs_dim, args.act_dim, 256)
+        except ImportError as e:
+            print(f"(a) stable-baselines3 not importable ({e}); skipping the comparison")
+    # Interleave two rounds so slow drift of a shared machine hits both.
+    ours_r, sb3_r = [], []
+    for _ in range(2):
+        ours_r.append(_timed(ours_fn, args.seconds / 2))
+        if sb3_fn is not None:
+            sb3_r.append(_timed(sb3_fn, args.seconds / 2))
+    ours = float(np.mean(ours_r))
+    print(f"(a) ours @SB3 config (N=2, 256x256, batch 256, UTD 1, LayerNorm): {ours:8.1f} gradient updates/s")
+    if sb3_fn is not None:
+        sb3 = float(np.mean(sb3_r))
+        print(f"(a) SB3 SAC (2 critics, 256x256, batch 256, gradient_steps=1):       {sb3:8.1f} gradient updates/s")
+        print(f"(a) ratio ours / SB3 = {ours / sb3:.2f}x  (target >= 1.5x)")
+
+    # (b) RLPD default -----------------------------------------------------
+    cfg = RLPDConfig()  # N=10, M=2, UTD=8, batch 256
+    fn = our_agent(args.obs_dim, args.act_dim, cfg)
+    calls = _timed(fn, args.seconds, warmup=3)
+    flops = rlpd_flops(args.obs_dim, args.act_dim, cfg)
+    B, H = cfg.batch_size, cfg.hidden_dims[0]
+    mm = mm_throughput([(B, H, H), (B * cfg.num_critics, H, H), (1024, 1024, 1024)])
+    ref = mm[(B, H, H)]
+    achieved = calls * flops / 1e9
+    print(f"(b) RLPD default N={cfg.num_critics} M={cfg.critic_subset} UTD={cfg.utd_ratio} batch={B}: "
+          f"{calls * cfg.utd_ratio:.1f} critic updates/s ({calls:.2f} update() calls/s, {calls:.2f} actor updates/s)")
+    print(f"(b) matmul FLOPs per update() call: {flops / 1e9:.3f} GFLOP -> {achieved:.1f} GFLOP/s achieved")
+    for (m, k, n), g in mm.items():
+        print(f"(b) measured torch.mm fp32 {m}x{k} @ {k}x{n}: {g:.1f} GFLOP/s")
+    print(f"(b) share of measured matmul throughput ({B}x{H}x{H} mm): {100 * achieved / ref:.1f}%  (target >= 60%)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

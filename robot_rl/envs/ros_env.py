@@ -1,0 +1,166 @@
+"""Gymnasium facade over the ROS 2 robot contract.
+
+``step`` sends the command (gripper opening, then the TCP target) and waits for the next
+synchronized observation: every subscribed stream carrying a stamp at least half a control
+period newer than the previous snapshot. The same code drives the MuJoCo stand-in or a real
+robot; only the privileged ``/sim/object_pose`` (scripted reward, 'object' observation) is
+sim-specific and optional.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64
+from std_srvs.srv import Trigger
+
+from robot_rl.config import Config
+from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.ros import messages as m
+
+
+class ObservationTimeout(TimeoutError):
+    """The robot did not deliver a synchronized observation in time."""
+
+
+class RosRobotEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, cfg: Config, node_name: str = "robot_env", use_object_pose: bool = True,
+                 timeout: float = 5.0):
+        self.cfg = cfg
+        self.timeout = timeout
+        self.period = 1.0 / cfg.control_rate_hz
+        self._owns_context = not rclpy.ok()
+        if self._owns_context:
+            rclpy.init()
+        self.node = Node(node_name)
+        self._cv = threading.Condition()
+        self._latest: dict[str, tuple[float, object]] = {}
+        groups = cfg.task.observations
+        self._streams = ["joints", "pose", "twist"]
+        sub = self.node.create_subscription
+        sub(JointState, m.JOINT_STATES, lambda msg: self._store("joints", msg), m.SENSOR_QOS)
+        sub(PoseStamped, m.EE_POSE, lambda msg: self._store("pose", msg), m.SENSOR_QOS)
+        sub(TwistStamped, m.EE_TWIST, lambda msg: self._store("twist", msg), m.SENSOR_QOS)
+        if "tactile" in groups:
+            for t in cfg.tactile:
+                key = f"tactile:{t.name}"
+                self._streams.append(key)
+                sub(Image, m.tactile_topic(t.name), lambda msg, k=key: self._store(k, msg),
+                    m.SENSOR_QOS)
+        if "images" in groups:
+            for c in cfg.cameras:
+                key = f"camera:{c.name}"
+                self._streams.append(key)
+                sub(Image, m.camera_image_topic(c.name), lambda msg, k=key: self._store(k, msg),
+                    m.SENSOR_QOS)
+        self.use_object = use_object_pose or "object" in groups
+        if self.use_object:
+            self._streams.append("object")
+            sub(PoseStamped, m.OBJECT_POSE, lambda msg: self._store("object", msg), m.SENSOR_QOS)
+        self.pub_target = self.node.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
+        self.pub_gripper = self.node.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
+        self.reset_client = self.node.create_client(Trigger, m.SCENE_RESET)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._spin = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spin.start()
+
+        first = self._wait_for(-np.inf)
+        self.task = PickCubeTask(cfg, first.ee_quat)
+        self.action_space = self.task.action_space
+        self.observation_space = self.task.observation_space
+        self._snap = first
+        self._steps = 0
+        self._last_width: float | None = None
+
+    # -- message cache ------------------------------------------------------------------------
+    def _store(self, key: str, msg) -> None:
+        with self._cv:
+            self._latest[key] = (m.from_time(msg.header.stamp), msg)
+            self._cv.notify_all()
+
+    def _wait_for(self, newer_than: float) -> Snapshot:
+        deadline = time.monotonic() + self.timeout
+        with self._cv:
+            while True:
+                ready = [k for k in self._streams
+                         if k in self._latest and self._latest[k][0] > newer_than]
+                if len(ready) == len(self._streams):
+                    return self._snapshot()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    missing = sorted(set(self._streams) - set(ready))
+                    raise ObservationTimeout(
+                        f"no fresh data within {self.timeout} s on {missing}; is the robot "
+                        f"(or `robot-rl sim`) running on ROS_DOMAIN_ID "
+                        f"{__import__('os').environ.get('ROS_DOMAIN_ID', '0')}?")
+                self._cv.wait(remaining)
+
+    def _snapshot(self) -> Snapshot:
+        joints = self._latest["joints"][1]
+        pos, quat = m.pose_from_msg(self._latest["pose"][1])
+        width = float(np.sum(m.joint_positions_by_name(joints, self.cfg.robot.gripper_joints)))
+        snap = Snapshot(stamp=self._latest["pose"][0], ee_pos=pos, ee_quat=quat,
+                        ee_vel=m.twist_from_msg(self._latest["twist"][1]), gripper_width=width)
+        for key, (_, msg) in self._latest.items():
+            if key.startswith("tactile:"):
+                snap.tactile[key.split(":", 1)[1]] = m.msg_to_image(msg)
+            elif key.startswith("camera:"):
+                snap.images[key.split(":", 1)[1]] = m.msg_to_image(msg)
+        if "object" in self._latest:
+            snap.object_pos = m.pose_from_msg(self._latest["object"][1])[0]
+        return snap
+
+    # -- gymnasium ------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if not self.reset_client.wait_for_service(timeout_sec=self.timeout):
+            raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
+        future = self.reset_client.call_async(Trigger.Request())
+        deadline = time.monotonic() + self.timeout
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise ObservationTimeout(f"{m.SCENE_RESET} did not answer in {self.timeout} s")
+            time.sleep(0.001)
+        result = future.result()
+        if not result.success:
+            raise RuntimeError(f"scene reset failed: {result.message}")
+        self.task.reset()
+        self._last_width = None
+        self._steps = 0
+        self._snap = self._wait_for(self._snap.stamp)
+        return self.task.observe(self._snap), {"success": False, "reset": result.message}
+
+    def step(self, action):
+        target, quat, width = self.task.command(action, self._snap)
+        if width != self._last_width:
+            self.pub_gripper.publish(Float64(data=float(width)))
+            self._last_width = width
+        self.pub_target.publish(m.pose_msg(target, quat, self._snap.stamp,
+                                           self.cfg.robot.base_frame))
+        self._snap = self._wait_for(self._snap.stamp + 0.5 * self.period)
+        self._steps += 1
+        success = self.task.success(self._snap)
+        truncated = not success and self._steps >= self.cfg.task.max_episode_steps
+        return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
+                {"success": success, "stamp": self._snap.stamp})
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snap
+
+    def close(self):
+        self._executor.shutdown(timeout_sec=1.0)
+        self._spin.join(timeout=2.0)
+        self.node.destroy_node()
+        if self._owns_context:
+            rclpy.try_shutdown()

@@ -1,0 +1,45 @@
+"""The node graph, described once: the CLI starts it as processes, the launch files as
+launch_ros Nodes. Both read the same configuration file, so they start the same graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robot_rl.config import Config
+
+
+@dataclass
+class NodeSpec:
+    name: str          # ROS node name (unique in the graph)
+    executable: str    # console script, as `ros2 run robot_rl <executable>` finds it
+    module: str        # python module with main(), how the CLI starts it without ROS tools
+    parameters: dict = field(default_factory=dict)
+    # A composed process hosts several nodes with names of their own (the sim: mujoco_sim,
+    # joint_driver, camera_*, tactile_*); renaming it would rename all of them.
+    composed: bool = False
+
+
+def robot_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """Hardware contract: the MuJoCo stand-in, or one driver/camera/tactile process each."""
+    base = {"config_file": config_file}
+    nodes: list[NodeSpec] = []
+    if cfg.driver.adapter == "sim":
+        nodes.append(NodeSpec("mujoco_sim", "mujoco_sim", "robot_rl.ros.sim_node", dict(base),
+                              composed=True))
+    else:
+        nodes.append(NodeSpec("joint_driver", "joint_driver", "robot_rl.ros.joint_driver_node",
+                              dict(base)))
+    for cam in cfg.cameras:
+        if cam.backend != "sim":
+            nodes.append(NodeSpec(f"camera_{cam.name}", "camera", "robot_rl.ros.camera_node",
+                                  {**base, "camera": cam.name}))
+    for sensor in cfg.tactile:
+        if sensor.backend != "sim":
+            nodes.append(NodeSpec(f"tactile_{sensor.name}", "tactile", "robot_rl.ros.tactile_node",
+                                  {**base, "tactile": sensor.name}))
+    return nodes
+
+
+def graph(cfg: Config, config_file: str, profile: str = "robot") -> list[NodeSpec]:
+    if profile == "robot":
+        return robot_nodes(cfg, config_file)
+    raise ValueError(f"unknown graph profile {profile!r}; expected one of ['robot']")

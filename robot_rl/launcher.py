@@ -1,0 +1,112 @@
+"""Starts a node graph as separate processes, and stops all of them on Ctrl-C or exit.
+
+This is how the graph runs where ``ros2 launch`` does not exist (ROS 2 from pip): the same
+``NodeSpec`` list the launch files use, each node a ``python -m <module> --ros-args ...``.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from robot_rl.graph import NodeSpec
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the launcher is killed outright (SIGKILL, a crashed test), its nodes must not linger.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _param(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_param(v) for v in value) + "]"
+    return str(value)
+
+
+def node_command(spec: NodeSpec, overrides: dict | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", spec.module, "--ros-args"]
+    if not spec.composed:
+        cmd += ["-r", f"__node:={spec.name}"]
+    for key, value in {**spec.parameters, **(overrides or {})}.items():
+        cmd += ["-p", f"{key}:={_param(value)}"]
+    return cmd
+
+
+class NodeGraph:
+    def __init__(self, specs: list[NodeSpec], overrides: dict | None = None,
+                 log_dir: str | os.PathLike | None = None, env: dict | None = None):
+        self.specs = specs
+        self.overrides = overrides or {}
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.env = {**os.environ, **(env or {})}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._logs = []
+
+    def start(self) -> "NodeGraph":
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.specs:
+            out = None
+            if self.log_dir:
+                out = open(self.log_dir / f"{spec.name}.log", "ab")
+                self._logs.append(out)
+            self.processes[spec.name] = subprocess.Popen(
+                node_command(spec, self.overrides), env=self.env, stdout=out,
+                stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        return self
+
+    def failed(self) -> dict[str, int]:
+        """Nodes that have exited, with their exit codes."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def wait(self) -> int:
+        """Block until a node exits (its code) or Ctrl-C (0 after a clean shutdown)."""
+        try:
+            while True:
+                done = self.failed()
+                if done:
+                    name, code = next(iter(done.items()))
+                    print(f"[robot_rl] node {name} exited with code {code}", file=sys.stderr)
+                    return code or 1
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT every node (rclpy shuts down cleanly on it), then escalate if needed."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for proc in self.processes.values():
+                try:
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(sig)
+            deadline = time.monotonic() + 3.0
+        for proc in self.processes.values():
+            proc.wait()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> "NodeGraph":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,637 @@
+"""SAC with the RLPD / SERL design choices (single file, CleanRL style).
+
+Facts this implementation follows (see docs/learning.md for citations):
+
+* RLPD (Ball et al., ICML 2023): symmetric sampling (50% demo / 50% online
+  per batch), LayerNorm critics, a critic *ensemble* of N=10 with the target
+  taken as the min over a random subset of M=2 members, high update-to-data
+  ratio (UTD) and entropy-regularised (SAC) backups.
+* SERL (Luo et al., ICRA 2024): for UTD > 1 the critic is updated UTD times
+  on consecutive minibatches and the actor/temperature once (on the last
+  minibatch); image encoders with spatial-embedding pooling; DrQ shifts.
+* SAC (Haarnoja et al., 2018): tanh-squashed Gaussian actor, automatic
+  temperature; RLPD uses target entropy -|A|/2.
+* Time limits (Pardo et al., ICML 2018): a time-limit truncation is not a
+  terminal state, so only ``terminated`` zeroes the bootstrap.
+
+Speed (why the code looks like this): the N critics are one set of stacked
+weights (N x in x out) evaluated with ``torch.baddbmm`` -- one kernel per
+layer for the whole ensemble instead of N small matmuls plus Python overhead.
+Target networks are plain tensors updated with one ``_foreach_lerp_``; Adam
+runs fused/foreach; no ``.item()`` calls inside the update loop (metrics are
+converted once per ``update``). The target only evaluates the M sampled
+members (the other N-M would be thrown away by the min anyway).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from .gripper_critic import GripperCritic, discretize_gripper, gripper_value
+from .networks import EncoderConfig, ObservationEncoder, as_dict_space, mlp
+
+__all__ = ["RLPDConfig", "RLPDAgent", "EnsembleCritic", "TanhGaussianActor", "td_target"]
+
+
+@dataclass
+class RLPDConfig:
+    """All RLPD/SAC hyperparameters (defaults follow RLPD/SERL)."""
+
+    hidden_dims: Tuple[int, ...] = (256, 256)
+    num_critics: int = 10  # N, RLPD ensemble size
+    critic_subset: int = 2  # M, members in the target min
+    utd_ratio: int = 8  # critic updates per env step (actor: 1 per update() call)
+    batch_size: int = 256  # minibatch per critic update (demo + online)
+    demo_ratio: float = 0.5  # RLPD symmetric sampling
+    discount: float = 0.99
+    tau: float = 0.005  # Polyak factor
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temp_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_entropy: Optional[float] = None  # None -> -|A_continuous| / 2
+    backup_entropy: bool = True  # subtract alpha * log pi in the target
+    critic_layer_norm: bool = True
+    actor_layer_norm: bool = True
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    # HIL-SERL discrete gripper
+    discrete_gripper: bool = False
+    gripper_dim: int = -1  # which env action dim is the gripper
+    grasp_penalty: float = -0.02
+    gripper_epsilon: float = 0.1  # epsilon-greedy for the gripper when exploring
+    gripper_lr: float = 3e-4
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    # runtime
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: Optional[int] = None  # torch.set_num_threads if set
+    fused_optimizer: bool = True
+
+    def validate(self) -> None:
+        if self.num_critics < 1:
+            raise ValueError(f"RLPDConfig.num_critics must be >= 1, got {self.num_critics}")
+        if not 1 <= self.critic_subset <= self.num_critics:
+            raise ValueError(f"RLPDConfig.critic_subset must be in [1, num_critics={self.num_critics}], got {self.critic_subset}")
+        if self.utd_ratio < 1:
+            raise ValueError(f"RLPDConfig.utd_ratio must be >= 1, got {self.utd_ratio}")
+        if self.batch_size < 2:
+            raise ValueError(f"RLPDConfig.batch_size must be >= 2, got {self.batch_size}")
+        if not 0.0 <= self.demo_ratio < 1.0:
+            raise ValueError(f"RLPDConfig.demo_ratio must be in [0, 1), got {self.demo_ratio}")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"RLPDConfig.discount must be in (0, 1], got {self.discount}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"RLPDConfig.tau must be in (0, 1], got {self.tau}")
+        if self.init_temperature <= 0:
+            raise ValueError(f"RLPDConfig.init_temperature must be > 0, got {self.init_temperature}")
+        if not self.hidden_dims or any(h <= 0 for h in self.hidden_dims):
+            raise ValueError(f"RLPDConfig.hidden_dims must be non-empty positive ints, got {self.hidden_dims}")
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError("RLPDConfig.log_std_min must be < log_std_max")
+        if not 0.0 <= self.gripper_epsilon <= 1.0:
+            raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RLPDConfig":
+        d = dict(d)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"RLPDConfig: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        if isinstance(d.get("encoder"), Mapping):
+            enc_known = set(EncoderConfig.__dataclass_fields__)
+            bad = sorted(set(d["encoder"]) - enc_known)
+            if bad:
+                raise ValueError(f"RLPDConfig.encoder: unknown keys {bad}; expected a subset of {sorted(enc_known)}")
+            d["encoder"] = EncoderConfig(**d["encoder"])
+        if "hidden_dims" in d:
+            d["hidden_dims"] = tuple(d["hidden_dims"])
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- #
+# Networks
+# --------------------------------------------------------------------------- #
+def td_target(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    next_q: torch.Tensor,
+    next_logp: torch.Tensor,
+    alpha: torch.Tensor,
+    discount: float,
+    backup_entropy: bool = True,
+) -> torch.Tensor:
+    """Soft TD target. ``truncated`` is intentionally *not* an argument:
+    a time-limit cut-off still bootstraps from ``next_q``."""
+    v = next_q - alpha * next_logp if backup_entropy else next_q
+    return reward + discount * (1.0 - terminated) * v
+
+
+class EnsembleCritic(nn.Module):
+    """N LayerNorm MLP Q-functions stored as stacked weights.
+
+    Layer l holds ``W_l: N x in x out`` and ``b_l: N x 1 x out``; a forward
+    pass is one ``baddbmm`` per layer for all members. LayerNorm has a
+    per-member affine (``g_l, c_l: N x 1 x out``) applied with one ``addcmul``.
+    ``forward_with(params, ...)`` lets the actor use detached weights (no
+    gradient to the critic, no parameter copies) and the target use plain
+    tensors.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], num: int, layer_norm: bool = True):
+        super().__init__()
+        self.num = num
+        self.layer_norm = layer_norm
+        self.dims = [in_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.ln_gains = nn.ParameterList()
+        self.ln_biases = nn.ParameterList()
+        for i in range(len(self.dims) - 1):
+            fan_in, fan_out = self.dims[i], self.dims[i + 1]
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default init, per member
+            self.weights.append(nn.Parameter(torch.empty(num, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(num, 1, fan_out).uniform_(-bound, bound)))
+            if layer_norm and i < len(self.dims) - 2:
+                self.ln_gains.append(nn.Parameter(torch.ones(num, 1, fan_out)))
+                self.ln_biases.append(nn.Parameter(torch.zeros(num, 1, fan_out)))
+
+    def param_list(self) -> List[torch.Tensor]:
+        """Flat ordered list [W0, b0, (g0, c0), W1, ...] used by forward_with."""
+        out: List[torch.Tensor] = []
+        n_layers = len(self.weights)
+        for i in range(n_layers):
+            out += [self.weights[i], self.biases[i]]
+            if self.layer_norm and i < n_layers - 1:
+                out += [self.ln_gains[i], self.ln_biases[i]]
+        return out
+
+    def forward_with(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``x``: B x in (shared by members) or K x B x in. Returns K x B."""
+        n_layers = len(self.dims) - 1
+        k = params[0].shape[0]
+        h = x.unsqueeze(0).expand(k, *x.shape) if x.dim() == 2 else x
+        j = 0
+        for i in range(n_layers):
+            w, b = params[j], params[j + 1]
+            j += 2
+            h = torch.baddbmm(b, h, w)
+            if i < n_layers - 1:
+                if self.layer_norm:
+                    h = torch.addcmul(params[j + 1], F.layer_norm(h, (h.shape[-1],)), params[j])
+                    j += 2
+                h = torch.relu_(h)
+        return h.squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with(self.param_list(), x)
+
+    @staticmethod
+    def subset(params: Sequence[torch.Tensor], idx: torch.Tensor) -> List[torch.Tensor]:
+        return [p.index_select(0, idx) for p in params]
+
+
+class TanhGaussianActor(nn.Module):
+    """MLP -> (mean, log_std); a = tanh(mean + std * eps).
+
+    log_std is squashed into [min, max] with tanh (smooth, no clamp kinks).
+    """
+
+    def __init__(self, in_dim: int, action_dim: int, hidden: Sequence[int], layer_norm: bool, log_std_min: float, log_std_max: float):
+        super().__init__()
+        self.trunk = mlp(in_dim, hidden, None, layer_norm=layer_norm)
+        self.head = nn.Linear(hidden[-1], 2 * action_dim)
+        self.action_dim = action_dim
+        self.log_std_min = log_std_min
+        self.log_std_max = log_std_max
+
+    def dist_params(self, feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        mean, pre = self.head(self.trunk(feat)).chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(pre) + 1.0)
+        return mean, log_std
+
+    def deterministic(self, feat: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.dist_params(feat)
+        return torch.tanh(mean)
+
+    def sample(self, feat: torch.Tensor, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.dist_params(feat)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        u = mean + log_std.exp() * eps
+        a = torch.tanh(u)
+        # log N(u) - log|det d tanh/du|; 2*(log2 - u - softplus(-2u)) == log(1 - tanh(u)^2), stable.
+        logp = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = logp - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return a, logp
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.deterministic(feat)
+
+
+class ExportedPolicy(nn.Module):
+    """Deterministic policy on raw observations (uint8 images, float32 vectors).
+
+    No random ops, no data-dependent Python control flow -> ONNX exportable.
+    Returns actions in the env's Box bounds.
+    """
+
+    def __init__(self, encoder: ObservationEncoder, actor: TanhGaussianActor, low: torch.Tensor, high: torch.Tensor,
+                 gripper: Optional[nn.Module], gripper_dim: int, action_dim: int):
+        super().__init__()
+        self.encoder = encoder
+        self.actor = actor
+        self.gripper = gripper
+        self.gripper_dim = gripper_dim
+        self.action_dim = action_dim
+        self.register_buffer("center", (high + low) / 2)
+        self.register_buffer("half_range", (high - low) / 2)
+
+    def forward(self, obs: Dict[str, torch.Tensor]) -> torch.Tensor:
+        feat = self.encoder(obs)
+        a = self.actor.deterministic(feat)
+        if self.gripper is not None:
+            g = gripper_value(self.gripper(feat).argmax(dim=-1)).unsqueeze(-1)
+            a = torch.cat([a[:, : self.gripper_dim], g, a[:, self.gripper_dim:]], dim=-1)
+        return self.center + self.half_range * a
+
+
+# --------------------------------------------------------------------------- #
+# Agent
+# --------------------------------------------------------------------------- #
+class RLPDAgent:
+    """RLPD/SERL SAC agent. See module docstring for the design."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, config: Optional[RLPDConfig] = None):
+        self.config = cfg = config or RLPDConfig()
+        cfg.validate()
+        if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+            raise ValueError(f"RLPDAgent: action space must be a 1-D gymnasium Box, got {action_space}")
+        low, high = np.asarray(action_space.low, np.float64), np.asarray(action_space.high, np.float64)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+            raise ValueError(f"RLPDAgent: action Box must have finite bounds with high > low, got low={low} high={high}")
+        if cfg.num_threads:
+            torch.set_num_threads(int(cfg.num_threads))
+        self.device = torch.device(cfg.device)
+        self.observation_space = as_dict_space(observation_space)
+        self.action_space = action_space
+        self.flat_obs = not isinstance(observation_space, spaces.Dict)
+        self.action_dim = int(action_space.shape[0])
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # parameter init
+
+        if cfg.discrete_gripper:
+            if self.action_dim < 2:
+                raise ValueError("RLPDConfig.discrete_gripper needs an action space with >= 2 dims (arm + gripper)")
+            gd = cfg.gripper_dim % self.action_dim
+            if not -self.action_dim <= cfg.gripper_dim < self.action_dim:
+                raise ValueError(f"RLPDConfig.gripper_dim {cfg.gripper_dim} out of range for action_dim {self.action_dim}")
+            self.gripper_dim = gd
+            self.arm_index = torch.tensor([i for i in range(self.action_dim) if i != gd], device=self.device)
+        else:
+            self.gripper_dim = -1
+            self.arm_index = None
+        self.cont_dim = self.action_dim - (1 if cfg.discrete_gripper else 0)
+        self.target_entropy = float(cfg.target_entropy) if cfg.target_entropy is not None else -self.cont_dim / 2.0
+
+        d = self.device
+        self.low = torch.as_tensor(low, dtype=torch.float32, device=d)
+        self.high = torch.as_tensor(high, dtype=torch.float32, device=d)
+        self.center = (self.high + self.low) / 2
+        self.half_range = (self.high - self.low) / 2
+
+        self.encoder = ObservationEncoder(self.observation_space, cfg.encoder).to(d)
+        self.has_encoder_params = any(p.requires_grad for p in self.encoder.parameters())
+        # DrQ: critic target uses a Polyak-averaged copy of the encoder.
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if self.has_encoder_params else self.encoder
+        feat_dim = self.encoder.out_dim
+        self.critic = EnsembleCritic(feat_dim + self.cont_dim, cfg.hidden_dims, cfg.num_critics, cfg.critic_layer_norm).to(d)
+        self.critic_target_params = [p.detach().clone() for p in self.critic.param_list()]
+        self.actor = TanhGaussianActor(feat_dim, self.cont_dim, cfg.hidden_dims, cfg.actor_layer_norm, cfg.log_std_min, cfg.log_std_max).to(d)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=d, requires_grad=True)
+        self.gripper: Optional[GripperCritic] = None
+        if cfg.discrete_gripper:
+            self.gripper = GripperCritic(feat_dim, cfg.hidden_dims, cfg.gripper_lr, cfg.discount, cfg.tau, cfg.grasp_penalty, cfg.critic_layer_norm).to(d)
+
+        enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        self.critic_opt = self._adam(list(self.critic.parameters()) + enc_params, cfg.critic_lr)
+        self.actor_opt = self._adam(list(self.actor.parameters()), cfg.actor_lr)
+        self.temp_opt = self._adam([self.log_alpha], cfg.temp_lr)
+        # Polyak lists (online -> target): critic tensors + trainable encoder params.
+        self._polyak_online = list(self.critic.param_list())
+        self._polyak_target = list(self.critic_target_params)
+        if self.has_encoder_params:
+            for po, pt in zip(self.encoder.parameters(), self.target_encoder.parameters()):
+                if po.requires_grad:
+                    self._polyak_online.append(po)
+                    self._polyak_target.append(pt)
+        self.num_critic_updates = 0
+        self.num_actor_updates = 0
+
+    def _adam(self, params: List[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+        if self.config.fused_optimizer:
+            try:
+                return torch.optim.Adam(params, lr=lr, fused=True)
+            except (RuntimeError, TypeError):
+                pass
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+    # ------------------------------------------------------------------ #
+    # helpers
+    # ------------------------------------------------------------------ #
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def normalize_action(self, a: torch.Tensor) -> torch.Tensor:
+        """Env units -> [-1, 1] (clipped slightly inside so atanh-free code stays finite)."""
+        return ((a - self.center) / self.half_range).clamp_(-1.0, 1.0)
+
+    def _split_action(self, a_norm: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if self.arm_index is None:
+            return a_norm, None
+        return a_norm.index_select(1, self.arm_index), discretize_gripper(a_norm[:, self.gripper_dim])
+
+    def _obs_to(self, obs: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        if self.device.type == "cpu":
+            return dict(obs)
+        return {k: v.to(self.device, non_blocking=True) for k, v in obs.items()}
+
+    def _check_batch(self, batch: Mapping[str, Any], name: str) -> None:
+        for k in ("obs", "next_obs", "action", "reward", "terminated"):
+            if k not in batch:
+                raise ValueError(f"RLPDAgent.update: {name} is missing {k!r}; expected keys obs, next_obs, action, reward, terminated[, truncated]")
+        self.encoder.check_obs(batch["obs"])
+        self.encoder.check_obs(batch["next_obs"])
+        b = batch["action"].shape[0]
+        if tuple(batch["action"].shape) != (b, self.action_dim):
+            raise ValueError(f"RLPDAgent.update: {name}['action'] shape {tuple(batch['action'].shape)}, expected ({b}, {self.action_dim})")
+        for k in ("reward", "terminated"):
+            if tuple(batch[k].shape) != (b,):
+                raise ValueError(f"RLPDAgent.update: {name}[{k!r}] shape {tuple(batch[k].shape)}, expected ({b},)")
+
+    def _merge(self, demo: Optional[Mapping[str, Any]], online: Mapping[str, Any]) -> Tuple[Dict[str, Any], int]:
+        """Concatenate demo/online so that minibatch i = demo chunk i + online chunk i."""
+        self._check_batch(online, "online_batch")
+        n_on = online["action"].shape[0]
+        if demo is None:
+            total = n_on
+            if total % self.config.batch_size:
+                raise ValueError(f"RLPDAgent.update: batch of {total} is not a multiple of batch_size={self.config.batch_size}")
+            return self._to_dev(online), total // self.config.batch_size
+        self._check_batch(demo, "demo_batch")
+        n_demo = demo["action"].shape[0]
+        total = n_on + n_demo
+        bs = self.config.batch_size
+        if total % bs:
+            raise ValueError(f"RLPDAgent.update: demo ({n_demo}) + online ({n_on}) = {total} is not a multiple of batch_size={bs}")
+        u = total // bs
+        if n_demo % u or n_on % u:
+            raise ValueError(f"RLPDAgent.update: demo ({n_demo}) and online ({n_on}) batches must each split into {u} equal minibatches")
+
+        def cat(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x.reshape(u, n_demo // u, *x.shape[1:]), y.reshape(u, n_on // u, *y.shape[1:])], 1).reshape(total, *x.shape[1:])
+
+        out: Dict[str, Any] = {}
+        for k in ("action", "reward", "terminated"):
+            out[k] = cat(demo[k], online[k])
+        out["obs"] = {k: cat(demo["obs"][k], online["obs"][k]) for k in online["obs"]}
+        out["next_obs"] = {k: cat(demo["next_obs"][k], online["next_obs"][k]) for k in online["next_obs"]}
+        return self._to_dev(out), u
+
+    def _to_dev(self, b: Mapping[str, Any]) -> Dict[str, Any]:
+        out = {k: b[k] for k in ("action", "reward", "terminated")}
+        out["obs"], out["next_obs"] = self._obs_to(b["obs"]), self._obs_to(b["next_obs"])
+        if self.device.type != "cpu":
+            out = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in out.items()}
+        return out
+
+    # ------------------------------------------------------------------ #
+    # targets
+    # ------------------------------------------------------------------ #
+    def sample_subset(self) -> torch.Tensor:
+        n, m = self.config.num_critics, self.config.critic_subset
+        return torch.randperm(n, generator=self.gen)[:m].to(self.device)
+
+    @torch.no_grad()
+    def target_q(self, next_target_feat: torch.Tensor, next_action: torch.Tensor, subset: Optional[torch.Tensor]) -> torch.Tensor:
+        """min over the chosen subset of target critics (all members if subset is None)."""
+        params = self.critic_target_params if subset is None else EnsembleCritic.subset(self.critic_target_params, subset)
+        return self.critic.forward_with(params, torch.cat([next_target_feat, next_action], -1)).min(0).values
+
+    @torch.no_grad()
+    def compute_target(self, next_feat: torch.Tensor, next_target_feat: torch.Tensor, reward: torch.Tensor,
+                       terminated: torch.Tensor, subset: Optional[torch.Tensor] = None) -> torch.Tensor:
+        next_a, next_logp = self.actor.sample(next_feat, self.gen)
+        if subset is None and self.config.critic_subset < self.config.num_critics:
+            subset = self.sample_subset()
+        nq = self.target_q(next_target_feat, next_a, subset)
+        return td_target(reward, terminated, nq, next_logp, self.alpha, self.config.discount, self.config.backup_entropy)
+
+    # ------------------------------------------------------------------ #
+    # update
+    # ------------------------------------------------------------------ #
+    def update(self, demo_batch: Optional[Mapping[str, Any]], online_batch: Mapping[str, Any]) -> Dict[str, float]:
+        """One RLPD update: U = total/batch_size critic steps on consecutive
+        minibatches, then one actor + temperature step on the last one.
+
+        Each minibatch is half demo, half online (as sampled by the caller).
+        Returns float metrics of the last step.
+        """
+        cfg = self.config
+        batch, u = self._merge(demo_batch, online_batch)
+        bs = cfg.batch_size
+        obs, nobs = batch["obs"], batch["next_obs"]
+        if self.encoder.image_keys and cfg.encoder.augment:
+            obs = self.encoder.augment(obs, self.gen)
+            nobs = self.encoder.augment(nobs, self.gen)
+        # Frozen trunk: evaluated once for the whole UTD batch, shared by all
+        # critics, the target and the actor.
+        pre_o = self.encoder.precompute(obs)
+        pre_n = self.encoder.precompute(nobs)
+        a_norm = self.normalize_action(batch["action"])
+        a_cont, g_idx = self._split_action(a_norm)
+        reward, term = batch["reward"], batch["terminated"]
+
+        def sl(d: Optional[Mapping[str, torch.Tensor]], i: int) -> Optional[Dict[str, torch.Tensor]]:
+            return None if d is None else {k: v[i * bs:(i + 1) * bs] for k, v in d.items()}
+
+        metrics: Dict[str, torch.Tensor] = {}
+        feat = None
+        for i in range(u):
+            s = slice(i * bs, (i + 1) * bs)
+            feat, m = self._critic_step(sl(obs, i), sl(pre_o, i), sl(nobs, i), sl(pre_n, i), a_cont[s], reward[s], term[s],
+                                        None if g_idx is None else g_idx[s])
+            metrics.update(m)
+        metrics.update(self._actor_step(feat))
+        keys = list(metrics)
+        vals = torch.stack([metrics[k].float().reshape(()) for k in keys]).tolist()  # one sync
+        out = dict(zip(keys, vals))
+        out["critic_updates"] = float(self.num_critic_updates)
+        out["actor_updates"] = float(self.num_actor_updates)
+        return out
+
+    def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx):
+        with torch.no_grad():
+            nfeat = self.encoder(nobs, pre_n)
+            nfeat_t = self.target_encoder(nobs, pre_n) if self.has_encoder_params else nfeat
+            target = self.compute_target(nfeat, nfeat_t, reward, term)
+        feat = self.encoder(obs, pre_o)
+        q = self.critic(torch.cat([feat, act], -1))  # N x B
+        loss = (q - target).pow(2).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._polyak_target, self._polyak_online, self.config.tau)
+        self.num_critic_updates += 1
+        feat = feat.detach()
+        m = {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "q_ensemble_std": q.detach().std(0).mean(), "target_q": target.mean()}
+        if self.gripper is not None:
+            m.update(self.gripper.update(feat, g_idx, reward, term, nfeat))
+        return feat, m
+
+    def _actor_step(self, feat: torch.Tensor) -> Dict[str, torch.Tensor]:
+        a, logp = self.actor.sample(feat, self.gen)
+        params = [p.detach() for p in self.critic.param_list()]
+        q = self.critic.forward_with(params, torch.cat([feat, a], -1)).mean(0)
+        alpha = self.alpha
+        actor_loss = (alpha * logp - q).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        logp = logp.detach()
+        temp_loss = -(self.log_alpha * (logp + self.target_entropy)).mean()
+        self.temp_opt.zero_grad(set_to_none=True)
+        temp_loss.backward()
+        self.temp_opt.step()
+        self.num_actor_updates += 1
+        return {"actor_loss": actor_loss.detach(), "entropy": -logp.mean(), "temperature": alpha, "temperature_loss": temp_loss.detach()}
+
+    # ------------------------------------------------------------------ #
+    # acting
+    # ------------------------------------------------------------------ #
+    def obs_to_tensor(self, obs: Any) -> Dict[str, torch.Tensor]:
+        """Single numpy observation (dict or flat array) -> batch-1 tensors."""
+        if self.flat_obs:
+            obs = {next(iter(self.observation_space.spaces)): obs}
+        if not isinstance(obs, Mapping):
+            raise ValueError(f"RLPDAgent.act: expected a dict observation with keys {sorted(self.observation_space.spaces)}")
+        out = {}
+        for k, sp in self.observation_space.spaces.items():
+            if k not in obs:
+                raise ValueError(f"RLPDAgent.act: observation is missing key {k!r}; expected {sorted(self.observation_space.spaces)}")
+            arr = np.asarray(obs[k])
+            if arr.shape != sp.shape:
+                raise ValueError(f"RLPDAgent.act: observation {k!r} has shape {arr.shape}, expected {sp.shape}")
+            dt = np.uint8 if self.encoder.kinds[k] == "image" else np.float32
+            out[k] = torch.from_numpy(np.ascontiguousarray(arr, dtype=dt)).unsqueeze(0).to(self.device)
+        return out
+
+    @torch.no_grad()
+    def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
+        """Action in env units for one observation."""
+        t = self.obs_to_tensor(obs)
+        feat = self.encoder(t, self.encoder.precompute(t))
+        if deterministic:
+            a = self.actor.deterministic(feat)
+        else:
+            a, _ = self.actor.sample(feat, self.gen)
+        if self.gripper is not None:
+            g = self.gripper.greedy(feat)
+            if not deterministic and torch.rand((), generator=self.gen).item() < self.config.gripper_epsilon:
+                g = torch.randint(0, 3, (1,), generator=self.gen).to(self.device)
+            a = torch.cat([a[:, : self.gripper_dim], gripper_value(g).unsqueeze(-1), a[:, self.gripper_dim:]], -1)
+        return (self.center + self.half_range * a)[0].cpu().numpy()
+
+    def export_module(self) -> nn.Module:
+        """Deterministic policy module (eval mode) for ONNX export; shares weights (deep-copied)."""
+        gripper_q = copy.deepcopy(self.gripper.q) if self.gripper is not None else None
+        mod = ExportedPolicy(copy.deepcopy(self.encoder), copy.deepcopy(self.actor), self.low.clone(), self.high.clone(),
+                             gripper_q, max(self.gripper_dim, 0), self.action_dim)
+        return mod.eval().requires_grad_(False)
+
+    # ------------------------------------------------------------------ #
+    # state
+    # ------------------------------------------------------------------ #
+    def actor_state_dict(self) -> Dict[str, Any]:
+        """Only what acting needs: encoder + actor (+ gripper Q) weights."""
+        sd: Dict[str, Any] = {"encoder": self.encoder.state_dict(), "actor": self.actor.state_dict()}
+        if self.gripper is not None:
+            sd["gripper"] = self.gripper.q.state_dict()
+        return sd
+
+    def load_actor_state_dict(self, sd: Mapping[str, Any]) -> None:
+        want = {"encoder", "actor"} | ({"gripper"} if self.gripper is not None else set())
+        if set(sd) != want:
+            raise ValueError(f"load_actor_state_dict: expected keys {sorted(want)}, got {sorted(sd)}")
+        try:
+            self.encoder.load_state_dict(sd["encoder"])
+            self.actor.load_state_dict(sd["actor"])
+            if self.gripper is not None:
+                self.gripper.q.load_state_dict(sd["gripper"])
+        except RuntimeError as e:
+            raise ValueError(f"load_actor_state_dict: weights do not match this agent's architecture: {e}") from e
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Full checkpoint: weights, targets, optimizers, temperature, counters, RNG."""
+        sd: Dict[str, Any] = {
+            "config": asdict(self.config),
+            "encoder": self.encoder.state_dict(),
+            "target_encoder": self.target_encoder.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": [p.clone() for p in self.critic_target_params],
+            "log_alpha": self.log_alpha.detach().clone(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "temp_opt": self.temp_opt.state_dict(),
+            "num_critic_updates": self.num_critic_updates,
+            "num_actor_updates": self.num_actor_updates,
+            "rng": self.gen.get_state(),
+        }
+        if self.gripper is not None:
+            sd["gripper"] = self.gripper.state_dict()
+            sd["gripper_opt"] = self.gripper.optim.state_dict()
+        return copy.deepcopy(sd)
+
+    def load_state_dict(self, sd: Mapping[str, Any]) -> None:
+        need = ["encoder", "target_encoder", "actor", "critic", "critic_target", "log_alpha", "critic_opt", "actor_opt",
+                "temp_opt", "num_critic_updates", "num_actor_updates", "rng"] + (["gripper", "gripper_opt"] if self.gripper is not None else [])
+        missing = [k for k in need if k not in sd]
+        if missing:
+            raise ValueError(f"RLPDAgent.load_state_dict: checkpoint is missing {missing}")
+        try:
+            self.encoder.load_state_dict(sd["encoder"])
+            if self.has_encoder_params:
+                self.target_encoder.load_state_dict(sd["target_encoder"])
+            self.actor.load_state_dict(sd["actor"])
+            self.critic.load_state_dict(sd["critic"])
+        except RuntimeError as e:
+            raise ValueError(f"RLPDAgent.load_state_dict: weights do not match this agent's architecture: {e}") from e
+        if len(sd["critic_target"]) != len(self.critic_target_params) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(sd["critic_target"], self.critic_target_params)
+        ):
+            raise ValueError("RLPDAgent.load_state_dict: critic_target shapes do not match this agent")
+        with torch.no_grad():
+            for dst, src in zip(self.critic_target_params, sd["critic_target"]):
+                dst.copy_(src)
+            self.log_alpha.copy_(sd["log_alpha"])
+        self.critic_opt.load_state_dict(sd["critic_opt"])
+        self.actor_opt.load_state_dict(sd["actor_opt"])
+        self.temp_opt.load_state_dict(sd["temp_opt"])
+        if self.gripper is not None:
+            self.gripper.load_state_dict(sd["gripper"])
+            self.gripper.optim.load_state_dict(sd["gripper_opt"])
+        self.num_critic_updates = int(sd["num_critic_updates"])
+        self.num_actor_updates = int(sd["num_actor_updates"])
+        self.gen.set_state(sd["rng"])

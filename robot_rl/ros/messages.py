@@ -1,0 +1,158 @@
+"""numpy <-> ROS 2 message conversions and the topic contract's names and QoS.
+
+Only standard message packages are used. Tactile taxel grids travel as ``sensor_msgs/Image``
+with encoding ``32FC1`` (one float32 per taxel, newtons, row-major, rows = image height);
+optical tactile sensors use ``rgb8`` like cameras.
+"""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, JointState
+
+# -- the topic contract (README "Topics and services" lists the same) --------------------------
+JOINT_STATES = "/joint_states"
+EE_POSE = "/robot/ee_pose"
+EE_TWIST = "/robot/ee_twist"
+EE_TARGET = "/robot/ee_target"
+JOINT_TARGET = "/robot/joint_target"
+GRIPPER_TARGET = "/robot/gripper_target"
+DRIVER_STATUS = "/robot/status"
+OBJECT_POSE = "/sim/object_pose"
+SCENE_RESET = "/scene/reset"
+
+
+def camera_image_topic(name: str) -> str:
+    return f"/camera/{name}/image_raw"
+
+
+def camera_info_topic(name: str) -> str:
+    return f"/camera/{name}/camera_info"
+
+
+def tactile_topic(name: str) -> str:
+    return f"/tactile/{name}/image"
+
+
+def tactile_zero_service(name: str) -> str:
+    return f"/tactile/{name}/zero"
+
+
+# Sensor streams: keep only the newest sample, never block the publisher on a slow reader.
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+# Commands: reliable, small queue so a burst is not silently dropped.
+COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                         reliability=ReliabilityPolicy.RELIABLE)
+
+
+def to_time(seconds: float) -> Time:
+    ns = int(round(seconds * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def from_time(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+# -- images -----------------------------------------------------------------------------------
+_ENCODINGS = {"rgb8": (np.uint8, 3), "mono8": (np.uint8, 1), "32FC1": (np.float32, 1)}
+
+
+def image_to_msg(array: np.ndarray, stamp: float, frame_id: str, encoding: str) -> Image:
+    dtype, channels = _ENCODINGS[encoding]
+    array = np.ascontiguousarray(array, dtype=dtype)
+    msg = Image()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = array.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * array.itemsize
+    msg.data = array.tobytes()
+    return msg
+
+
+def msg_to_image(msg: Image) -> np.ndarray:
+    if msg.encoding not in _ENCODINGS:
+        raise ValueError(f"image encoding {msg.encoding!r} is not supported; expected one of "
+                         f"{sorted(_ENCODINGS)}")
+    dtype, channels = _ENCODINGS[msg.encoding]
+    expected = msg.height * msg.width * channels * np.dtype(dtype).itemsize
+    if len(msg.data) != expected:
+        raise ValueError(f"image has {len(msg.data)} bytes, expected {expected} for "
+                         f"{msg.height}x{msg.width} {msg.encoding}")
+    array = np.frombuffer(msg.data, dtype=dtype)
+    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
+    return array.reshape(shape)
+
+
+def camera_info_msg(K: np.ndarray, width: int, height: int, stamp: float, frame_id: str,
+                    distortion: np.ndarray | None = None) -> CameraInfo:
+    msg = CameraInfo()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = width, height
+    msg.distortion_model = "plumb_bob"
+    msg.d = [float(v) for v in (distortion if distortion is not None else np.zeros(5))]
+    msg.k = [float(v) for v in np.asarray(K, dtype=float).ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    msg.p = [float(v) for v in P.ravel()]
+    return msg
+
+
+# -- robot state --------------------------------------------------------------------------
+def joint_state_msg(names, position, velocity, effort, stamp: float) -> JointState:
+    msg = JointState()
+    msg.header.stamp = to_time(stamp)
+    msg.name = list(names)
+    msg.position = [float(v) for v in position]
+    msg.velocity = [float(v) for v in velocity]
+    msg.effort = [float(v) for v in effort]
+    return msg
+
+
+def joint_positions_by_name(msg: JointState, names: list[str]) -> np.ndarray:
+    """Positions of ``names`` in that order; joints are matched by name, never by index."""
+    index = {n: i for i, n in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise ValueError(f"JointState lacks joints {missing}; it has {list(msg.name)}")
+    if len(msg.position) != len(msg.name):
+        raise ValueError(f"JointState has {len(msg.name)} names but {len(msg.position)} "
+                         f"positions")
+    return np.array([msg.position[index[n]] for n in names], dtype=float)
+
+
+def pose_msg(position, quat_xyzw, stamp: float, frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    q.x, q.y, q.z, q.w = (float(v) for v in quat_xyzw)
+    return msg
+
+
+def pose_from_msg(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+
+
+def twist_msg(twist6, stamp: float, frame_id: str) -> TwistStamped:
+    msg = TwistStamped()
+    msg.header.stamp = to_time(stamp)
+    msg.header.frame_id = frame_id
+    lin, ang = msg.twist.linear, msg.twist.angular
+    lin.x, lin.y, lin.z, ang.x, ang.y, ang.z = (float(v) for v in twist6)
+    return msg
+
+
+def twist_from_msg(msg: TwistStamped) -> np.ndarray:
+    lin, ang = msg.twist.linear, msg.twist.angular
+    return np.array([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])

@@ -1,0 +1,83 @@
+"""What every robot_rl node shares: the configuration as ROS parameters, and clean shutdown."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from robot_rl.config import Config, load_config
+from robot_rl.schema import ConfigError, flatten, to_dict
+
+_DYNAMIC = ParameterDescriptor(dynamic_typing=True)
+
+
+def _is_parameter_value(value) -> bool:
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value))
+
+
+def declare_config(node: Node) -> Config:
+    """Load the config named by the ``config_file`` parameter, then expose every scalar setting
+    as a ROS parameter (``sim.rate``, ``controller.stiffness_pos``...) so ``-p key:=value``
+    overrides it and ``ros2 param get`` shows what the node actually runs with."""
+    config_file = node.declare_parameter("config_file", "").value
+    base = load_config(config_file or None)
+    overrides = {}
+    for key, value in flatten(to_dict(base)).items():
+        if not _is_parameter_value(value):
+            continue  # lists of sections (cameras, tactile) come from the file only
+        param = node.declare_parameter(key, value, _DYNAMIC)
+        if param.value != value:
+            overrides[key] = param.value
+    if not overrides:
+        return base
+    try:
+        return load_config(config_file or None, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"node {node.get_name()}: parameter override rejected: {exc}") from None
+
+
+def pick_by_name(node: Node, parameter: str, items: list):
+    """The config section (camera, tactile sensor) named by the node's ``parameter``."""
+    wanted = node.declare_parameter(parameter, "").value
+    names = [item.name for item in items]
+    if wanted not in names:
+        raise ConfigError(f"node {node.get_name()}: parameter {parameter}={wanted!r} must name "
+                          f"one of the configured {parameter}s {names}")
+    return items[names.index(wanted)]
+
+
+def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,
+              threads: int = 2, on_shutdown: Callable[[], None] | None = None) -> int:
+    """Init rclpy, spin the nodes until Ctrl-C/SIGTERM, then tear everything down."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    nodes: Sequence[Node] = ()
+    code = 0
+    try:
+        nodes = make_nodes()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"[robot_rl] error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if on_shutdown is not None:
+            on_shutdown()
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

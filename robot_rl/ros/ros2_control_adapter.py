@@ -1,0 +1,135 @@
+"""Arm adapter for robots run by ros2_control.
+
+Reads ``joint_state_broadcaster`` output, runs the impedance controller on its own thread at
+``driver.loop_rate_hz`` and sends torques to a ``forward_command_controller`` (effort interface,
+``std_msgs/Float64MultiArray`` in the order of ``robot.arm_joints``). The gripper gets its opening
+on a forward position controller (one value per finger joint: half the opening each).
+
+If the hardware state stops arriving for ``driver.state_timeout`` the loop stops commanding and
+reports it: the robot's own communication watchdog then brakes the arm, which is safer than
+sending torques computed from stale positions.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from robot_rl.config import Config
+from robot_rl.robot.adapter import JointReading
+from robot_rl.robot.controller import ImpedanceController
+from robot_rl.robot.kinematics import ArmKinematics
+from robot_rl.ros import messages as m
+
+
+class Ros2ControlAdapter:
+    def __init__(self, cfg: Config, node):
+        if cfg.driver.adapter != "ros2_control":
+            raise ValueError(f"driver.adapter is {cfg.driver.adapter!r}; the joint_driver "
+                             f"executable drives real arms ('ros2_control'); the MuJoCo stand-in "
+                             f"runs its own driver inside the mujoco_sim process")
+        self.cfg = cfg
+        self.node = node
+        self.kinematics = ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
+        self.controller = ImpedanceController(self.kinematics, cfg.controller,
+                                              np.array(cfg.robot.home))
+        self.lock = threading.Lock()
+        self.names = list(cfg.robot.arm_joints) + list(cfg.robot.gripper_joints)
+        self._reading: JointReading | None = None
+        self._stamp = 0.0
+        self._received = 0.0  # host monotonic time of the last hardware state
+        self._holding = False
+        self._pub_effort = node.create_publisher(Float64MultiArray,
+                                                 cfg.driver.effort_command_topic, 1)
+        self._pub_gripper = node.create_publisher(Float64MultiArray,
+                                                  cfg.driver.gripper_command_topic, 1)
+        node.create_subscription(JointState, cfg.driver.hardware_state_topic, self._on_state,
+                                 m.SENSOR_QOS)
+        self._width = cfg.robot.gripper_max_width
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._control_loop, daemon=True),
+                         threading.Thread(target=self._publish_loop, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _on_state(self, msg: JointState) -> None:
+        try:
+            index = {n: i for i, n in enumerate(msg.name)}
+            missing = [n for n in self.names if n not in index]
+            if missing:
+                raise ValueError(f"hardware JointState lacks {missing}")
+            pick = [index[n] for n in self.names]
+            position = np.array(msg.position)[pick]
+            velocity = np.array(msg.velocity)[pick] if msg.velocity else np.zeros(len(pick))
+            effort = np.array(msg.effort)[pick] if msg.effort else np.zeros(len(pick))
+        except (ValueError, IndexError) as exc:
+            self.node.get_logger().error(f"{self.cfg.driver.hardware_state_topic}: {exc}",
+                                         throttle_duration_sec=1.0)
+            return
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(velocity))):
+            self.node.get_logger().error("hardware JointState holds NaN/Inf; ignored",
+                                         throttle_duration_sec=1.0)
+            return
+        first = self._reading is None
+        self._reading = JointReading(self.names, position, velocity, effort)
+        self._stamp = m.from_time(msg.header.stamp)
+        self._received = time.monotonic()
+        if first:
+            with self.lock:
+                self.controller.hold(position[:len(self.cfg.robot.arm_joints)])
+
+    def _control_loop(self) -> None:
+        period = 1.0 / self.cfg.driver.loop_rate_hz
+        n = len(self.cfg.robot.arm_joints)
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            deadline += period
+            reading = self._reading
+            stale = reading is None or time.monotonic() - self._received > self.cfg.driver.state_timeout
+            if stale:
+                if reading is not None and not self._holding:
+                    self.node.get_logger().error(
+                        f"no hardware state for > {self.cfg.driver.state_timeout} s: "
+                        f"stopped commanding torques")
+                self._holding = True
+            else:
+                if self._holding:
+                    with self.lock:
+                        self.controller.hold(reading.position[:n])
+                    self._holding = False
+                with self.lock:
+                    tau = self.controller.compute(reading.position[:n], reading.velocity[:n])
+                self._pub_effort.publish(Float64MultiArray(data=[float(v) for v in tau]))
+            self._stop.wait(max(0.0, deadline - time.monotonic()))
+
+    def _publish_loop(self) -> None:
+        period = 1.0 / self.cfg.driver.publish_rate_hz
+        while not self._stop.wait(period):
+            if self._reading is not None:
+                self.node.publish_state()
+
+    def read(self):
+        if self._reading is None:
+            raise RuntimeError(f"no JointState received yet on "
+                               f"{self.cfg.driver.hardware_state_topic}")
+        return self._reading, self._stamp
+
+    def set_gripper(self, width: float) -> float:
+        width = float(np.clip(width, 0.0, self.cfg.robot.gripper_max_width))
+        self._width = width
+        fingers = len(self.cfg.robot.gripper_joints)
+        self._pub_gripper.publish(Float64MultiArray(data=[width / fingers] * fingers))
+        return width
+
+    def gripper_width(self) -> float:
+        if self._reading is None:
+            return self._width
+        return float(np.sum(self._reading.position[len(self.cfg.robot.arm_joints):]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=1.0)

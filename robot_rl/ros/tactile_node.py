@@ -1,0 +1,96 @@
+"""Tactile node: ``/tactile/<name>/image`` and the ``/tactile/<name>/zero`` service.
+
+Taxel arrays publish ``32FC1`` images (rows × cols, one float per taxel: newtons in the sim,
+normalised units on a serial array); optical sensors publish ``rgb8``. ``zero`` (std_srvs/Trigger)
+takes the current reading as the no-contact baseline.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from robot_rl.config import TactileConfig
+from robot_rl.ros import messages as m
+
+
+class TactileNode(Node):
+    def __init__(self, sensor: TactileConfig | None = None, name: str | None = None,
+                 zero: Callable[[], None] | None = None):
+        super().__init__(name or f"tactile_{sensor.name}")
+        if sensor is None:
+            from robot_rl.ros.node_utils import declare_config, pick_by_name
+            sensor = pick_by_name(self, "tactile", declare_config(self).tactile)
+        self.sensor = sensor
+        self.frame_id = f"{sensor.name}_tactile_frame"
+        self.pub = self.create_publisher(Image, m.tactile_topic(sensor.name), m.SENSOR_QOS)
+        self._zero = zero
+        self.create_service(Trigger, m.tactile_zero_service(sensor.name), self._on_zero)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def publish_reading(self, data: np.ndarray, stamp: float) -> None:
+        encoding = "32FC1" if data.dtype == np.float32 and data.ndim == 2 else "rgb8"
+        self.pub.publish(m.image_to_msg(data, stamp, self.frame_id, encoding))
+
+    def _on_zero(self, request, response):
+        if self._zero is None:
+            response.success, response.message = False, "this tactile backend cannot zero"
+            return response
+        try:
+            self._zero()
+        except Exception as exc:  # report any backend failure to the caller, keep running
+            response.success, response.message = False, f"zeroing failed: {exc}"
+            return response
+        response.success, response.message = True, f"{self.sensor.name}: baseline zeroed"
+        return response
+
+    def start_reader(self, backend) -> None:
+        backend.start()
+        if self._zero is None and hasattr(backend, "zero"):
+            self._zero = backend.zero
+
+        def loop():
+            last_seq = -1
+            while not self._stop.is_set():
+                try:
+                    frame = backend.latest(timeout_s=1.0)
+                except TimeoutError as exc:
+                    self.get_logger().error(f"tactile {self.sensor.name}: {exc}",
+                                            throttle_duration_sec=2.0)
+                    continue
+                if frame.seq != last_seq:
+                    last_seq = frame.seq
+                    self.publish_reading(frame.data, frame.stamp_ns * 1e-9)
+                else:
+                    self._stop.wait(0.5 / self.sensor.rate_hz)
+            backend.stop()
+
+        self._thread = threading.Thread(target=loop, name=f"tactile_{self.sensor.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3.0)
+
+
+def main(args=None) -> int:
+    from robot_rl.ros.node_utils import run_nodes
+    from robot_rl.sensors import make_tactile
+
+    def make():
+        node = TactileNode(name="tactile")
+        node.start_reader(make_tactile(node.sensor))
+        return [node]
+
+    return run_nodes(make, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
