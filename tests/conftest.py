@@ -58,6 +58,12 @@ def park_cube(world) -> None:
     mujoco.mj_forward(world.model, world.data)
 
 
+@pytest.fixture(name="park_cube")
+def park_cube_fixture():
+    """The ``park_cube(world)`` helper, for tests that build or reset their own worlds."""
+    return park_cube
+
+
 @pytest.fixture
 def clear_world(world):
     """Default world with the cube parked far away."""
@@ -82,6 +88,3 @@ def env_factory():
     for env in cache.values():
         env.close()
 
-
-SMALL_CAMERAS = [{"name": "front", "width": 64, "height": 64},
-                 {"name": "wrist", "width": 64, "height": 64}]

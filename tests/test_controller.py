@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import park_cube
 from robot_rl.robot.controller import ClampReport, CommandError
 
 CONTROL_PERIOD_STEPS = 50  # 10 Hz control on a 2 ms physics step (checked below)
@@ -115,7 +114,7 @@ def _run_joint_target(world, target, steps):
 
 
 @pytest.mark.parametrize("joint", range(7))
-def test_single_joint_beyond_limit_stays_within_limits(clear_world, joint):
+def test_single_joint_beyond_limit_stays_within_limits(clear_world, park_cube, joint):
     world = clear_world
     lo, hi = world.kin.limits.lower, world.kin.limits.upper
     home = np.array(world.cfg.robot.home)
@@ -144,6 +143,37 @@ def test_all_joints_beyond_upper_limits_stay_within_limits(clear_world):
     worst, torque_ratio = _run_joint_target(world, world.kin.limits.upper + 0.3, 2000)
     assert torque_ratio <= 1.0 + 1e-9
     assert np.all(worst >= 0.0), f"min distance inside the URDF limits per joint: {worst}"
+
+
+def test_joint_mode_respects_velocity_limits(clear_world):
+    """A large joint-space move (joint 1 from home to its upper limit) must not exceed the URDF
+    velocity limits (2.175 rad/s on joint 1; a real Panda stops with a reflex error).
+
+    Fails with the current controller: joint 1 reaches ~9 rad/s (see report)."""
+    world = clear_world
+    target = np.array(world.cfg.robot.home)
+    target[0] = world.kin.limits.upper[0]
+    world.controller.set_joint_target(target)
+    peak = np.zeros(7)
+    for _ in range(1500):
+        world.step_physics(1)
+        peak = np.maximum(peak, np.abs(world.data.qvel[world._arm_dof]))
+    assert abs(world.arm_q()[0] - world.controller.target_q[0]) < 0.01     # it did get there
+    assert np.all(peak <= world.kin.limits.velocity), \
+        f"peak |dq| / URDF velocity limit per joint: {np.round(peak / world.kin.limits.velocity, 2)}"
+
+
+def test_cartesian_mode_respects_velocity_limits(clear_world):
+    """Reference limiting keeps Cartesian moves slow: across the workspace, |dq| stays within
+    the URDF velocity limits."""
+    world = clear_world
+    peak = np.zeros(7)
+    for target in ([0.30, -0.25, 0.05], [0.65, 0.25, 0.45], [0.30, 0.25, 0.40]):
+        world.controller.set_cartesian_target(target)
+        for _ in range(1000):
+            world.step_physics(1)
+            peak = np.maximum(peak, np.abs(world.data.qvel[world._arm_dof]))
+    assert np.all(peak <= world.kin.limits.velocity), peak / world.kin.limits.velocity
 
 
 @pytest.mark.parametrize("command", [
@@ -219,7 +249,7 @@ def _table_contact_force(world) -> np.ndarray:
 
 
 @pytest.mark.parametrize("max_pos_error", [0.03, 0.5])
-def test_reference_limiting_bounds_contact_force(world_factory, max_pos_error):
+def test_reference_limiting_bounds_contact_force(world_factory, park_cube, max_pos_error):
     """Target 1 m below the table (the box is opened downwards so it is not clamped): the
     steady force the controller demands, and the table feels, is at most K * max_pos_error.
     With max_pos_error = 0.5 the same measurement must see far more, so the check has teeth."""

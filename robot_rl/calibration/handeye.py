@@ -49,6 +49,7 @@ import yaml
 
 from .board import BoardConfig, Detection, detect_board
 from .errors import (
+    BlurredImageError,
     BoardNotFoundError,
     CalibrationError,
     CalibrationFileError,
@@ -114,6 +115,8 @@ class HandEyeConfig:
     max_residual_mm / max_residual_deg: refuse a best solution whose board
         pose consistency (RMS over views) exceeds these.
     max_pnp_error_px: drop views whose board pose reprojects worse than this.
+    min_sharpness: drop views whose board region is blurred (variance of the
+        Laplacian, as for intrinsics); a blurred board gives a biased pose.
     """
 
     min_views: int = 5
@@ -125,6 +128,7 @@ class HandEyeConfig:
     max_residual_mm: float = 5.0
     max_residual_deg: float = 1.0
     max_pnp_error_px: float = 2.0
+    min_sharpness: float = 100.0
 
 
 @dataclass
@@ -639,6 +643,9 @@ def calibrate_hand_eye(
         except BoardNotFoundError as exc:
             rejected.append((name, f"board not found: {exc}"))
             continue
+        if det.sharpness < cfg.min_sharpness:
+            rejected.append((name, f"blurred: Laplacian variance {det.sharpness:.1f} < min_sharpness={cfg.min_sharpness}"))
+            continue
         if err > cfg.max_pnp_error_px:
             rejected.append((name, f"board pose reprojection {err:.2f} px > {cfg.max_pnp_error_px} px"))
             continue
@@ -646,6 +653,11 @@ def calibrate_hand_eye(
         poses.append(np.asarray(T, float))
         C.append(T_cb)
         kept.append(name)
+    if not C and rejected and all(w.startswith("blurred") for _, w in rejected):
+        raise BlurredImageError(
+            f"all {len(images)} hand-eye views are too blurred to use (e.g. {rejected[0][0]}: {rejected[0][1]}); "
+            "hold the robot still during capture and check focus"
+        )
     if not C:
         raise BoardNotFoundError(
             f"board not found in any of the {len(images)} images ({board.type} {board.rows}x{board.cols}); "

@@ -91,8 +91,9 @@ def capture_baseline(
     """Statistics from no-contact frames.
 
     frames: iterable of equally shaped arrays, or an array ``(N, *shape)``.
-    noise_floor: minimum scale; default 1% of the median |mean| (or 1e-6),
-        which stays below real taxel noise on common sensors.
+    noise_floor: minimum scale; default 10% of the median per-element std
+        (at least 1e-6): dead or clipped taxels (std ~ 0) get floored while
+        normally noisy ones keep their own std.
     max_drift_sigma: the mean of the first and second half of the capture may
         differ by at most this many (pooled) standard deviations of the mean
         (i.e. ``max_drift_sigma * scale / sqrt(N/2)``), element-wise on the
@@ -120,7 +121,7 @@ def capture_baseline(
     mean = data.mean(axis=0)
     std = data.std(axis=0, ddof=1)
     if noise_floor is None:
-        noise_floor = max(0.01 * float(np.median(np.abs(mean))), 1e-6)
+        noise_floor = max(0.1 * float(np.median(std)), 1e-6)
     if noise_floor <= 0:
         raise ValueError(f"noise_floor must be > 0, got {noise_floor}")
     scale = np.maximum(std, noise_floor)

@@ -77,8 +77,8 @@ class ImpedanceController:
         if position.shape != (3,):
             raise CommandError(f"Cartesian target needs 3 position values, got {position.shape}")
         if not np.all(np.isfinite(position)):
-            raise CommandError(f"Cartesian target position is not finite: {position}; "
-                               f"holding the previous target")
+            raise CommandError(f"Cartesian target position is not finite: {position}"
+                               )
         report = ClampReport()
         clipped = np.clip(position, self.box_min, self.box_max)
         if not np.array_equal(clipped, position):
@@ -102,7 +102,7 @@ class ImpedanceController:
             raise CommandError(f"joint target needs {self.kin.nq} values "
                                f"({self.kin.joint_names}), got {q.shape}")
         if not np.all(np.isfinite(q)):
-            raise CommandError(f"joint target is not finite: {q}; holding the previous target")
+            raise CommandError(f"joint target is not finite: {q}")
         report = ClampReport()
         clipped = np.clip(q, self.q_min, self.q_max)
         for i in np.flatnonzero(clipped != q):

@@ -44,7 +44,11 @@ class JointDriverNode(Node):
 
     # -- commands -----------------------------------------------------------------------------
     def _report(self, text: str, error: bool) -> None:
-        (self.get_logger().error if error else self.get_logger().warning)(text)
+        # rclpy ties a severity to each logging call site, hence two separate calls.
+        if error:
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
         self.pub_status.publish(String(data=("REJECTED: " if error else "CLAMPED: ") + text))
 
     def _apply(self, what: str, command) -> None:

@@ -8,7 +8,7 @@ register themselves with ``register_camera_backend`` / ``register_tactile_backen
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from .base import (
     CameraBackend,
@@ -20,11 +20,12 @@ from .base import (
     TactileBackend,
     TactileLayout,
 )
-from .config import CameraConfig, TactileConfig
+from .config import CameraConfig, TactileConfig, camera_config_from, tactile_config_from
 
 __all__ = [
     "CameraBackend", "CameraConfig", "CameraIntrinsics", "DeviceNotFoundError", "Frame",
     "SensorError", "SensorTimeout", "TactileBackend", "TactileConfig", "TactileLayout",
+    "camera_config_from", "tactile_config_from",
     "make_camera", "make_tactile", "register_camera_backend", "register_tactile_backend",
 ]
 
@@ -60,8 +61,12 @@ register_tactile_backend("usb_optical", _usb_optical)
 register_tactile_backend("serial_taxel", _serial_taxel)
 
 
-def make_camera(cfg: CameraConfig) -> CameraBackend:
-    """Construct (not start) the camera backend named by ``cfg.backend``."""
+def make_camera(cfg: Any) -> CameraBackend:
+    """Construct (not start) the camera backend named by ``cfg.backend``.
+
+    ``cfg`` may be a ``CameraConfig`` or any config object/mapping using the
+    same field names (see ``config.camera_config_from``)."""
+    cfg = camera_config_from(cfg)
     try:
         factory = _CAMERA_FACTORIES[cfg.backend]
     except KeyError:
@@ -71,8 +76,13 @@ def make_camera(cfg: CameraConfig) -> CameraBackend:
     return factory(cfg)
 
 
-def make_tactile(cfg: TactileConfig) -> TactileBackend:
-    """Construct (not start) the tactile backend named by ``cfg.backend``."""
+def make_tactile(cfg: Any) -> TactileBackend:
+    """Construct (not start) the tactile backend named by ``cfg.backend``.
+
+    ``cfg`` may be a ``TactileConfig`` or any config object/mapping using the
+    same field names; ``rows``/``cols`` and ``rate_hz`` are understood too
+    (see ``config.tactile_config_from``)."""
+    cfg = tactile_config_from(cfg)
     try:
         factory = _TACTILE_FACTORIES[cfg.backend]
     except KeyError:

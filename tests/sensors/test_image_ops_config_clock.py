@@ -163,3 +163,40 @@ def test_latest_slot_semantics():
     slot.fail(OSError("unplugged"))
     with pytest.raises(SensorError, match="unplugged"):
         slot.get(1.0)
+
+
+def test_foreign_config_objects_are_accepted():
+    """The central YAML schema has its own config classes; same-named fields
+    carry over, rows/cols and rate_hz are mapped, unknown fields are ignored."""
+    from dataclasses import dataclass as dc
+
+    from robot_rl.sensors import camera_config_from, tactile_config_from
+
+    @dc
+    class CentralCam:
+        name: str = "front"
+        backend: str = "realsense"
+        serial: str = "123"
+        width: int = 128
+        height: int = 128
+        fps: int = 10
+        crop: list | None = None
+        resize: list | None = None
+        info_file: str = "x.yaml"
+
+    @dc
+    class CentralTactile:
+        name: str = "left"
+        backend: str = "serial_taxel"
+        device: str = "/dev/ttyUSB0"
+        serial: str = "S1"
+        rows: int = 4
+        cols: int = 5
+        rate_hz: float = 10.0
+        sim_body: str = "finger"
+
+    c = camera_config_from(CentralCam(crop=[0, 0, 64, 64]))
+    assert (c.backend, c.serial, c.width, c.crop, c.start_timeout_s) == ("realsense", "123", 128, (0, 0, 64, 64), 5.0)
+    t = tactile_config_from(CentralTactile())
+    assert (t.shape, t.fps, t.device, t.serial) == ((4, 5), 10, "/dev/ttyUSB0", "S1")
+    assert tactile_config_from({"backend": "usb_optical", "device": "0"}).device == "0"

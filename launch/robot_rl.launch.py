@@ -1,0 +1,36 @@
+"""ros2 launch robot_rl robot_rl.launch.py config:=/path/to/config.yaml [profile:=robot]
+
+Starts the graph described by robot_rl.graph from the given configuration (the packaged
+config/default.yaml, i.e. the MuJoCo stand-in, when none is given). `robot-rl up` starts the
+very same NodeSpecs as plain processes on machines without the ros2 CLI.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _nodes(context):
+    from robot_rl.config import default_config_path, load_config
+    from robot_rl.graph import graph
+
+    config_file = LaunchConfiguration("config").perform(context) or str(default_config_path())
+    profile = LaunchConfiguration("profile").perform(context)
+    cfg = load_config(config_file)
+    actions = []
+    for spec in graph(cfg, config_file, profile):
+        # A composed process keeps the names of the nodes it hosts (see NodeSpec.composed).
+        name = {} if spec.composed else {"name": spec.name}
+        actions.append(Node(package="robot_rl", executable=spec.executable, output="screen",
+                            parameters=[spec.parameters], emulate_tty=True, **name))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value="",
+                              description="robot_rl YAML configuration file"),
+        DeclareLaunchArgument("profile", default_value="robot",
+                              description="which part of the graph to start"),
+        OpaqueFunction(function=_nodes),
+    ])

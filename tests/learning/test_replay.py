@@ -1,0 +1,209 @@
+import gc
+import json
+import os
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from robot_rl.learning.replay import DemoOnlineBuffers, ReplayBuffer, count_transitions
+
+
+def _space(img=(6, 5, 3)):
+    return spaces.Dict(
+        {
+            "cam": spaces.Box(0, 255, img, np.uint8),
+            "state": spaces.Box(-np.inf, np.inf, (2,), np.float32),
+            "tactile": spaces.Box(-np.inf, np.inf, (3, 4), np.float32),
+        }
+    )
+
+
+def _frame(ep: int, t: int, img=(6, 5, 3)):
+    """Observation that encodes (episode, step) in every key."""
+    return {
+        "cam": np.full(img, (ep * 37 + t) % 256, np.uint8),
+        "state": np.array([ep, t], np.float32),
+        "tactile": np.full((3, 4), ep * 1000 + t, np.float32),
+    }
+
+
+def _run_episodes(buf, lengths, end_kind, start_ep=0, record=None):
+    """Add episodes; returns list of (ep, t, terminated, truncated) per transition."""
+    record = [] if record is None else record
+    for e, L in enumerate(lengths):
+        ep = start_ep + e
+        for t in range(L):
+            last = t == L - 1
+            term = last and end_kind(ep) == "term"
+            trunc = last and end_kind(ep) == "trunc"
+            buf.add(_frame(ep, t), np.array([ep, t], np.float32), float(ep + t), _frame(ep, t + 1), term, trunc,
+                    actor_id=ep % 3, intervened=(t % 2 == 0))
+            record.append((ep, t, term, trunc))
+    return record
+
+
+def _check_against(buf, record):
+    n = len(buf)
+    assert 0 < n <= buf.capacity
+    expect = record[-n:]  # valid transitions are the newest suffix
+    b = buf.get(np.arange(n))
+    for i, (ep, t, term, trunc) in enumerate(expect):
+        assert b["obs"]["state"][i].tolist() == [ep, t]
+        assert b["next_obs"]["state"][i].tolist() == [ep, t + 1]
+        assert int(b["obs"]["cam"][i, 0, 0, 0]) == (ep * 37 + t) % 256
+        assert int(b["next_obs"]["cam"][i, 0, 0, 0]) == (ep * 37 + t + 1) % 256
+        assert float(b["next_obs"]["tactile"][i, 2, 3]) == ep * 1000 + t + 1
+        assert b["action"][i].tolist() == [ep, t]
+        assert float(b["reward"][i]) == ep + t
+        assert float(b["terminated"][i]) == float(term)
+        assert float(b["truncated"][i]) == float(trunc)
+        assert int(b["actor_id"][i]) == ep % 3
+        assert bool(b["intervened"][i]) == (t % 2 == 0)
+
+
+def test_frames_shared_and_next_obs_correct_across_boundaries_and_wrap():
+    buf = ReplayBuffer(_space(), 2, capacity=23, frame_slack=4, seed=0, verbose=False)
+    lengths = [5, 1, 7, 3, 9, 2, 6, 4, 8, 5, 3, 11]
+    kinds = lambda ep: "term" if ep % 2 else "trunc"  # noqa: E731
+    record = []
+    for upto in range(1, len(lengths) + 1):  # check after every episode, through several wraps
+        _run_episodes(buf, lengths[upto - 1 : upto], kinds, start_ep=upto - 1, record=record)
+        _check_against(buf, record)
+    # Each episode stores L+1 frames: sharing works (naive would be 2 per transition).
+    assert buf.n_frames == sum(lengths) + len(lengths)
+    assert buf.n_added == sum(lengths) > 3 * buf.capacity  # wrapped several times
+    # Random samples also obey next = obs + 1 step.
+    s = buf.sample(512)
+    assert np.array_equal(s["next_obs"]["state"][:, 1].numpy(), s["obs"]["state"][:, 1].numpy() + 1)
+    assert np.array_equal(s["next_obs"]["state"][:, 0].numpy(), s["obs"]["state"][:, 0].numpy())
+
+
+def test_short_episodes_evict_but_never_serve_wrong_frames():
+    # 1-step episodes need 2 frames per transition: more than the frame ring
+    # can give for `capacity` transitions; the buffer must shrink, not corrupt.
+    buf = ReplayBuffer(_space(), 2, capacity=10, frame_slack=2, seed=0, verbose=False)
+    record = _run_episodes(buf, [1] * 30, lambda ep: "term")
+    assert len(buf) == 6  # (10 + 2) frames / 2 per episode
+    _check_against(buf, record)
+
+
+def test_non_continuing_obs_gets_its_own_frame():
+    buf = ReplayBuffer(_space(), 2, capacity=50, seed=0, verbose=False)
+    rec = []
+    # Interleave two "actors" whose transitions do not chain.
+    for t in range(5):
+        for ep in (0, 1):
+            buf.add(_frame(ep, t), np.array([ep, t], np.float32), float(ep + t), _frame(ep, t + 1), False, False,
+                    actor_id=ep % 3, intervened=(t % 2 == 0))
+            rec.append((ep, t, False, False))
+    _check_against(buf, rec)
+    assert buf.n_frames == 20  # no sharing possible, but still correct
+
+
+def test_bytes_per_transition_two_128_cameras():
+    sp = spaces.Dict(
+        {
+            "front": spaces.Box(0, 255, (128, 128, 3), np.uint8),
+            "wrist": spaces.Box(0, 255, (128, 128, 3), np.uint8),
+            "state": spaces.Box(-1, 1, (19,), np.float32),
+        }
+    )
+    buf = ReplayBuffer(sp, 7, capacity=100_000, verbose=False)
+    rep = buf.memory_report()
+    assert rep["bytes_per_transition"] <= 100_000
+    naive = 2 * (2 * 128 * 128 * 3 * 4 + 19 * 4)  # float32 obs + next_obs
+    assert naive / rep["bytes_per_transition"] > 7.5
+    assert rep["total_bytes"] == pytest.approx(rep["bytes_per_transition"] * 100_000)
+
+
+def test_add_rejects_bad_shapes():
+    buf = ReplayBuffer(_space(), 2, capacity=8, verbose=False)
+    good = _frame(0, 0)
+    bad = dict(good, cam=np.zeros((6, 6, 3), np.uint8))
+    with pytest.raises(ValueError, match="cam"):
+        buf.add(bad, np.zeros(2), 0.0, good, False, False)
+    with pytest.raises(ValueError, match="missing key 'state'"):
+        buf.add({"cam": good["cam"], "tactile": good["tactile"]}, np.zeros(2), 0.0, good, False, False)
+    with pytest.raises(ValueError, match="action"):
+        buf.add(good, np.zeros(3), 0.0, good, False, False)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(4)
+
+
+def test_persistence_crash_resume(tmp_path):
+    d = str(tmp_path / "replay")
+    buf = ReplayBuffer(_space(), 2, capacity=100, persist_dir=d, flush_every=10, seed=0, verbose=False)
+    record = _run_episodes(buf, [7, 4, 9, 5], lambda ep: "term" if ep == 1 else "trunc")  # 25 transitions
+    assert len(record) == 25
+    before = buf.get(np.arange(20))
+    del buf  # "crash": no close(), last 5 transitions never flushed
+    gc.collect()
+    assert sorted(os.listdir(d)) == ["chunk_00000000.safetensors", "chunk_00000001.safetensors", "manifest.json"]
+    assert count_transitions(d) == 20
+    with open(os.path.join(d, "manifest.json")) as f:
+        assert json.load(f)["format"] == "robot_rl.replay"
+
+    buf2 = ReplayBuffer.load(d, capacity=100, seed=0, verbose=False)
+    assert len(buf2) == 20
+    after = buf2.get(np.arange(20))
+    for k in ("action", "reward", "terminated", "truncated", "actor_id", "intervened"):
+        assert np.array_equal(before[k].numpy(), after[k].numpy()), k
+    for part in ("obs", "next_obs"):
+        for k in before[part]:
+            assert np.array_equal(before[part][k].numpy(), after[part][k].numpy()), (part, k)
+    _check_against(buf2, record[:20])
+    # Frame sharing survives the round trip: 20 transitions over 3 episodes (7, 4, 9) -> 23 frames.
+    assert buf2.n_frames == 23
+
+    # Resume appending to the same directory, then close cleanly.
+    rec2 = _run_episodes(buf2, [6], lambda ep: "term", start_ep=10)
+    buf2.close()
+    assert count_transitions(d) == 26
+    buf3 = ReplayBuffer.load(d, verbose=False)
+    _check_against(buf3, record[:20] + rec2)
+
+
+def test_corrupt_files_raise_clear_errors(tmp_path):
+    d = str(tmp_path / "r")
+    buf = ReplayBuffer(_space(), 2, capacity=50, persist_dir=d, flush_every=5, verbose=False)
+    _run_episodes(buf, [10], lambda ep: "term")
+    buf.close()
+    chunk = os.path.join(d, "chunk_00000001.safetensors")
+    with open(chunk, "r+b") as f:
+        f.truncate(40)
+    with pytest.raises(ValueError, match="chunk_00000001"):
+        ReplayBuffer.load(d, verbose=False)
+    os.remove(chunk)
+    with open(os.path.join(d, "chunk_00000003.safetensors"), "wb") as f:
+        f.write(b"x")
+    with pytest.raises(ValueError, match="gap"):
+        ReplayBuffer.load(d, verbose=False)
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(ValueError, match="manifest"):
+        ReplayBuffer.load(d, verbose=False)
+    with pytest.raises(ValueError, match="manifest.json"):
+        ReplayBuffer.load(str(tmp_path / "nothing"), verbose=False)
+
+
+def test_resume_rejects_mismatched_space(tmp_path):
+    d = str(tmp_path / "r")
+    ReplayBuffer(_space(), 2, capacity=5, persist_dir=d, verbose=False)
+    with pytest.raises(ValueError, match="does not match"):
+        ReplayBuffer(_space(img=(4, 4, 3)), 2, capacity=5, persist_dir=d, verbose=False)
+
+
+def test_demo_online_routing_and_sampling():
+    demo = ReplayBuffer(_space(), 2, capacity=100, seed=1, verbose=False, name="demo")
+    online = ReplayBuffer(_space(), 2, capacity=100, seed=2, verbose=False, name="online")
+    both = DemoOnlineBuffers(demo, online)
+    with pytest.raises(ValueError, match="empty"):
+        both.sample(8)
+    for t in range(10):
+        both.add(_frame(0, t), np.array([0, t], np.float32), 0.0, _frame(0, t + 1), False, t == 9, intervened=(3 <= t < 6))
+    assert len(online) == 10 and len(demo) == 3
+    assert demo.get(np.arange(3))["intervened"].all()
+    d, o = both.sample(16)
+    assert d["action"].shape == (8, 2) and o["action"].shape == (8, 2)
+    assert set(d["obs"]["state"][:, 1].tolist()) <= {3.0, 4.0, 5.0}
