@@ -57,6 +57,8 @@ class ControllerConfig:
     workspace_max: list[float] = field(default_factory=lambda: [0.75, 0.35, 0.55])
     joint_limit_margin: float = 0.05  # rad kept away from the URDF limits
     joint_limit_stiffness: float = 50.0  # N m/rad repulsion inside the margin
+    joint_stiffness: float = 120.0    # N m/rad, joint-target mode
+    max_joint_error: float = 0.3      # rad: joint-target reference limiting
 
     def validate(self) -> None:
         for name in ("stiffness_pos", "stiffness_rot", "max_pos_error", "max_rot_error"):

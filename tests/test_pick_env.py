@@ -49,8 +49,6 @@ def test_check_env_all_groups_yaw_actions(env_factory):
     _check(env)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PickCubeEnv renders cam.width x cam.height and "
-                   "ignores crop/resize, while the observation space is built from resize")
 def test_images_follow_camera_resize(env_factory):
     cameras = [{"name": "front", "width": 64, "height": 64, "resize": [32, 24]},
                {"name": "wrist", "width": 64, "height": 64}]

@@ -22,7 +22,6 @@ forward, +y down). Board frame as in :mod:`robot_rl.calibration.board`
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 

@@ -21,7 +21,7 @@ def snapshot_from_world(world: SimWorld, cfg: Config, images: bool) -> Snapshot:
         snap.tactile[t.name] = world.tactile(t.name)
     if images:
         for cam in cfg.cameras:
-            snap.images[cam.name] = world.render(cam.name, cam.width, cam.height)
+            snap.images[cam.name] = world.camera_frame(cam)[0]
     return snap
 
 

@@ -59,7 +59,8 @@ class PickCubeTask:
                 obs[f"tactile_{t.name}"] = spaces.Box(0.0, np.inf, (t.rows, t.cols), np.float32)
         if "images" in groups:
             for cam in self.cfg.cameras:
-                width, height = cam.resize or (cam.width, cam.height)
+                width, height = (cam.resize or (cam.crop[2:] if cam.crop else None)
+                                 or (cam.width, cam.height))
                 obs[f"image_{cam.name}"] = spaces.Box(0, 255, (height, width, 3), np.uint8)
         return obs
 

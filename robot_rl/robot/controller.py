@@ -123,8 +123,12 @@ class ImpedanceController:
         pose, jac, gravity = self.kin.state(q, dq)
         self.last_pose = pose
         if self.mode == "joint":
-            stiffness = self.cfg.stiffness_rot * 2.0
-            tau = stiffness * (self.target_q - q) - 2.0 * np.sqrt(stiffness) * dq
+            # Reference-limited joint spring with damping scaled by each joint's inertia, so a
+            # far joint target neither overshoots the limits nor exceeds the velocity limits.
+            error = np.clip(self.target_q - q, -self.cfg.max_joint_error, self.cfg.max_joint_error)
+            inertia = np.diag(self.kin.mass_matrix(q))
+            stiffness = self.cfg.joint_stiffness
+            tau = stiffness * error - 2.0 * np.sqrt(stiffness * inertia) * dq
         else:
             pos_err = _clip_norm(self.target_pos - pose.translation, self.cfg.max_pos_error)
             rot_err = _clip_norm(pin.log3(self.target_rot @ pose.rotation.T),

@@ -96,9 +96,8 @@ class MujocoSimNode(Node):
         for node in self.cameras:
             cam = node.camera
             if self.periods % self._render_every[cam.name] == 0:
-                image = world.render(cam.name, cam.width, cam.height)
-                node.publish_frame(image, stamp, world.camera_intrinsics(cam.name, cam.width,
-                                                                         cam.height))
+                image, K = world.camera_frame(cam)
+                node.publish_frame(image, stamp, K)
 
     def _run(self) -> None:
         sim = self.cfg.sim

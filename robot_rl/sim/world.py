@@ -13,6 +13,8 @@ from robot_rl.config import Config
 from robot_rl.robot.adapter import JointReading
 from robot_rl.robot.controller import ImpedanceController, matrix_to_quat_xyzw
 from robot_rl.robot.kinematics import ArmKinematics
+from robot_rl.sensors.base import CameraIntrinsics
+from robot_rl.sensors.image_ops import ImageTransform
 from robot_rl.sim.scene import build_model, taxel_layouts
 
 CUBE_HALF = 0.025
@@ -43,6 +45,7 @@ class SimWorld:
         self.rng = np.random.default_rng(cfg.sim.seed if seed is None else seed)
         self.substeps = max(1, round(1.0 / cfg.control_rate_hz / cfg.sim.physics_dt))
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._transforms: dict[str, ImageTransform] = {}
         self.gripper_width_cmd = cfg.robot.gripper_max_width
         self.reset()
 
@@ -137,6 +140,21 @@ class SimWorld:
         renderer = self._renderers[key]
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
+
+    def camera_frame(self, camera) -> tuple[np.ndarray, np.ndarray]:
+        """Render a configured camera and apply its crop/resize exactly as a real camera node
+        does; returns the image and the matching 3×3 intrinsics."""
+        transform = self._transforms.get(camera.name)
+        if transform is None:
+            transform = ImageTransform(camera.width, camera.height, camera.crop, camera.resize)
+            self._transforms[camera.name] = transform
+        image = self.render(camera.name, camera.width, camera.height)
+        K = self.camera_intrinsics(camera.name, camera.width, camera.height)
+        if transform.is_identity:
+            return image, K
+        intr = transform.intrinsics(CameraIntrinsics(camera.width, camera.height, K[0, 0],
+                                                     K[1, 1], K[0, 2], K[1, 2]))
+        return transform.apply(image), intr.K
 
     def camera_intrinsics(self, camera: str, width: int, height: int) -> np.ndarray:
         """3×3 pinhole matrix of a MuJoCo camera: square pixels, centred principal point."""

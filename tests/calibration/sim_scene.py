@@ -41,8 +41,6 @@ from robot_rl.calibration.transforms import (  # noqa: E402
     invert_T,
     make_T,
     matrix_to_quat,
-    quat_to_matrix,
-    wxyz_to_xyzw,
     xyzw_to_wxyz,
 )
 

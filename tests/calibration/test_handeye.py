@@ -27,7 +27,7 @@ from robot_rl.calibration.transforms import (
     rotvec_to_matrix,
 )
 
-from .conftest import BOARDS, GT_T_EE_CAM, GT_T_WORLD_CAM, board_or_skip
+from .conftest import GT_T_EE_CAM, GT_T_WORLD_CAM
 
 TOL_MM, TOL_DEG = 2.0, 0.5
 
@@ -200,3 +200,16 @@ def test_config_thresholds_are_respected():
     G = [make_T(euler_xyz_to_matrix(0.3 * k, 0.2 * k, 0.1 * k), [0.1 * k, 0, 0]) for k in range(6)]
     with pytest.raises(InsufficientViewsError, match="at least 20"):
         solve_hand_eye(G, G, config=cfg)
+
+
+def test_full_pipeline_with_calibrated_intrinsics(sim_dataset, capsys):
+    """Intrinsics from the images themselves (not ground truth) feeding hand-eye."""
+    from robot_rl.calibration.intrinsics import calibrate_intrinsics
+
+    ds = sim_dataset("checkerboard")
+    intr = calibrate_intrinsics(ds["images"], ds["board"], log=None)
+    res = calibrate_hand_eye(ds["images"], ds["ee_poses"], ds["board"], intr.K, intr.D, log=None)
+    dt, dr = pose_error(res.T, GT_T_EE_CAM)
+    with capsys.disabled():
+        print(f"\n[pipeline eye_in_hand, calibrated K] {res.method}: {dt * 1000:.3f} mm / {dr:.4f} deg")
+    assert dt * 1000 < TOL_MM and dr < TOL_DEG

@@ -94,3 +94,13 @@ def test_cli(tmp_path, capsys):
     rc = tactile.main(["--frames", str(tmp_path / "frames.npy"), "--serial", "DIGIT-D20001", "--out-dir", str(tmp_path / "tac")])
     assert rc == 0
     assert load_baseline(tmp_path / "tac", "DIGIT-D20001").shape == (4, 6)
+
+
+def test_calibrate_dispatcher(tmp_path, capsys):
+    from robot_rl.calibration import cli
+
+    assert cli.main(["bogus"]) == 2
+    assert cli.main(["--help"]) == 0
+    _, _, f = _frames(20)
+    np.save(tmp_path / "f.npy", f)
+    assert cli.main(["tactile", "--frames", str(tmp_path / "f.npy"), "--serial", "X1", "--out-dir", str(tmp_path)]) == 0

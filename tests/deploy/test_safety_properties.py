@@ -81,7 +81,7 @@ def step_limits(layer: SafetyLayer) -> np.ndarray:
     return s
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_outputs_always_inside_bounds_and_rate_limits(scenario):
     cfg, ops = scenario
@@ -96,6 +96,10 @@ def test_outputs_always_inside_bounds_and_rate_limits(scenario):
                 getattr(layer, op[1])()
             except IllegalTransitionError:
                 pass
+            if layer.mode == SafetyMode.IDLE:
+                # IDLE stops commanding; the next hold starts from the measured position,
+                # so there is no rate relation to commands sent before.
+                prev = None
             continue
         _, cmd, measured, extra, estop = op
         t += cfg.period_s
@@ -120,7 +124,7 @@ def test_outputs_always_inside_bounds_and_rate_limits(scenario):
         prev = out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(configs(), st.lists(vectors(8), min_size=1, max_size=20))
 def test_engaged_policy_never_escapes_box(cfg, commands):
     """Straight POLICY-mode stream of arbitrary commands from a valid start."""
@@ -141,5 +145,7 @@ def test_engaged_policy_never_escapes_box(cfg, commands):
         if not np.isfinite(cmd).all():
             assert not rep.forwarded and rep.held
             np.testing.assert_array_equal(out, prev)  # NaN/Inf -> hold the last safe command
+            held, rep = layer.filter(None, 0.0, state)  # fault cleared -> may engage again
+            np.testing.assert_array_equal(held, prev)
             layer.engage()
         prev = out

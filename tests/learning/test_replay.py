@@ -72,7 +72,7 @@ def test_frames_shared_and_next_obs_correct_across_boundaries_and_wrap():
         _check_against(buf, record)
     # Each episode stores L+1 frames: sharing works (naive would be 2 per transition).
     assert buf.n_frames == sum(lengths) + len(lengths)
-    assert buf.n_added == sum(lengths) > 3 * buf.capacity  # wrapped several times
+    assert buf.n_added == sum(lengths) > 2 * buf.capacity  # wrapped more than twice
     # Random samples also obey next = obs + 1 step.
     s = buf.sample(512)
     assert np.array_equal(s["next_obs"]["state"][:, 1].numpy(), s["obs"]["state"][:, 1].numpy() + 1)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from robot_rl.deploy.control_loop import LatencyStats, RateLoop, SampleBuffer
+
+
+class FakeClock:
+    """Deterministic clock: sleep advances time exactly; work is simulated by .advance()."""
+
+    def __init__(self):
+        self.t = 1_000_000_000
+
+    def ns(self) -> int:
+        self.t += 1  # every read costs 1 ns so spin loops terminate
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += int(s * 1e9)
+
+    def advance(self, s: float) -> None:
+        self.t += int(s * 1e9)
+
+
+def test_rate_loop_100hz_real_clock():
+    loop = RateLoop(100.0)
+    stats = loop.run(lambda tick: None, max_ticks=60)
+    period = stats.period.summary_ms()
+    assert period["n"] == 59
+    # Loose bound: the absolute-deadline grid makes the *mean* period exact even when
+    # individual wake-ups are late; 5 % tolerates a loaded CI machine.
+    assert period["mean"] == pytest.approx(10.0, rel=0.05)
+    elapsed_ms = (loop._last_start - loop._start_ns) / 1e6
+    assert elapsed_ms == pytest.approx(59 * 10.0, rel=0.05)
+
+
+def test_absolute_deadlines_do_not_drift():
+    clock = FakeClock()
+    loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
+    starts = []
+
+    def step(tick):
+        starts.append(tick.start_ns)
+        clock.advance(0.003)  # 3 ms of work per tick
+
+    loop.run(step, max_ticks=100)
+    deadlines = loop._start_ns + np.arange(100) * loop.period_ns
+    lateness = np.array(starts) - deadlines
+    assert (lateness >= 0).all() and lateness.max() < 1000  # < 1 us: spin hits the deadline
+    assert loop.stats.deadline_misses == 0 and loop.stats.skipped_ticks == 0
+
+
+def test_overrun_counts_miss_and_skips_instead_of_bursting():
+    clock = FakeClock()
+    loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
+    ticks = []
+
+    def step(tick):
+        ticks.append(tick)
+        if tick.index == 3:
+            clock.advance(0.035)  # overrun by 3.5 periods
+
+    loop.run(step, max_ticks=8)
+    idx = [t.index for t in ticks]
+    # tick 3 runs until ~t=65 ms: the next tick is the one *after* now (7), ticks 4-6 are
+    # skipped rather than fired back to back
+    assert idx[:5] == [0, 1, 2, 3, 7]
+    assert loop.stats.skipped_ticks == 3
+    assert loop.stats.deadline_misses == 0  # tick 7 itself starts on time
+    # a tick that *starts* late (no skipping possible) counts as a miss
+    clock2 = FakeClock()
+    loop2 = RateLoop(100.0, clock_ns=clock2.ns, sleep=clock2.sleep)
+    loop2.start()
+    loop2.wait()
+    clock2.advance(0.0095)  # work ends just before the next deadline ...
+    loop2.wait()
+    clock2.advance(0.016)  # ... then a long step: next tick starts 6 ms late (> half period)
+    tick = loop2.wait()
+    assert tick.missed and tick.lateness_ns >= 6_000_000
+    assert loop2.stats.deadline_misses == 1
+
+
+def test_latency_stats_percentiles():
+    stats = LatencyStats(capacity=1000)
+    for i in range(1, 101):  # 1..100 ms
+        stats.record_latency(0, i * 1_000_000)
+    s = stats.summary()["latency_ms"]
+    assert s["n"] == 100
+    assert s["p50"] == pytest.approx(50.5)
+    assert s["p99"] == pytest.approx(99.01)
+    assert s["max"] == 100.0
+    assert "latency p50 50.500" in stats.format()
+
+
+def test_sample_buffer_ring():
+    b = SampleBuffer(capacity=4)
+    for v in range(10):
+        b.add(v)
+    assert len(b) == 4 and b.total == 10
+    np.testing.assert_array_equal(b.values(), [6, 7, 8, 9])
+    assert SampleBuffer(3).summary_ms()["n"] == 0
+
+
+def test_run_requires_a_stop_condition_and_validates_rate():
+    with pytest.raises(ValueError, match="never ends"):
+        RateLoop(10.0).run(lambda t: None)
+    with pytest.raises(ValueError, match="rate_hz"):
+        RateLoop(0.0)
+
+
+def test_duration_stop():
+    t0 = time.perf_counter()
+    stats = RateLoop(200.0).run(lambda t: None, duration_s=0.1)
+    assert 0.08 < time.perf_counter() - t0 < 0.5
+    assert stats.jitter.total == 20
