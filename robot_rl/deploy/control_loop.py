@@ -7,9 +7,10 @@ with ``time.sleep`` until ~200 us before the deadline and then spins: ``sleep`` 
 general-purpose kernel overshoots by 50-100+ us, spinning the last stretch trades a
 little CPU for sub-10 us wake-up precision.
 
-A tick that starts after its deadline is a *miss*; the loop then skips to the next
-future deadline instead of running the missed ticks back to back (a burst of stale
-commands is worse than one late one).
+A tick that starts more than ``miss_threshold`` (default half a period) after its
+deadline is a *miss*.  When the loop falls more than a whole period behind, the missed
+grid points are skipped and only the most recent one runs (late) instead of running
+every missed tick back to back: a burst of stale commands is worse than one late one.
 """
 
 from __future__ import annotations
@@ -177,8 +178,15 @@ class RateLoop:
         """Block until the next deadline and return its :class:`Tick`."""
         if self._start_ns is None:
             self.start()
-        deadline = self._deadline(self._k)
         now = self._clock()
+        if now >= self._deadline(self._k) + self.period_ns:
+            # More than a whole period behind (the previous step overran): drop the
+            # grid points already missed and run the most recent one now, late.  Firing
+            # each missed tick back to back would send a burst of stale commands.
+            latest = (now - self._start_ns) // self.period_ns
+            self.stats.skipped_ticks += int(latest - self._k)
+            self._k = int(latest)
+        deadline = self._deadline(self._k)
         if now < deadline:
             remaining = deadline - now
             if remaining > self.spin_ns:
@@ -194,15 +202,7 @@ class RateLoop:
         period = None if self._last_start is None else start - self._last_start
         self.stats.record_tick(period, lateness)
         self._last_start = start
-
-        # Next deadline: the next grid point after now.  Normally k+1; after an overrun
-        # skip the grid points already in the past rather than firing them in a burst.
-        next_k = self._k + 1
-        if self._deadline(next_k) <= start:
-            behind = (start - self._deadline(next_k)) // self.period_ns + 1
-            self.stats.skipped_ticks += int(behind)
-            next_k += int(behind)
-        self._k = next_k
+        self._k += 1
         return tick
 
     def run(

@@ -240,19 +240,29 @@ def _export_graph(
     if exporter == "dynamo":
         batch = torch.export.Dim.DYNAMIC
         # One spec per positional arg of the adapter's *tensors; dim 0 is the batch.
-        kwargs.update(dynamo=True, external_data=False, dynamic_shapes=(tuple({0: batch} for _ in names),))
+        kwargs.update(
+            dynamo=True, external_data=False, verbose=False, dynamic_shapes=(tuple({0: batch} for _ in names),)
+        )
     elif exporter == "torchscript":
         axes = {n: {0: BATCH_DIM_NAME} for n in (*names, OUTPUT_NAME)}
         kwargs.update(dynamo=False, dynamic_axes=axes, do_constant_folding=True)
     else:
         raise ValueError(f"unknown exporter {exporter!r}; expected one of 'auto', 'dynamo', 'torchscript'")
-    with warnings.catch_warnings():
-        # The TorchScript path warns it is deprecated on every call; we know, and we
-        # record which exporter produced each model in the metadata instead.
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        with torch.no_grad():
-            torch.onnx.export(adapter, args, str(out_path), **kwargs)
+    # The dynamo exporter logs one warning per optional torchvision op it cannot
+    # register; irrelevant to policies, and noise in every export log.
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript path warns it is deprecated on every call; we know, and
+            # the metadata records which exporter produced each model instead.
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            with torch.no_grad():
+                torch.onnx.export(adapter, args, str(out_path), **kwargs)
+    finally:
+        onnx_logger.setLevel(level)
 
 
 def _finalise_graph(path: Path, metadata: PolicyMetadata) -> int:

@@ -6,7 +6,6 @@ DDS in between: for fast tests, algorithm work and benchmarks.
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 
 from robot_rl.config import Config
 from robot_rl.envs.task import PickCubeTask, Snapshot

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +47,7 @@ def matrix_to_quat_xyzw(rot: np.ndarray) -> np.ndarray:
 
 
 def _clip_norm(vec: np.ndarray, limit: float) -> np.ndarray:
-    norm = np.linalg.norm(vec)
+    norm = math.sqrt(float(vec @ vec))  # np.linalg.norm costs ~3 µs: this runs at 500 Hz+
     return vec * (limit / norm) if norm > limit else vec
 
 

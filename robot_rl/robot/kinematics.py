@@ -51,11 +51,18 @@ class ArmKinematics:
             upper=m.upperPositionLimit[self._q_index].copy(),
             velocity=m.velocityLimit[self._q_index].copy(),
             effort=m.effortLimit[self._q_index].copy())
+        self._identity_order = (m.nq == len(arm_joints)
+                                 and np.array_equal(self._q_index, np.arange(m.nq)))
         self._q = pin.neutral(m)
         self._v = np.zeros(m.nv)
         self.nq = len(arm_joints)
 
     def _set(self, q: np.ndarray, v: np.ndarray | None = None) -> None:
+        if self._identity_order:  # the common case: a plain copy, no fancy indexing
+            self._q[:] = q
+            if v is not None:
+                self._v[:] = v
+            return
         self._q[self._q_index] = q
         if v is not None:
             self._v[self._q_index] = v
@@ -74,6 +81,8 @@ class ArmKinematics:
         pin.updateFramePlacements(m, d)
         jac = pin.getFrameJacobian(m, d, self.ee_frame_id, pin.LOCAL_WORLD_ALIGNED)
         gravity = pin.computeGeneralizedGravity(m, d, self._q)
+        if self._identity_order:
+            return d.oMf[self.ee_frame_id], jac, gravity
         return d.oMf[self.ee_frame_id], jac[:, self._q_index], gravity[self._q_index]
 
     def mass_matrix(self, q: np.ndarray) -> np.ndarray:

@@ -47,30 +47,14 @@ class CameraNode(Node):
 
     def start_reader(self, backend) -> None:
         """Publish every new frame of a real backend from a thread of its own."""
+        from robot_rl.ros.node_utils import start_reader
         backend.start()
         intr = backend.intrinsics()
-        K = intr.K
         distortion = np.array(intr.coeffs) if intr.coeffs else None
-
-        def loop():
-            last_seq = -1
-            while not self._stop.is_set():
-                try:
-                    frame = backend.latest(timeout_s=1.0)
-                except TimeoutError as exc:
-                    self.get_logger().error(f"camera {self.camera.name}: {exc}",
-                                            throttle_duration_sec=2.0)
-                    continue
-                if frame.seq != last_seq:
-                    last_seq = frame.seq
-                    self.publish_frame(frame.data, frame.stamp_ns * 1e-9, K, distortion)
-                else:
-                    self._stop.wait(0.5 / self.camera.fps)
-            backend.stop()
-
-        self._thread = threading.Thread(target=loop, name=f"camera_{self.camera.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_reader(
+            self, backend, lambda f: self.publish_frame(f.data, f.stamp_ns * 1e-9, intr.K,
+                                                        distortion),
+            self.camera.fps, f"camera {self.camera.name}", self._stop)
 
     def close(self) -> None:
         self._stop.set()

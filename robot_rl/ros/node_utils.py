@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Callable, Sequence
 
 import rclpy
@@ -42,6 +43,39 @@ def declare_config(node: Node) -> Config:
         return load_config(config_file or None, overrides)
     except ConfigError as exc:
         raise ConfigError(f"node {node.get_name()}: parameter override rejected: {exc}") from None
+
+
+def start_reader(node: Node, backend, publish: Callable, rate_hz: float, what: str,
+                 stop: threading.Event) -> threading.Thread:
+    """Publish each new frame of a started sensor backend from a thread of its own.
+
+    A stalled stream is logged and retried; a fatal sensor error (unplugged device, bad frame)
+    is logged once and ends the reader, so the node keeps answering while reporting it.
+    """
+    from robot_rl.sensors.base import SensorError, SensorTimeout
+
+    def loop():
+        last_seq = -1
+        try:
+            while not stop.is_set():
+                try:
+                    frame = backend.latest(timeout_s=1.0)
+                except SensorTimeout as exc:
+                    node.get_logger().error(f"{what}: {exc}", throttle_duration_sec=2.0)
+                    continue
+                if frame.seq != last_seq:
+                    last_seq = frame.seq
+                    publish(frame)
+                else:
+                    stop.wait(0.5 / rate_hz)
+        except SensorError as exc:
+            node.get_logger().fatal(f"{what}: sensor failed, no more frames: {exc}")
+        finally:
+            backend.stop()
+
+    thread = threading.Thread(target=loop, name=what, daemon=True)
+    thread.start()
+    return thread
 
 
 def pick_by_name(node: Node, parameter: str, items: list):

@@ -50,29 +50,13 @@ class TactileNode(Node):
         return response
 
     def start_reader(self, backend) -> None:
+        from robot_rl.ros.node_utils import start_reader
         backend.start()
         if self._zero is None and hasattr(backend, "zero"):
             self._zero = backend.zero
-
-        def loop():
-            last_seq = -1
-            while not self._stop.is_set():
-                try:
-                    frame = backend.latest(timeout_s=1.0)
-                except TimeoutError as exc:
-                    self.get_logger().error(f"tactile {self.sensor.name}: {exc}",
-                                            throttle_duration_sec=2.0)
-                    continue
-                if frame.seq != last_seq:
-                    last_seq = frame.seq
-                    self.publish_reading(frame.data, frame.stamp_ns * 1e-9)
-                else:
-                    self._stop.wait(0.5 / self.sensor.rate_hz)
-            backend.stop()
-
-        self._thread = threading.Thread(target=loop, name=f"tactile_{self.sensor.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_reader(
+            self, backend, lambda f: self.publish_reading(f.data, f.stamp_ns * 1e-9),
+            self.sensor.rate_hz, f"tactile {self.sensor.name}", self._stop)
 
     def close(self) -> None:
         self._stop.set()

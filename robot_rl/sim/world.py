@@ -20,6 +20,12 @@ from robot_rl.sim.scene import build_model, taxel_layouts
 CUBE_HALF = 0.025
 
 
+def _as_slice(index: np.ndarray):
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
+
+
 class SimWorld:
     def __init__(self, cfg: Config, seed: int | None = None):
         self.cfg = cfg
@@ -36,6 +42,11 @@ class SimWorld:
         self._cube_qpos = m.jnt_qposadr[m.joint("cube_joint").id]
         self._cube_body = m.body("cube").id
         self._tcp_body = m.body(cfg.robot.ee_frame).id
+        # Slices when the arm's entries are contiguous (they are for a URDF arm): cheaper than
+        # fancy indexing in the physics loop.
+        self._arm_qpos_view = _as_slice(self._arm_qpos)
+        self._arm_dof_view = _as_slice(self._arm_dof)
+        self._arm_act_view = _as_slice(self._arm_act)
         self.joint_names = list(arm) + list(cfg.robot.gripper_joints)
         self.kin = ArmKinematics(cfg.robot.urdf, arm, cfg.robot.ee_frame)
         self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home))
@@ -85,9 +96,10 @@ class SimWorld:
     def step_physics(self, steps: int | None = None) -> None:
         """Advance ``steps`` physics steps (one control period by default), controller in loop."""
         m, d = self.model, self.data
+        qpos, qvel, act = self._arm_qpos_view, self._arm_dof_view, self._arm_act_view
+        compute = self.controller.compute
         for _ in range(self.substeps if steps is None else steps):
-            q, dq = d.qpos[self._arm_qpos], d.qvel[self._arm_dof]
-            d.ctrl[self._arm_act] = self.controller.compute(q, dq)
+            d.ctrl[act] = compute(d.qpos[qpos], d.qvel[qvel])
             mujoco.mj_step(m, d)
 
     # -- sensing ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Shared fixtures for the deployment-core tests.
 
-The repository is not pip-installed in every environment, so make both the repo root
-(``robot_rl``) and this directory (``_policies``) importable.
+The repository is not pip-installed in every environment: make sure the repo root
+(``robot_rl``, ``tests.deploy._policies``) is importable.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-for p in (_HERE.parents[1], _HERE):
+for p in (_HERE.parents[1],):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 import pytest  # noqa: E402
 
-from _policies import make_metadata, make_policy  # noqa: E402
+from tests.deploy._policies import make_metadata, make_policy  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def metadata():
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, torch_policy, metadata):
     """One exported model shared by the runtime tests (export takes ~0.3 s per model)."""
-    from _policies import example_obs
+    from tests.deploy._policies import example_obs
     from robot_rl.deploy.export import export_onnx
 
     path = tmp_path_factory.mktemp("exported") / "policy.onnx"

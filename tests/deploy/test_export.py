@@ -10,7 +10,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from _policies import ExportModeDiffers, NonFinitePolicy, example_obs, make_metadata, make_policy
+from tests.deploy._policies import ExportModeDiffers, NonFinitePolicy, example_obs, make_metadata, make_policy
 from robot_rl.deploy.errors import ExportError, ExportParityError
 from robot_rl.deploy.export import check_parity, export_onnx, main
 from robot_rl.deploy.metadata import PolicyMetadata, sha256_of
@@ -125,7 +125,7 @@ def test_unused_observation_is_reported(tmp_path, metadata):
 def test_cli_with_factory_and_saved_module(tmp_path, metadata, capsys):
     template = metadata.save(tmp_path / "template.json")
     out = tmp_path / "out" / "policy.onnx"
-    rc = main(["--factory", "_policies:factory", "--checkpoint", "ignored.ckpt", "--metadata", str(template),
+    rc = main(["--factory", "tests.deploy._policies:factory", "--checkpoint", "ignored.ckpt", "--metadata", str(template),
                "--out", str(out), "--exporter", "torchscript", "--parity-samples", "8"])
     assert rc == 0, capsys.readouterr().err
     assert out.exists() and json.loads((out.parent / "policy.json").read_text())["export"]["exporter"] == "torchscript"

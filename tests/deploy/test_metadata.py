@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from _policies import ACTION_NAMES, IMAGE_SHAPE, JOINTS, STATE_DIM, make_metadata
+from tests.deploy._policies import ACTION_NAMES, IMAGE_SHAPE, JOINTS, STATE_DIM, make_metadata
 from robot_rl.deploy.errors import MetadataError, MetadataNotFoundError, ModelMismatchError
 from robot_rl.deploy.metadata import (
     FORMAT_VERSION,

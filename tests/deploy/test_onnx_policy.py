@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _policies import IMAGE_SHAPE, STATE_DIM, single_obs
+from tests.deploy._policies import IMAGE_SHAPE, STATE_DIM, single_obs
 from robot_rl.deploy.errors import (
     MetadataNotFoundError,
     ModelMismatchError,

@@ -81,7 +81,7 @@ def step_limits(layer: SafetyLayer) -> np.ndarray:
     return s
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_outputs_always_inside_bounds_and_rate_limits(scenario):
     cfg, ops = scenario
@@ -124,7 +124,7 @@ def test_outputs_always_inside_bounds_and_rate_limits(scenario):
         prev = out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(configs(), st.lists(vectors(8), min_size=1, max_size=20))
 def test_engaged_policy_never_escapes_box(cfg, commands):
     """Straight POLICY-mode stream of arbitrary commands from a valid start."""
