@@ -33,6 +33,7 @@ setup(
         "example-robot-data>=4",
         "torch==2.13.0",
         "onnx>=1.16",
+        "onnxscript>=0.5",  # torch.onnx dynamo exporter
         "onnxruntime>=1.18",
         "gymnasium>=1.0",
         "safetensors>=0.4",
