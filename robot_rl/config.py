@@ -13,6 +13,10 @@ from typing import Literal, Optional
 
 import yaml
 
+from robot_rl.deploy.config import DeployConfig
+from robot_rl.deploy.safety import SafetyConfig
+from robot_rl.hil.config import HILConfig
+from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.schema import ConfigError, check, deep_merge, from_dict, to_dict, unflatten
 
@@ -175,6 +179,15 @@ class Config:
         TactileConfig(name="right", sim_body="panda_rightfinger")])
     sim: SimConfig = field(default_factory=SimConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+    agent: RLPDConfig = field(default_factory=RLPDConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    hil: HILConfig = field(default_factory=HILConfig)
+    safety: SafetyConfig = field(default_factory=lambda: SafetyConfig(
+        command_mode="ee_position", control_rate_hz=10.0,
+        workspace_min=(0.25, -0.35, 0.01), workspace_max=(0.75, 0.35, 0.55),
+        extra_min=(0.0,), extra_max=(0.08,)))  # extra: gripper opening, m
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")

@@ -37,13 +37,13 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         kwargs[name] = _convert(hints[name], value, f"{path}.{name}" if path else name)
     try:
         obj = cls(**kwargs)
-    except TypeError as exc:  # a required field without default was not given
+    except (TypeError, ValueError) as exc:  # missing field, or the class's own checks
         raise ConfigError(f"{path or '<root>'}: {exc}") from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
             validate()
-        except ConfigError as exc:
+        except ValueError as exc:
             raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
     return obj
 

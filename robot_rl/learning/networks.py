@@ -32,6 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from .config import EncoderConfig  # noqa: F401  (re-exported)
+
 __all__ = [
     "mlp",
     "SmallCNN",
@@ -347,26 +349,6 @@ def as_dict_space(space: spaces.Space) -> spaces.Dict:
             raise ValueError(f"flat Box observation must be 1-D (got shape {space.shape}); use a Dict space for grids")
         return spaces.Dict({"state": spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)})
     raise ValueError(f"observation space must be gymnasium Box or Dict, got {type(space).__name__}")
-
-
-@dataclass
-class EncoderConfig:
-    """Observation encoder hyperparameters."""
-
-    image_encoder: str = "small_cnn"  # "small_cnn" | "resnet10"
-    pretrained_weights: Optional[str] = None  # local safetensors for resnet10 (never downloaded)
-    freeze_image_encoder: bool = False  # freeze the conv trunk (SERL freezes the pretrained ResNet)
-    cnn_channels: int = 32
-    num_spatial_kernels: int = 8
-    image_feature_dim: int = 256
-    state_feature_dim: int = 64
-    tactile_feature_dim: int = 64
-    tactile_mode: str = "mlp"
-    augment: bool = True  # DrQ random shift during updates (never in act/export)
-    augment_pad: int = 4
-    # For state-only observations SB3/RLPD feed the raw vector to the MLPs; an
-    # extra Linear+LN+tanh layer only costs speed there, so it is optional.
-    encode_state_only: bool = False
 
 
 class ObservationEncoder(nn.Module):

@@ -1,0 +1,1 @@
+"""Human in the loop: interventions, resets, episodes and rewards (ROS-free cores)."""

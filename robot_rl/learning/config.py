@@ -1,0 +1,122 @@
+"""Learning hyperparameters, torch-free so the central configuration can load them anywhere."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+
+
+@dataclass
+class EncoderConfig:
+    """Observation encoder hyperparameters."""
+
+    image_encoder: str = "small_cnn"  # "small_cnn" | "resnet10"
+    pretrained_weights: Optional[str] = None  # local safetensors for resnet10 (never downloaded)
+    freeze_image_encoder: bool = False  # freeze the conv trunk (SERL freezes the pretrained ResNet)
+    cnn_channels: int = 32
+    num_spatial_kernels: int = 8
+    image_feature_dim: int = 256
+    state_feature_dim: int = 64
+    tactile_feature_dim: int = 64
+    tactile_mode: str = "mlp"
+    augment: bool = True  # DrQ random shift during updates (never in act/export)
+    augment_pad: int = 4
+    # For state-only observations SB3/RLPD feed the raw vector to the MLPs; an
+    # extra Linear+LN+tanh layer only costs speed there, so it is optional.
+    encode_state_only: bool = False
+
+
+@dataclass
+class RLPDConfig:
+    """All RLPD/SAC hyperparameters (defaults follow RLPD/SERL)."""
+
+    hidden_dims: Tuple[int, ...] = (256, 256)
+    num_critics: int = 10  # N, RLPD ensemble size
+    critic_subset: int = 2  # M, members in the target min
+    utd_ratio: int = 8  # critic updates per env step (actor: 1 per update() call)
+    batch_size: int = 256  # minibatch per critic update (demo + online)
+    demo_ratio: float = 0.5  # RLPD symmetric sampling
+    discount: float = 0.99
+    tau: float = 0.005  # Polyak factor
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temp_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_entropy: Optional[float] = None  # None -> -|A_continuous| / 2
+    backup_entropy: bool = True  # subtract alpha * log pi in the target
+    critic_layer_norm: bool = True
+    actor_layer_norm: bool = False  # RLPD/SERL: LayerNorm in the critic only
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    # HIL-SERL discrete gripper
+    discrete_gripper: bool = False
+    gripper_dim: int = -1  # which env action dim is the gripper
+    grasp_penalty: float = -0.02
+    gripper_epsilon: float = 0.1  # epsilon-greedy for the gripper when exploring
+    gripper_lr: float = 3e-4
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    # runtime
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: Optional[int] = None  # torch.set_num_threads if set
+    fused_optimizer: bool = True
+    tune_malloc: bool = True  # glibc: keep freed activation buffers (see tune_malloc)
+
+    def validate(self) -> None:
+        if self.num_critics < 1:
+            raise ValueError(f"RLPDConfig.num_critics must be >= 1, got {self.num_critics}")
+        if not 1 <= self.critic_subset <= self.num_critics:
+            raise ValueError(f"RLPDConfig.critic_subset must be in [1, num_critics={self.num_critics}], got {self.critic_subset}")
+        if self.utd_ratio < 1:
+            raise ValueError(f"RLPDConfig.utd_ratio must be >= 1, got {self.utd_ratio}")
+        if self.batch_size < 2:
+            raise ValueError(f"RLPDConfig.batch_size must be >= 2, got {self.batch_size}")
+        if not 0.0 <= self.demo_ratio < 1.0:
+            raise ValueError(f"RLPDConfig.demo_ratio must be in [0, 1), got {self.demo_ratio}")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"RLPDConfig.discount must be in (0, 1], got {self.discount}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"RLPDConfig.tau must be in (0, 1], got {self.tau}")
+        if self.init_temperature <= 0:
+            raise ValueError(f"RLPDConfig.init_temperature must be > 0, got {self.init_temperature}")
+        if not self.hidden_dims or any(h <= 0 for h in self.hidden_dims):
+            raise ValueError(f"RLPDConfig.hidden_dims must be non-empty positive ints, got {self.hidden_dims}")
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError("RLPDConfig.log_std_min must be < log_std_max")
+        if not 0.0 <= self.gripper_epsilon <= 1.0:
+            raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RLPDConfig":
+        d = dict(d)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"RLPDConfig: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        if isinstance(d.get("encoder"), Mapping):
+            enc_known = set(EncoderConfig.__dataclass_fields__)
+            bad = sorted(set(d["encoder"]) - enc_known)
+            if bad:
+                raise ValueError(f"RLPDConfig.encoder: unknown keys {bad}; expected a subset of {sorted(enc_known)}")
+            d["encoder"] = EncoderConfig(**d["encoder"])
+        if "hidden_dims" in d:
+            d["hidden_dims"] = tuple(d["hidden_dims"])
+        return cls(**d)
+
+
+@dataclass
+class ActorConfig:
+    """Actor node: runs the policy on a robot (or sim) and streams transitions."""
+    actor_id: int = 0
+    random_steps: int = 0             # uniform-random actions before the first weights arrive
+    weights_timeout: float = 0.0      # s to wait for first weights; 0 = act with initial policy
+
+
+@dataclass
+class LearnerConfig:
+    """Learner node: trains from demos + streamed experience, publishes actor weights."""
+    run_dir: str = "runs/train"
+    demos: str = ""                   # folder of recorded demonstrations (replay format)
+    capacity: int = 100_000
+    min_online: int = 256             # online transitions before the first update
+    publish_every: int = 25           # updates between actor-weight messages
+    checkpoint_every: int = 1000      # updates between checkpoints
