@@ -11,6 +11,12 @@ NODES = {
     "joint_driver": "robot_rl.ros.joint_driver_node:main",
     "camera": "robot_rl.ros.camera_node:main",
     "tactile": "robot_rl.ros.tactile_node:main",
+    "actor": "robot_rl.ros.actor_node:main",
+    "learner": "robot_rl.ros.learner_node:main",
+    "intervention": "robot_rl.ros.intervention_node:main",
+    "reset": "robot_rl.ros.reset_node:main",
+    "reward": "robot_rl.ros.reward_node:main",
+    "controller": "robot_rl.ros.controller_node:main",
 }
 
 setup(

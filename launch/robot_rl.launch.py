@@ -31,6 +31,6 @@ def generate_launch_description():
         DeclareLaunchArgument("config", default_value="",
                               description="robot_rl YAML configuration file"),
         DeclareLaunchArgument("profile", default_value="robot",
-                              description="which part of the graph to start"),
+                              description="robot | train | deploy (see robot_rl/graph.py)"),
         OpaqueFunction(function=_nodes),
     ])

@@ -39,7 +39,35 @@ def robot_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     return nodes
 
 
+def training_nodes(cfg: Config, config_file: str, actors: int = 1) -> list[NodeSpec]:
+    """HIL-SERL online learning: learner, actor(s), the intervention source, and on a real
+    robot the reset node (the sim serves /scene/reset itself)."""
+    base = {"config_file": config_file}
+    nodes = [NodeSpec("learner", "learner", "robot_rl.ros.learner_node", dict(base))]
+    for actor_id in range(actors):
+        nodes.append(NodeSpec(f"actor_{actor_id}", "actor", "robot_rl.ros.actor_node",
+                              {**base, "actor.actor_id": actor_id}))
+    if cfg.hil.device != "none":
+        nodes.append(NodeSpec("intervention", "intervention", "robot_rl.ros.intervention_node",
+                              dict(base)))
+    if cfg.driver.adapter != "sim":
+        nodes.append(NodeSpec("reset", "reset", "robot_rl.ros.reset_node", dict(base)))
+    return nodes
+
+
+def deployment_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    return [NodeSpec("controller", "controller", "robot_rl.ros.controller_node",
+                     {"config_file": config_file})]
+
+
+PROFILES = {
+    "robot": lambda cfg, path: robot_nodes(cfg, path),
+    "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),
+    "deploy": lambda cfg, path: robot_nodes(cfg, path) + deployment_nodes(cfg, path),
+}
+
+
 def graph(cfg: Config, config_file: str, profile: str = "robot") -> list[NodeSpec]:
-    if profile == "robot":
-        return robot_nodes(cfg, config_file)
-    raise ValueError(f"unknown graph profile {profile!r}; expected one of ['robot']")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown graph profile {profile!r}; expected one of {sorted(PROFILES)}")
+    return PROFILES[profile](cfg, config_file)
