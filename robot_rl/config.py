@@ -18,6 +18,7 @@ from robot_rl.deploy.safety import SafetyConfig
 from robot_rl.hil.config import HILConfig
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
+from robot_rl.sensors.config import CameraConfig, TactileConfig
 from robot_rl.schema import ConfigError, check, deep_merge, from_dict, to_dict, unflatten
 
 PANDA_ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
@@ -93,40 +94,6 @@ class DriverConfig:
 
 
 @dataclass
-class CameraConfig:
-    name: str = "front"
-    backend: Literal["sim", "realsense"] = "sim"
-    serial: str = ""                  # RealSense serial number; "" picks the only device
-    width: int = 128
-    height: int = 128
-    fps: int = 10
-    crop: Optional[list[int]] = None  # x, y, w, h applied before resizing
-    resize: Optional[list[int]] = None  # width, height after cropping
-    info_file: str = ""               # calibrated camera_info YAML, published as CameraInfo
-
-    def validate(self) -> None:
-        check(self.width > 0 and self.height > 0, "width and height must be > 0")
-        check(self.fps > 0, "fps must be > 0")
-        check(self.crop is None or len(self.crop) == 4, "crop needs [x, y, width, height]")
-        check(self.resize is None or len(self.resize) == 2, "resize needs [width, height]")
-
-
-@dataclass
-class TactileConfig:
-    name: str = "left"
-    backend: Literal["sim", "usb_optical", "serial_taxel"] = "sim"
-    device: str = ""                  # /dev/videoN or /dev/ttyUSBN for real sensors
-    serial: str = ""                  # identifies the stored baseline
-    rows: int = 4
-    cols: int = 4
-    rate_hz: float = 10.0
-    sim_body: str = "panda_leftfinger"  # sim only: the finger whose pad carries the taxels
-
-    def validate(self) -> None:
-        check(self.rows > 0 and self.cols > 0, "rows and cols must be > 0")
-
-
-@dataclass
 class SimConfig:
     scene: str = "pick_cube"          # a scene in sim/ or a path to an MJCF file
     physics_dt: float = 0.002         # s; the controller runs every physics step
@@ -173,10 +140,10 @@ class Config:
     driver: DriverConfig = field(default_factory=DriverConfig)
     control_rate_hz: float = 10.0
     cameras: list[CameraConfig] = field(default_factory=lambda: [
-        CameraConfig(name="front"), CameraConfig(name="wrist")])
+        CameraConfig(name=name, width=128, height=128, fps=10) for name in ("front", "wrist")])
     tactile: list[TactileConfig] = field(default_factory=lambda: [
-        TactileConfig(name="left", sim_body="panda_leftfinger"),
-        TactileConfig(name="right", sim_body="panda_rightfinger")])
+        TactileConfig(name=side, shape=(4, 4), fps=10, sim_body=f"panda_{side}finger")
+        for side in ("left", "right")])
     sim: SimConfig = field(default_factory=SimConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     agent: RLPDConfig = field(default_factory=RLPDConfig)

@@ -56,7 +56,7 @@ class TactileNode(Node):
             self._zero = backend.zero
         self._thread = start_reader(
             self, backend, lambda f: self.publish_reading(f.data, f.stamp_ns * 1e-9),
-            self.sensor.rate_hz, f"tactile {self.sensor.name}", self._stop)
+            self.sensor.fps, f"tactile {self.sensor.name}", self._stop)
 
     def close(self) -> None:
         self._stop.set()

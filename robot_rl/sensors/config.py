@@ -47,6 +47,7 @@ class CameraConfig:
     resize: Optional[tuple[int, int]] = None          # (width, height) after crop
     enable_depth: bool = False           # RealSense: depth aligned to colour, read via latest_depth()
     start_timeout_s: float = 5.0         # bound on device open + first frame
+    info_file: str = ""                  # calibrated camera_info YAML, published as CameraInfo
 
     def __post_init__(self) -> None:
         if self.backend not in CAMERA_BACKENDS:
@@ -103,6 +104,15 @@ class TactileConfig:
     # not read it themselves (the calibration module builds the baseline hook).
     baseline_dir: str = ""
     start_timeout_s: float = 3.0         # bound on device open + first frame
+    sim_body: str = ""                   # sim only: the finger body whose pad carries the taxels
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0]
+
+    @property
+    def cols(self) -> int:
+        return self.shape[1]
 
     def __post_init__(self) -> None:
         if self.backend not in TACTILE_BACKENDS:
