@@ -29,6 +29,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
+        (f"share/{PACKAGE}/sim/assets", glob("sim/assets/*")),
     ],
     python_requires=">=3.10",
     install_requires=[

@@ -161,6 +161,8 @@ def plan_board_views(
     tilts_deg: Sequence[tuple[float, float, float]] = DEFAULT_TILTS_DEG,
     margin_px: float = 12.0,
     max_tilt_deg: float = 25.0,
+    roi: tuple[float, float, float, float] | None = None,
+    roll_deg: float = 0.0,
 ) -> list[tuple[np.ndarray, tuple[float, float], str, tuple[float, float, float], float]]:
     """Relative camera<-board poses spreading the board over the image.
 
@@ -169,21 +171,32 @@ def plan_board_views(
     the tilt list, distance alternating +-15% around ``distance`` (default:
     board spans ``fill`` of the image width). A candidate whose board corners
     would leave the image is pulled toward the centre until it fits.
+
+    roi: (x0, y0, x1, y1) pixels, end exclusive: place the board only inside this rectangle
+    (the grid, the fill and the in-image check use it), e.g. the part of a wrist camera's
+    image the gripper does not hide. roll_deg: extra rotation of the board about the optical
+    axis for every view, e.g. 90 to fit a wide board into a tall ``roi``.
     """
     if n_views < 1:
         raise ValueError("n_views must be >= 1")
     for t in tilts_deg:
         if max(abs(t[0]), abs(t[1])) > max_tilt_deg + 1e-9:
             raise ValueError(f"tilt {t} exceeds max_tilt_deg={max_tilt_deg}")
-    w_img, h_img = camera.image_size
+    W_img, H_img = camera.image_size
+    x0, y0, x1, y1 = roi if roi is not None else (0.0, 0.0, float(W_img), float(H_img))
+    if not (0 <= x0 < x1 <= W_img and 0 <= y0 < y1 <= H_img):
+        raise ValueError(f"roi {roi} must lie inside the {W_img}x{H_img} image with x0 < x1, y0 < y1")
+    w_img, h_img = x1 - x0, y1 - y0
     K = camera.K
     bw, bh = board.size_m
+    c, s = abs(np.cos(np.radians(roll_deg))), abs(np.sin(np.radians(roll_deg)))
+    ext_u, ext_v = c * bw + s * bh, s * bw + c * bh  # board extent along image u / v
     if distance is None:
-        distance = K[0, 0] * bw / (fill * w_img)
-    cx, cy = (w_img - 1) / 2.0, (h_img - 1) / 2.0
+        distance = K[0, 0] * ext_u / (fill * w_img)
+    cx, cy = x0 + (w_img - 1) / 2.0, y0 + (h_img - 1) / 2.0
     # half extent of the board in pixels at `distance`, to push board edges to image edges
-    half_u = 0.5 * K[0, 0] * bw / distance
-    half_v = 0.5 * K[1, 1] * bh / distance
+    half_u = 0.5 * K[0, 0] * ext_u / distance
+    half_v = 0.5 * K[1, 1] * ext_v / distance
     span_u = max(w_img / 2.0 - half_u - margin_px, 0.0)
     span_v = max(h_img / 2.0 - half_v - margin_px, 0.0)
     grid = [(-1, -1), (0, -1), (1, -1), (1, 0), (0, 0), (-1, 0), (-1, 1), (0, 1), (1, 1)]
@@ -198,6 +211,8 @@ def plan_board_views(
         d = distance * (1.0 + 0.15 * ((k % 3) - 1) * (1 if (k // 3) % 2 == 0 else -1))
         k += 1
         R = euler_xyz_to_matrix(*np.radians(tilt))  # board orientation in camera (fronto-parallel = I)
+        if roll_deg:
+            R = euler_xyz_to_matrix(0.0, 0.0, np.radians(roll_deg)) @ R
         placed = None
         for shrink in np.linspace(1.0, 0.0, 11):
             u = cx + gu * span_u * shrink
@@ -209,9 +224,9 @@ def plan_board_views(
             if np.any(pc[:, 2] <= 0.05):
                 continue
             uv = camera.project(pc)
-            if np.all(uv[:, 0] >= margin_px) and np.all(uv[:, 0] <= w_img - 1 - margin_px) and np.all(
-                uv[:, 1] >= margin_px
-            ) and np.all(uv[:, 1] <= h_img - 1 - margin_px):
+            if np.all(uv[:, 0] >= x0 + margin_px) and np.all(uv[:, 0] <= x1 - 1 - margin_px) and np.all(
+                uv[:, 1] >= y0 + margin_px
+            ) and np.all(uv[:, 1] <= y1 - 1 - margin_px):
                 placed = (T_cb, (float(u), float(v)))
                 break
         if placed is None:
@@ -246,22 +261,34 @@ def plan_eye_in_hand(
     distance: float | None = None,
     tilts_deg: Sequence[tuple[float, float, float]] = DEFAULT_TILTS_DEG,
     min_views: int = 5,
+    roi: tuple[float, float, float, float] | None = None,
+    roll_deg: float = 0.0,
+    reachable=None,
 ) -> CapturePlan:
     """End-effector poses for a wrist camera looking at a board fixed in the base frame.
 
     T_base_board: board pose (rough is fine, e.g. from one detection + FK).
     T_ee_cam: nominal camera mount (CAD); the calibration then refines it.
+    roi / roll_deg: see :func:`plan_board_views`. reachable: optional
+    ``T_base_ee -> None | reason`` (e.g. an IK check against the joint limits);
+    poses it refuses are kept in ``plan.rejected``.
     Raises :class:`WorkspaceError` if fewer than ``min_views`` poses fit.
     """
     T_base_board = check_pose(T_base_board, "T_base_board")
     T_cam_ee = invert_T(check_pose(T_ee_cam, "T_ee_cam"))
     plan = CapturePlan(mode="eye_in_hand", poses=[])
-    for T_cb, uv, region, tilt, d in plan_board_views(camera, board, n_views * 2, distance, tilts_deg=tilts_deg):
+    for T_cb, uv, region, tilt, d in plan_board_views(
+        camera, board, n_views * 2, distance, tilts_deg=tilts_deg, roi=roi, roll_deg=roll_deg
+    ):
         T_base_cam = T_base_board @ invert_T(T_cb)
         T_base_ee = T_base_cam @ T_cam_ee
         desc = _describe(tilt, region, d, "eye_in_hand")
         if not workspace.contains(T_base_ee[:3, 3]):
             plan.rejected.append((desc, f"end-effector outside workspace: {workspace.violation(T_base_ee[:3, 3])}"))
+            continue
+        why = reachable(T_base_ee) if reachable is not None else None
+        if why:
+            plan.rejected.append((desc, f"not reachable: {why}"))
             continue
         plan.poses.append(PlannedPose(T_base_ee, T_cb, uv, region, tilt, d, desc))
         if len(plan.poses) >= n_views:
@@ -280,6 +307,9 @@ def plan_eye_to_hand(
     distance: float | None = None,
     tilts_deg: Sequence[tuple[float, float, float]] = DEFAULT_TILTS_DEG,
     min_views: int = 5,
+    roi: tuple[float, float, float, float] | None = None,
+    roll_deg: float = 0.0,
+    reachable=None,
 ) -> CapturePlan:
     """End-effector poses that present a gripper-held board to a fixed camera.
 
@@ -288,11 +318,17 @@ def plan_eye_to_hand(
     T_base_cam = check_pose(T_base_cam, "T_base_cam")
     T_board_ee = invert_T(check_pose(T_ee_board, "T_ee_board"))
     plan = CapturePlan(mode="eye_to_hand", poses=[])
-    for T_cb, uv, region, tilt, d in plan_board_views(camera, board, n_views * 2, distance, tilts_deg=tilts_deg):
+    for T_cb, uv, region, tilt, d in plan_board_views(
+        camera, board, n_views * 2, distance, tilts_deg=tilts_deg, roi=roi, roll_deg=roll_deg
+    ):
         T_base_ee = T_base_cam @ T_cb @ T_board_ee
         desc = _describe(tilt, region, d, "eye_to_hand")
         if not workspace.contains(T_base_ee[:3, 3]):
             plan.rejected.append((desc, f"end-effector outside workspace: {workspace.violation(T_base_ee[:3, 3])}"))
+            continue
+        why = reachable(T_base_ee) if reachable is not None else None
+        if why:
+            plan.rejected.append((desc, f"not reachable: {why}"))
             continue
         plan.poses.append(PlannedPose(T_base_ee, T_cb, uv, region, tilt, d, desc))
         if len(plan.poses) >= n_views:

@@ -89,6 +89,10 @@ class QualityConfig:
     min_views: int = 8
     max_rms_px: float = 1.0
     min_max_tilt_deg: float = 10.0
+    #: usable image rectangle (x0, y0, x1, y1) in pixels, end exclusive, or None for the whole
+    #: image. Coverage cells split this rectangle, e.g. when the gripper permanently hides part
+    #: of a wrist camera's image (the MuJoCo Panda wrist camera: x < ~315 px at 640x480).
+    roi: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -263,16 +267,29 @@ def _cell_name(r: int, c: int, rows: int, cols: int) -> str:
 
 
 def coverage_report(
-    detections: Sequence[Detection], image_size: tuple[int, int], grid: tuple[int, int] = (3, 3), min_corners_per_cell: int = 3
+    detections: Sequence[Detection],
+    image_size: tuple[int, int],
+    grid: tuple[int, int] = (3, 3),
+    min_corners_per_cell: int = 3,
+    roi: tuple[int, int, int, int] | None = None,
 ) -> CoverageReport:
-    """Count detected corners per image-grid cell over all views."""
+    """Count detected corners per image-grid cell over all views.
+
+    ``roi`` (x0, y0, x1, y1): split only this rectangle into cells; corners outside it are
+    not counted (the rest of the image is known to be hidden, e.g. by the gripper).
+    """
     w, h = image_size
+    x0, y0, x1, y1 = roi if roi is not None else (0, 0, w, h)
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise ValueError(f"coverage roi {roi} must lie inside the {w}x{h} image with x0 < x1, y0 < y1")
     gc, gr = grid
     counts = np.zeros((gr, gc), int)
     for det in detections:
         pts = det.image_points
-        ci = np.clip((pts[:, 0] / w * gc).astype(int), 0, gc - 1)
-        ri = np.clip((pts[:, 1] / h * gr).astype(int), 0, gr - 1)
+        inside = (pts[:, 0] >= x0) & (pts[:, 0] < x1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1)
+        pts = pts[inside]
+        ci = np.clip(((pts[:, 0] - x0) / (x1 - x0) * gc).astype(int), 0, gc - 1)
+        ri = np.clip(((pts[:, 1] - y0) / (y1 - y0) * gr).astype(int), 0, gr - 1)
         np.add.at(counts, (ri, ci), 1)
     covered = counts >= min_corners_per_cell
     missing = [_cell_name(r, c, gr, gc) for r in range(gr) for c in range(gc) if not covered[r, c]]
@@ -313,7 +330,7 @@ def calibrate_from_detections(
             f"only {len(detections)} usable views, need at least {quality.min_views} "
             f"(total given {len(detections) + len(rejected)}).{why}"
         )
-    cov = coverage_report(detections, image_size, quality.grid, quality.min_corners_per_cell)
+    cov = coverage_report(detections, image_size, quality.grid, quality.min_corners_per_cell, quality.roi)
     if cov.fraction + 1e-9 < quality.min_coverage:
         raise PoorCoverageError(
             f"board views cover only {cov.fraction * 100:.0f}% of the image "

@@ -1,7 +1,13 @@
-"""Configuration of the deployment controller node."""
+"""Configuration of the deployment controller node (``robot_rl.ros.controller_node``).
+
+The safety limits themselves live in ``Config.safety`` (:class:`SafetyConfig`); this section
+says which model runs, how fast, and how the node watches its inputs.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from robot_rl.schema import check
 
 
 @dataclass
@@ -9,3 +15,27 @@ class DeployConfig:
     model: str = "models/policy.onnx"  # exported policy; its metadata JSON sits beside it
     providers: str = "auto"            # auto | cpu | cuda | tensorrt
     rate_hz: float = 10.0              # control loop rate (must match the model's metadata)
+    intra_op_threads: int = 1          # onnxruntime CPU threads (1: least jitter, see docs)
+    # Watchdog: max age (s) of each input the controller reads, for the sensors without an
+    # entry in safety.sensor_max_age_s (names: joint_states, ee_pose, ee_twist,
+    # tactile_<name>, image_<name>, object). Age = time since a message with a NEW stamp
+    # arrived, on the controller's monotonic clock, so a stream that stops or repeats its
+    # stamp ages out.
+    default_sensor_max_age_s: float = 0.25
+    status_rate_hz: float = 10.0       # /controller/status publication rate
+    stats_log_period_s: float = 10.0   # loop period / jitter / latency log period
+    spin_s: float = 0.0002             # RateLoop: spin (instead of sleeping) this long before a deadline
+    # SCHED_FIFO priority of the control-loop thread (1-99; needs CAP_SYS_NICE / rtprio
+    # limits); 0 = normal scheduling. A failure to set it is logged, not fatal.
+    rt_priority: int = 0
+
+    def validate(self) -> None:
+        check(self.providers in ("auto", "cpu", "cuda", "tensorrt"),
+              f"providers must be one of auto, cpu, cuda, tensorrt; got {self.providers!r}")
+        check(0 < self.rate_hz <= 2000, "rate_hz must be in (0, 2000]")
+        check(self.intra_op_threads >= 1, "intra_op_threads must be >= 1")
+        check(self.default_sensor_max_age_s > 0, "default_sensor_max_age_s must be > 0")
+        check(self.status_rate_hz > 0, "status_rate_hz must be > 0")
+        check(self.stats_log_period_s > 0, "stats_log_period_s must be > 0")
+        check(0 <= self.spin_s < 0.01, "spin_s must be in [0, 0.01)")
+        check(0 <= self.rt_priority <= 99, "rt_priority must be in [0, 99] (0 = normal scheduling)")

@@ -453,14 +453,26 @@ def build_arg_parser() -> argparse.ArgumentParser:
         prog="robot-rl export",
         description="Export a policy module to ONNX + metadata JSON with a torch/onnxruntime parity check.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--module", help="file written by torch.save(module) (whole module, trusted source only)")
     src.add_argument(
         "--factory",
         help="'package.module:callable' returning the export module; called with --checkpoint if given",
     )
-    p.add_argument("--checkpoint", help="checkpoint path passed to --factory")
-    p.add_argument("--metadata", required=True, help="metadata JSON template (observations, action, robot, training)")
+    p.add_argument(
+        "--checkpoint",
+        help="with --config: a learner checkpoint (robot_rl.learning.checkpoint) of an RLPD agent; "
+        "with --factory: the path passed to the factory",
+    )
+    p.add_argument(
+        "--config",
+        help="robot configuration YAML: export an RLPD agent checkpoint with metadata built from it "
+        "(observations, actions, control rate, robot, joints); replaces --metadata",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (with --config)")
+    p.add_argument("--run-id", default=None, help="with --config: training run id (default: the checkpoint's folder)")
+    p.add_argument("--version", default="1.0.0", help="with --config: policy version recorded in the metadata")
+    p.add_argument("--metadata", help="metadata JSON template (observations, action, robot, training)")
     p.add_argument("--out", required=True, help="destination .onnx path; the metadata JSON is written beside it")
     p.add_argument("--parity-samples", type=int, default=64)
     p.add_argument("--atol", type=float, default=1e-5)
@@ -473,8 +485,26 @@ def build_arg_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``robot-rl export`` entry point.  Exit codes: 0 ok, 1 export error, 3 parity failure."""
     args = build_arg_parser().parse_args(argv)
+    if args.config:
+        # Agent export: robot_rl.deploy.agent_export builds the metadata from the config.
+        if args.module or args.factory or args.metadata:
+            print("error: --config exports an agent checkpoint; it excludes --module/--factory/--metadata",
+                  file=sys.stderr)
+            return 2
+        if not args.checkpoint:
+            print("error: --config needs --checkpoint (a learner checkpoint)", file=sys.stderr)
+            return 2
+        from robot_rl.deploy.agent_export import export_main
+
+        return export_main(args)
+    if not (args.module or args.factory):
+        print("error: one of --config (with --checkpoint), --module or --factory is required", file=sys.stderr)
+        return 2
+    if not args.metadata:
+        print("error: --metadata is required with --module/--factory", file=sys.stderr)
+        return 2
     if args.checkpoint and not args.factory:
-        print("error: --checkpoint needs --factory", file=sys.stderr)
+        print("error: --checkpoint needs --factory (or --config for an agent checkpoint)", file=sys.stderr)
         return 2
     try:
         metadata = PolicyMetadata.load(args.metadata)

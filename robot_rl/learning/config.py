@@ -109,6 +109,12 @@ class ActorConfig:
     actor_id: int = 0
     random_steps: int = 0             # uniform-random actions before the first weights arrive
     weights_timeout: float = 0.0      # s to wait for first weights; 0 = act with initial policy
+    send_every: int = 1               # env steps per transition message (and at episode ends)
+    reset_timeout: float = 10.0       # s for /scene/reset and the first observation after it
+    max_reset_failures: int = 5       # consecutive failed resets before the actor stops
+    observation_timeout: float = 5.0  # s to wait for a synchronized observation
+    deterministic: bool = False       # act with the mean action (evaluation)
+    max_message_bytes: int = 67108864  # larger weight messages are rejected
 
 
 @dataclass
@@ -120,3 +126,9 @@ class LearnerConfig:
     min_online: int = 256             # online transitions before the first update
     publish_every: int = 25           # updates between actor-weight messages
     checkpoint_every: int = 1000      # updates between checkpoints
+    resume: bool = False              # continue run_dir: checkpoint, buffers and counters
+    flush_every: int = 1000           # online transitions per persisted replay chunk
+    max_backlog: int = 1000           # env steps of update credit kept when training lags
+    max_message_bytes: int = 67108864  # larger transition messages are rejected
+    log_every: float = 5.0            # s between console lines / TensorBoard scalars
+    tensorboard: bool = True          # write TensorBoard scalars to run_dir/tb

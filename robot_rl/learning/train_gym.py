@@ -22,7 +22,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from .replay import ReplayBuffer, read_manifest
 from .rlpd import RLPDAgent, RLPDConfig
@@ -222,7 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override, e.g. --set agent.num_critics=2 --set learning_starts=500 (values parsed as JSON)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--checkpoint", default=None, help="save the full agent checkpoint (torch.save) here at the end")
+    p.add_argument("--checkpoint", default=None,
+                   help="save the full agent checkpoint (pickle-free directory, robot_rl.learning.checkpoint) here at the end")
     args = p.parse_args(argv)
     d: Dict[str, Any] = {}
     if args.config:
@@ -239,7 +239,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = TrainGymConfig.from_dict(d)
     res = train(args.env_id, cfg, args.steps, demos_path=args.demos, log_dir=args.log_dir)
     if args.checkpoint:
-        torch.save(res["agent"].state_dict(), args.checkpoint)
+        from .checkpoint import save_agent
+
+        save_agent(args.checkpoint, res["agent"])
     summary = {k: v for k, v in res.items() if k not in ("agent", "episode_returns", "episode_lengths", "last_update")}
     print(json.dumps(summary, indent=1, default=float))
     return 0

@@ -3,6 +3,13 @@
 Taxel arrays publish ``32FC1`` images (rows × cols, one float per taxel: newtons in the sim,
 normalised units on a serial array); optical sensors publish ``rgb8``. ``zero`` (std_srvs/Trigger)
 takes the current reading as the no-contact baseline.
+
+Stored per-serial baselines (``robot-rl calibrate tactile-capture``): with ``baseline_dir`` set
+(constructor argument, else a ``baseline_dir`` attribute of the sensor config, else the node
+parameter ``tactile_baseline_dir`` of a standalone node) and the sensor's ``serial`` configured,
+taxel frames are published normalised, ``(raw - mean) / max(std, noise_floor)``
+(robot_rl.calibration.tactile). A missing or mismatched baseline is an error at start-up.
+Optical (rgb8) frames are published raw.
 """
 from __future__ import annotations
 
@@ -20,12 +27,20 @@ from robot_rl.ros import messages as m
 
 class TactileNode(Node):
     def __init__(self, sensor: TactileConfig | None = None, name: str | None = None,
-                 zero: Callable[[], None] | None = None):
+                 zero: Callable[[], None] | None = None, baseline_dir: str | None = None):
         super().__init__(name or f"tactile_{sensor.name}")
         if sensor is None:
             from robot_rl.ros.node_utils import declare_config, pick_by_name
             sensor = pick_by_name(self, "tactile", declare_config(self).tactile)
+            if baseline_dir is None:
+                baseline_dir = self.declare_parameter("tactile_baseline_dir", "").value
         self.sensor = sensor
+        self.baseline = None
+        baseline_dir = baseline_dir if baseline_dir is not None else getattr(sensor, "baseline_dir", "")
+        if baseline_dir and sensor.serial:
+            from robot_rl.calibration.tactile import load_baseline
+            shape = (sensor.rows, sensor.cols) if sensor.backend in ("sim", "serial_taxel") else None
+            self.baseline = load_baseline(baseline_dir, sensor.serial, shape)
         self.frame_id = f"{sensor.name}_tactile_frame"
         self.pub = self.create_publisher(Image, m.tactile_topic(sensor.name), m.SENSOR_QOS)
         self._zero = zero
@@ -34,6 +49,8 @@ class TactileNode(Node):
         self._thread: threading.Thread | None = None
 
     def publish_reading(self, data: np.ndarray, stamp: float) -> None:
+        if self.baseline is not None and data.ndim == 2:
+            data = self.baseline.apply(data).astype(np.float32)
         encoding = "32FC1" if data.dtype == np.float32 and data.ndim == 2 else "rgb8"
         self.pub.publish(m.image_to_msg(data, stamp, self.frame_id, encoding))
 

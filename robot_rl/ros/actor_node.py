@@ -1,0 +1,256 @@
+"""The SERL/HIL-SERL actor as a ROS 2 node.
+
+Runs the current policy on the robot (``RosRobotEnv`` in this process) and streams every step
+to the learner; several actors (distinct ``actor.actor_id``) can feed one learner.
+
+* ``/rl/actor_weights`` in (transient_local): decoded and checked in the callback, applied by
+  the acting thread before its next action (never blocks acting). Without a learner the actor
+  keeps acting with the last weights it got.
+* ``/rl/transitions`` out: a batch every ``actor.send_every`` steps and at every episode end.
+* ``/intervention/action`` in (sensor_msgs/Joy): ``axes[:action_dim]`` in the policy's action
+  frame [-1, 1], ``buttons[0] == 1`` while the human holds the dead-man button. It replaces the
+  policy action if the newest message has the button pressed and arrived within two control
+  periods; such steps are flagged ``intervened``.
+* ``/episode/event`` out (std_msgs/String JSON): ``{"actor_id", "episode", "event", "return",
+  "length", "interventions", "intervention_rate", "steps_since_intervention"}``, ``event`` in
+  success | failure | timeout | reset_failed (with ``reason``).
+* ``/rl/actor_status`` out (String JSON, 1 Hz): weights version, rejected weight messages...
+
+Episodes follow ``robot_rl.hil.episode.EpisodeStateMachine``: resets go through ``/scene/reset``
+(``actor.reset_timeout``); ``actor.max_reset_failures`` consecutive failures stop the actor with
+a fatal log (the node stays up and reports ``state: failed``).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Joy
+from std_msgs.msg import String, UInt8MultiArray
+
+from robot_rl import transport
+from robot_rl.hil.episode import ENDED, EpisodeState, EpisodeStateMachine
+from robot_rl.learning.rlpd import RLPDAgent
+from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT, EVENT_QOS,
+                                       INTERVENTION, STATUS_QOS, TRANSITIONS, TRANSITIONS_QOS,
+                                       WEIGHTS_QOS, task_spaces)
+from robot_rl.ros.node_utils import declare_config, run_nodes
+
+# Human devices often publish best effort; a best-effort subscription accepts both kinds.
+INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                              reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+class ActorNode(Node):
+    def __init__(self, name: str = "actor"):
+        super().__init__(name)
+        self.cfg = cfg = declare_config(self)
+        self.ac = ac = cfg.actor
+        torch.set_num_threads(1)  # one observation at a time: threads only add latency
+        self.obs_space, self.action_space = task_spaces(cfg)
+        self.obs_spec = transport.obs_spec_of(self.obs_space)
+        self.adim = int(self.action_space.shape[0])
+        self.action_space.seed(cfg.agent.seed + 1000 + ac.actor_id)
+        self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent)
+        self._reference = self.agent.actor_state_dict()
+        self.period = 1.0 / cfg.control_rate_hz
+        self.weights_version = 0
+        self.weights_received = 0
+        self.rejected: dict[str, int] = {}
+        self._pending: Optional[tuple] = None
+        self._lock = threading.Lock()
+        self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes)
+        self._stop = threading.Event()
+        self.state = "starting"
+        self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id)
+        self.total_steps = 0
+        self.sent_steps = 0
+        self.seq = 0
+        self.env = None
+
+        self.pub_tr = self.create_publisher(UInt8MultiArray, TRANSITIONS, TRANSITIONS_QOS)
+        self.pub_event = self.create_publisher(String, EPISODE_EVENT, EVENT_QOS)
+        self.pub_status = self.create_publisher(String, ACTOR_STATUS, STATUS_QOS)
+        self.create_subscription(UInt8MultiArray, ACTOR_WEIGHTS, self._on_weights, WEIGHTS_QOS)
+        self.create_subscription(Joy, INTERVENTION, self._on_joy, INTERVENTION_QOS)
+        self.create_timer(1.0, self._report)
+        self._thread = threading.Thread(target=self._run, name="acting", daemon=True)
+        self._thread.start()
+
+    # -- callbacks (executor thread) -------------------------------------------------------------
+    def _on_weights(self, msg: UInt8MultiArray) -> None:
+        try:
+            sd, version, _ = transport.decode_weights(transport.from_msg(msg), self._reference,
+                                                      self.ac.max_message_bytes)
+        except transport.TransportError as exc:
+            self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
+            self.get_logger().warning(f"rejected actor weights: {exc}", throttle_duration_sec=1.0)
+            return
+        with self._lock:
+            if self._pending is None or version > self._pending[1]:
+                self._pending = (sd, version)
+        self.weights_received += 1
+
+    def _on_joy(self, msg: Joy) -> None:
+        pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
+        self._joy = (time.monotonic(), pressed, np.asarray(msg.axes, np.float32))
+
+    def _report(self) -> None:
+        st = {"actor_id": self.ac.actor_id, "state": self.state,
+              "weights_version": self.weights_version, "weights_received": self.weights_received,
+              "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
+              "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
+              "steps_since_intervention": self.sm.steps_since_intervention}
+        try:
+            self.pub_status.publish(String(data=json.dumps(st)))
+        except Exception:
+            pass
+
+    # -- acting (own thread) -----------------------------------------------------------------------
+    def _apply_weights(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None and pending[1] > self.weights_version:
+            self.agent.load_actor_state_dict(pending[0])
+            self.weights_version = pending[1]
+
+    def _choose(self, obs) -> tuple[np.ndarray, bool]:
+        joy = self._joy
+        if joy is not None and joy[1] and time.monotonic() - joy[0] <= 2.0 * self.period:
+            action = np.zeros(self.adim, np.float32)
+            n = min(self.adim, len(joy[2]))
+            action[:n] = np.clip(joy[2][:n], -1.0, 1.0)
+            return action, True
+        if self.weights_version == 0 and self.total_steps < self.ac.random_steps:
+            return self.action_space.sample().astype(np.float32), False
+        return self.agent.act(obs, deterministic=self.ac.deterministic).astype(np.float32), False
+
+    def _send(self, pending: List[transport.StepRecord]) -> None:
+        if not pending:
+            return
+        data = transport.encode_transitions(pending, self.ac.actor_id, self.seq, self.sent_steps,
+                                            self.obs_spec)
+        self.pub_tr.publish(transport.to_msg(data))
+        self.seq += 1
+        self.sent_steps += len(pending)
+        pending.clear()
+
+    def _event(self, name: Optional[str] = None) -> None:
+        self.pub_event.publish(String(data=self.sm.event_json(name)))
+
+    def _make_env(self):
+        from robot_rl.envs.ros_env import ObservationTimeout, RosRobotEnv
+
+        while not self._stop.is_set():
+            try:
+                env = RosRobotEnv(self.cfg, node_name=f"{self.get_name()}_env",
+                                  timeout=self.ac.observation_timeout)
+                env.timeout = self.ac.reset_timeout
+                return env
+            except ObservationTimeout as exc:
+                self.get_logger().warning(f"waiting for the robot: {exc}",
+                                          throttle_duration_sec=5.0)
+        return None
+
+    def _run(self) -> None:
+        try:
+            self._act()
+        except Exception as exc:
+            if self._stop.is_set():
+                return  # shutting down: the context is gone under a publish or a wait
+            self.state = "failed"
+            self.get_logger().fatal(f"acting thread stopped: {exc!r}")
+            raise
+
+    def _act(self) -> None:
+        from robot_rl.envs.ros_env import ObservationTimeout
+
+        ac, sm = self.ac, self.sm
+        self.state = "waiting_for_robot"
+        self.env = env = self._make_env()
+        if env is None:
+            return
+        if ac.weights_timeout > 0:
+            self.state = "waiting_for_weights"
+            deadline = time.monotonic() + ac.weights_timeout
+            while self._pending is None and time.monotonic() < deadline and not self._stop.is_set():
+                time.sleep(0.05)
+        pending: List[transport.StepRecord] = []
+        self.get_logger().info(f"actor {ac.actor_id} acting: observation {self.obs_spec}, "
+                               f"action dim {self.adim}")
+        while not self._stop.is_set():
+            self.state = "resetting"
+            try:
+                env.timeout = ac.reset_timeout
+                obs, _ = env.reset()
+            except (ObservationTimeout, RuntimeError) as exc:
+                n = sm.reset_failed(str(exc))
+                self._event("reset_failed")
+                self.get_logger().error(f"reset failed ({n}/{ac.max_reset_failures}): {exc}")
+                if n >= ac.max_reset_failures:
+                    self.state = "failed"
+                    self.get_logger().fatal(f"giving up after {n} failed resets; fix the reset "
+                                            f"(service /scene/reset) and restart the actor")
+                    return
+                self._stop.wait(min(5.0, 0.5 * 2 ** (n - 1)))
+                continue
+            env.timeout = ac.observation_timeout
+            sm.start()
+            self.state = "running"
+            first = obs
+            while sm.state == EpisodeState.RUNNING and not self._stop.is_set():
+                self._apply_weights()
+                action, intervened = self._choose(obs)
+                version = self.weights_version
+                try:
+                    next_obs, reward, term, _trunc, info = env.step(action)
+                except ObservationTimeout as exc:
+                    self._send(pending)
+                    sm.abort(f"observation timeout: {exc}")
+                    break
+                res = sm.step(reward, success=bool(info.get("success", term)),
+                              intervened=intervened)
+                pending.append(transport.StepRecord(
+                    action=action, reward=float(reward), next_obs=next_obs,
+                    terminated=res.terminated, truncated=res.truncated, intervened=intervened,
+                    episode=sm.episode, step=sm.length - 1, weights_version=version,
+                    steps_since_intervention=sm.steps_since_intervention,
+                    obs=first if sm.length == 1 else None))
+                self.total_steps += 1
+                if len(pending) >= ac.send_every or res.done:
+                    self._send(pending)
+                obs = next_obs
+            self._send(pending)
+            if sm.state in ENDED:
+                self._event()
+                self.get_logger().info(
+                    f"episode {sm.episode} {sm.state.value}: return {sm.ret:.2f}, length "
+                    f"{sm.length}, interventions {sm.interventions} "
+                    f"({100 * sm.intervention_rate:.0f}%), steps since last intervention "
+                    f"{sm.steps_since_intervention}, weights v{self.weights_version}")
+                sm.begin_reset()
+
+    def close(self) -> None:
+        self._stop.set()
+        # An observation wait in progress ends within actor.observation_timeout; the thread is
+        # a daemon, so shutdown does not wait for it longer than this.
+        self._thread.join(timeout=3.0)
+        if self.env is not None:
+            try:
+                self.env.close()
+            except Exception:
+                pass
+
+
+def main(args=None) -> int:
+    return run_nodes(lambda: [ActorNode()], args, threads=2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Reset node for real robots: provides ``/scene/reset`` (std_srvs/Trigger) where no simulator
+does (``hil.reset.service`` renames it).
+
+A reset, within ``hil.reset.timeout``: open the gripper, rise ``clearance`` straight up, move
+along an interpolated path (``/robot/ee_target`` at the control rate, no faster than
+``max_speed``) to the home pose plus a random x/y/yaw offset, hold it until ``/robot/ee_pose``
+converges, run the configured hooks; in ``human`` / ``move_then_human`` mode then wait (up to
+``confirm_timeout``) for a human to reset the scene and confirm, by calling
+``/scene/confirm`` (std_srvs/Trigger, ``hil.reset.confirm_service``) or pressing the
+device's confirm button (Joy ``buttons[1]`` on the intervention topic). Every failure answers
+``success=False`` with the reason.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Float64
+from std_srvs.srv import Trigger
+
+from robot_rl.config import Config
+from robot_rl.hil.reset import (RESET_HOOKS, ResetFailed, check_hooks, converged, home_pose,
+                                interpolate, quat_angle, sample_start)
+from robot_rl.ros import messages as m
+
+
+class ResetNode(Node):
+    def __init__(self, cfg: Config | None = None, name: str = "reset"):
+        super().__init__(name)
+        if cfg is None:
+            from robot_rl.ros.node_utils import declare_config
+            cfg = declare_config(self)
+        self.cfg = cfg
+        self.r = r = cfg.hil.reset
+        check_hooks(r.hooks)
+        self.rate = cfg.control_rate_hz
+        self.home_pos, self.home_quat = home_pose(cfg)
+        self.rng = np.random.default_rng(r.seed)
+        self._pose_lock = threading.Lock()
+        self._pose: tuple[float, np.ndarray, np.ndarray] | None = None  # (receipt time, pos, quat)
+        self._confirm = threading.Event()
+        self._confirm_wanted = False
+        self._last_joy_confirm = False
+        self._busy = threading.Lock()
+        self.resets = 0
+        io = ReentrantCallbackGroup()
+        self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS,
+                                 callback_group=io)
+        self.create_subscription(Joy, cfg.hil.topic, self._on_joy, 10, callback_group=io)
+        self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
+        self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
+        self.create_service(Trigger, r.confirm_service, self._on_confirm, callback_group=io)
+        self.create_service(Trigger, r.service, self._on_reset,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
+            f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "
+            f"confirm via {r.confirm_service} or Joy buttons[1] on {cfg.hil.topic}")
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_pose(self, msg: PoseStamped) -> None:
+        pos, quat = m.pose_from_msg(msg)
+        with self._pose_lock:
+            self._pose = (time.monotonic(), pos, quat)
+
+    def _on_joy(self, msg: Joy) -> None:
+        pressed = len(msg.buttons) > 1 and bool(msg.buttons[1])
+        if pressed and not self._last_joy_confirm and self._confirm_wanted:
+            self._confirm.set()
+        self._last_joy_confirm = pressed
+
+    def _on_confirm(self, request, response):
+        if not self._confirm_wanted:
+            response.success = False
+            response.message = "no reset is waiting for a confirmation"
+            return response
+        self._confirm.set()
+        response.success = True
+        response.message = "confirmed"
+        return response
+
+    # -- ResetContext (for hooks) ----------------------------------------------------------------
+    def ee_pose(self, max_age: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        with self._pose_lock:
+            pose = self._pose
+        if pose is None or time.monotonic() - pose[0] > max_age:
+            raise ResetFailed(f"no fresh {m.EE_POSE} (is the joint driver running on "
+                              f"ROS_DOMAIN_ID {__import__('os').environ.get('ROS_DOMAIN_ID', '0')}?)")
+        return pose[1].copy(), pose[2].copy()
+
+    def sleep(self, seconds: float) -> None:
+        self._check_deadline()
+        time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
+        self._check_deadline()
+
+    def set_gripper(self, width: float) -> None:
+        self.pub_gripper.publish(Float64(data=float(width)))
+
+    def _send(self, pos, quat) -> None:
+        self.pub_target.publish(m.pose_msg(pos, quat, self.get_clock().now().nanoseconds * 1e-9,
+                                           self.cfg.robot.base_frame))
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise ResetFailed(f"timed out after {self.r.timeout} s ({self._stage})")
+
+    def move_to(self, pos, quat) -> None:
+        """Interpolated path from the current pose, then hold until converged (or timeout)."""
+        period = 1.0 / self.rate
+        start_pos, start_quat = self.ee_pose()
+        path = interpolate(start_pos, start_quat, pos, quat, self.r.max_speed,
+                           self.r.max_yaw_rate, self.rate)
+        next_t = time.monotonic()
+        for p, q in path:
+            self._check_deadline()
+            self._send(p, q)
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+        sent = time.monotonic()
+        while True:
+            self._send(pos, quat)  # keep commanding: a lockstep sim advances per command
+            time.sleep(period)
+            cur_pos, cur_quat = self.ee_pose()
+            if (time.monotonic() - sent > period
+                    and converged(cur_pos, cur_quat, pos, quat, self.r.tolerance,
+                                  self.r.yaw_tolerance)):
+                return
+            if time.monotonic() > self._deadline:
+                raise ResetFailed(
+                    f"did not converge within {self.r.timeout} s ({self._stage}): TCP "
+                    f"{np.linalg.norm(cur_pos - pos) * 100:.1f} cm and "
+                    f"{quat_angle(cur_quat, quat):.3f} rad from the target (tolerance "
+                    f"{self.r.tolerance * 100:.1f} cm, {self.r.yaw_tolerance} rad)")
+
+    # -- the service ---------------------------------------------------------------------------
+    def _on_reset(self, request, response):
+        start = time.monotonic()
+        try:
+            response.message = self.reset_scene()
+            response.success = True
+        except ResetFailed as exc:
+            response.success, response.message = False, str(exc)
+        except Exception as exc:  # a hook's bug must not kill the node
+            response.success, response.message = False, f"reset failed: {exc!r}"
+        log = self.get_logger()
+        text = f"reset {'ok' if response.success else 'FAILED'} in " \
+               f"{time.monotonic() - start:.1f} s: {response.message}"
+        if response.success:
+            log.info(text)
+        else:
+            log.error(text)
+        return response
+
+    def reset_scene(self) -> str:
+        r = self.r
+        self._deadline = time.monotonic() + r.timeout
+        parts = []
+        if r.mode in ("move", "move_then_human"):
+            self._stage = "waiting for the TCP pose"
+            pos, quat = self.ee_pose()
+            if r.open_gripper:
+                self.set_gripper(self.cfg.robot.gripper_max_width)
+            if r.clearance > 0:
+                self._stage = "rising"
+                up = pos.copy()
+                up[2] = min(pos[2] + r.clearance, self.cfg.controller.workspace_max[2])
+                self.move_to(up, quat)
+            goal_pos, goal_quat, (dx, dy, dyaw) = sample_start(self.cfg, self.home_pos,
+                                                               self.home_quat, self.rng)
+            self._stage = "moving home"
+            self.move_to(goal_pos, goal_quat)
+            parts.append(f"home + offset dx={dx:.3f} dy={dy:.3f} dyaw={dyaw:.3f} reached "
+                         f"({goal_pos[0]:.3f}, {goal_pos[1]:.3f}, {goal_pos[2]:.3f})")
+        for name in r.hooks:
+            self._stage = f"hook {name}"
+            note = RESET_HOOKS[name](self)
+            parts.append(f"{name}: {note}" if note else name)
+        if r.mode in ("human", "move_then_human"):
+            self._stage = "waiting for the human"
+            self._confirm.clear()
+            self._confirm_wanted = True
+            self.get_logger().warning(
+                f"reset the scene by hand, then confirm: call {r.confirm_service} or press the "
+                f"confirm button (waiting up to {r.confirm_timeout:g} s)")
+            try:
+                if not self._confirm.wait(r.confirm_timeout):
+                    raise ResetFailed(f"no confirmation from the human within "
+                                      f"{r.confirm_timeout:g} s ({r.confirm_service} or the "
+                                      f"device's confirm button)")
+            finally:
+                self._confirm_wanted = False
+            parts.append("human confirmed the scene")
+        self.resets += 1
+        return "; ".join(parts) or "nothing to do"
+
+
+def main(args=None) -> int:
+    from robot_rl.ros.node_utils import run_nodes
+    return run_nodes(lambda: [ResetNode()], args, threads=3)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Reward node: task success and reward per camera frame, for real robots (learned) or the sim
+(scripted).
+
+* ``hil.reward.source: classifier``: loads ``hil.reward.model`` (a folder written by
+  ``python -m robot_rl.hil.reward_classifier train``), subscribes the cameras the model was
+  trained on (``/camera/<name>/image_raw``) and, for every frame of its first camera (with the
+  latest frame of the others), publishes ``/task/success`` (std_msgs/Bool: probability >=
+  ``hil.reward.threshold``), ``/task/reward`` (std_msgs/Float32: 1.0 or 0.0, the sparse reward)
+  and ``/task/success_probability`` (std_msgs/Float32).
+* ``source: scripted``: the same topics from simulator state (``/sim/object_pose`` and
+  ``/robot/ee_pose``, ``robot_rl.envs.task``), one message per TCP pose.
+* ``hil.reward.record_dir`` set: instead of serving, records frames of every configured camera
+  labelled by the operator's success button (Joy ``buttons[2]`` on ``hil.topic``) and the
+  episode number from ``/episode/event`` into ``<record_dir>/frames_<time>.npz`` on shutdown or
+  when ``/reward/save`` (std_srvs/Trigger) is called.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, Joy
+from std_msgs.msg import Bool, Float32, String
+from std_srvs.srv import Trigger
+
+from robot_rl.config import Config
+from robot_rl.ros import messages as m
+
+
+class RewardNode(Node):
+    def __init__(self, cfg: Config | None = None, name: str = "reward"):
+        super().__init__(name)
+        if cfg is None:
+            from robot_rl.ros.node_utils import declare_config
+            cfg = declare_config(self)
+        self.cfg = cfg
+        self.rc = rc = cfg.hil.reward
+        self.frames = 0
+        self._lock = threading.Lock()
+        self._latest: dict[str, np.ndarray] = {}
+        self.pub_success = self.create_publisher(Bool, rc.success_topic, 10)
+        self.pub_reward = self.create_publisher(Float32, rc.reward_topic, 10)
+        self.pub_prob = self.create_publisher(Float32, rc.probability_topic, 10)
+        self.recorder = None
+        if rc.record_dir:
+            self._start_recording()
+        elif rc.source == "classifier":
+            self._start_classifier()
+        else:
+            self._start_scripted()
+
+    # -- learned ---------------------------------------------------------------------------------
+    def _start_classifier(self) -> None:
+        from robot_rl.hil.reward_classifier import RewardClassifier
+        if not self.rc.model:
+            raise FileNotFoundError("hil.reward.model is empty: train a classifier with "
+                                    "`python -m robot_rl.hil.reward_classifier train --out DIR` "
+                                    "and set hil.reward.model:=DIR (or hil.reward.source:=scripted "
+                                    "in the simulator)")
+        self.classifier = RewardClassifier.load(self.rc.model)
+        self.cameras = self.classifier.cameras
+        for i, cam in enumerate(self.cameras):
+            self.create_subscription(Image, m.camera_image_topic(cam),
+                                     lambda msg, c=cam, first=(i == 0): self._on_image(c, msg, first),
+                                     m.SENSOR_QOS)
+        self.get_logger().info(
+            f"reward classifier {self.rc.model} on cameras {self.cameras}, threshold "
+            f"{self.rc.threshold} -> {self.rc.success_topic}, {self.rc.reward_topic}")
+
+    def _on_image(self, camera: str, msg: Image, first: bool) -> None:
+        try:
+            image = m.msg_to_image(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"camera {camera}: {exc}", throttle_duration_sec=2.0)
+            return
+        with self._lock:
+            self._latest[camera] = image
+            if not first or len(self._latest) < len(self.cameras):
+                return
+            images = dict(self._latest)
+        try:
+            prob = float(self.classifier.predict(images)[0])
+        except ValueError as exc:
+            self.get_logger().error(str(exc), throttle_duration_sec=2.0)
+            return
+        self._publish(prob >= self.rc.threshold, prob)
+
+    def _publish(self, success: bool, prob: float) -> None:
+        self.frames += 1
+        self.pub_success.publish(Bool(data=bool(success)))
+        self.pub_reward.publish(Float32(data=1.0 if success else 0.0))
+        self.pub_prob.publish(Float32(data=float(prob)))
+
+    # -- scripted (simulator state) ------------------------------------------------------------
+    def _start_scripted(self) -> None:
+        from robot_rl.envs.task import PickCubeTask
+        self.task = PickCubeTask(self.cfg, np.array([0.0, 0.0, 0.0, 1.0]))
+        self._object = None
+        self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
+        self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
+        self.get_logger().info("scripted reward from /sim/object_pose (simulator state)")
+
+    def _on_object(self, msg: PoseStamped) -> None:
+        self._object = m.pose_from_msg(msg)[0]
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        from robot_rl.envs.task import Snapshot
+        if self._object is None:
+            return
+        pos, quat = m.pose_from_msg(msg)
+        snap = Snapshot(m.from_time(msg.header.stamp), pos, quat, np.zeros(6), 0.0,
+                        object_pos=self._object)
+        success = self.task.success(snap)
+        self._publish(success, float(success))
+
+    # -- recording labelled frames --------------------------------------------------------------
+    def _start_recording(self) -> None:
+        from robot_rl.hil.reward_classifier import FrameRecorder
+        self.cameras = [c.name for c in self.cfg.cameras]
+        self.recorder = FrameRecorder(self.cameras)
+        self._label = (0.0, False)
+        self._episode = 0
+        for i, cam in enumerate(self.cameras):
+            self.create_subscription(Image, m.camera_image_topic(cam),
+                                     lambda msg, c=cam, first=(i == 0): self._on_record(c, msg, first),
+                                     m.SENSOR_QOS)
+        self.create_subscription(Joy, self.cfg.hil.topic, self._on_joy, 10)
+        self.create_subscription(String, "/episode/event", self._on_event, 10)
+        self.create_service(Trigger, "/reward/save", self._on_save)
+        self.get_logger().info(f"recording frames of {self.cameras} labelled by Joy buttons[2] "
+                               f"on {self.cfg.hil.topic} into {self.rc.record_dir}")
+
+    def _on_joy(self, msg: Joy) -> None:
+        self._label = (time.monotonic(), len(msg.buttons) > 2 and bool(msg.buttons[2]))
+
+    def _on_event(self, msg: String) -> None:
+        try:
+            self._episode = int(json.loads(msg.data).get("episode", self._episode))
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+            pass
+
+    def _on_record(self, camera: str, msg: Image, first: bool) -> None:
+        image = m.msg_to_image(msg)
+        with self._lock:
+            self._latest[camera] = image
+            if not first or len(self._latest) < len(self.cameras):
+                return
+            when, pressed = self._label
+            label = pressed and time.monotonic() - when < 0.5
+            self.recorder.add(dict(self._latest), label, self._episode,
+                              m.from_time(msg.header.stamp))
+            self.frames += 1
+
+    def save(self) -> Path | None:
+        with self._lock:
+            if self.recorder is None or not len(self.recorder):
+                return None
+            path = Path(self.rc.record_dir) / f"frames_{time.strftime('%Y%m%d_%H%M%S')}.npz"
+            self.recorder.save(path)
+            self.recorder = type(self.recorder)(self.cameras)
+        self.get_logger().info(f"saved labelled frames to {path}")
+        return path
+
+    def _on_save(self, request, response):
+        path = self.save()
+        response.success = path is not None
+        response.message = str(path) if path else "no frames recorded yet"
+        return response
+
+    def close(self) -> None:
+        self.save()
+
+
+def main(args=None) -> int:
+    from robot_rl.ros.node_utils import run_nodes
+    return run_nodes(lambda: [RewardNode()], args, threads=2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""Actor <-> learner wire format: versioned, size-checked, pickle-free.
+
+Every message is one ``std_msgs/UInt8MultiArray`` whose ``data`` is::
+
+    header (24 bytes, little endian)
+        magic      4s   b"RRLT"
+        version    u16  FORMAT_VERSION
+        kind       u8   KIND_TRANSITIONS | KIND_WEIGHTS
+        reserved   u8   0
+        meta_len   u32  bytes of the JSON metadata
+        blob_len   u32  bytes of the safetensors blob
+        crc32      u32  zlib.crc32 of (metadata + blob)
+        reserved   u32  0
+    metadata   meta_len bytes of UTF-8 JSON
+    blob       blob_len bytes of safetensors (``safetensors.numpy.save``)
+
+Transition batches (one actor, consecutive steps, possibly spanning episodes): images stay
+uint8 and every frame travels once. ``next_obs.<key>`` [T, ...] holds the next observation of
+every step; ``obs.<key>`` [F, ...] holds the first observation of the F episodes that start in
+this batch, at the rows listed in ``first`` (int64 [F]). The learner rebuilds the other
+``obs`` from the previous step's ``next_obs`` (``TransitionAssembler``). Per-step arrays:
+``action`` f32 [T, A], ``reward`` f32 [T], ``terminated``/``truncated``/``intervened`` bool
+[T], ``episode``/``step``/``weights_version``/``steps_since_intervention`` int64 [T].
+Metadata: ``actor_id``, ``seq`` (message counter), ``first_step`` (actor-wide transition
+counter of row 0), ``keys`` (name -> dtype and shape), ``count``.
+
+Actor weights: ``RLPDAgent.actor_state_dict()`` flattened to ``<module>/<param>`` tensors,
+metadata ``version`` (the learner's publication counter) and ``updates``.
+
+Decoding never trusts the sender: size limit first, then magic, version, kind, lengths, CRC,
+JSON, safetensors, then key names, dtypes and shapes against what the receiver expects.
+Every failure raises ``TransportError`` whose ``reason`` is a short category for counting.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+MAGIC = b"RRLT"
+FORMAT_VERSION = 1
+KIND_TRANSITIONS = 1
+KIND_WEIGHTS = 2
+KINDS = {KIND_TRANSITIONS: "transitions", KIND_WEIGHTS: "weights"}
+_HEADER = struct.Struct("<4sHBBIIII")
+HEADER_SIZE = _HEADER.size  # 24
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+_STEP_FIELDS = {  # per-step arrays of a transition batch: name -> dtype
+    "reward": np.float32, "terminated": np.bool_, "truncated": np.bool_, "intervened": np.bool_,
+    "episode": np.int64, "step": np.int64, "weights_version": np.int64,
+    "steps_since_intervention": np.int64,
+}
+
+
+class TransportError(ValueError):
+    """A message was rejected; ``reason`` is a short category (for counting), the text says why."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# framing
+# --------------------------------------------------------------------------------------------
+def pack(kind: int, meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> bytes:
+    from safetensors.numpy import save
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown message kind {kind}")
+    meta_b = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
+    blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
+    crc = zlib.crc32(blob, zlib.crc32(meta_b))
+    return b"".join([_HEADER.pack(MAGIC, FORMAT_VERSION, kind, 0, len(meta_b), len(blob), crc, 0),
+                     meta_b, blob])
+
+
+def unpack(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_MAX_BYTES,
+           kind: Optional[int] = None) -> Tuple[int, Dict[str, Any], Dict[str, np.ndarray]]:
+    """Check the framing and return ``(kind, metadata, tensors)``; raises ``TransportError``."""
+    n = len(data)
+    if n > max_bytes:
+        raise TransportError("oversize", f"message of {n} bytes exceeds the limit of {max_bytes}")
+    if n < HEADER_SIZE:
+        raise TransportError("truncated", f"message of {n} bytes is shorter than the "
+                                          f"{HEADER_SIZE}-byte header")
+    magic, version, got_kind, _, meta_len, blob_len, crc, _ = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise TransportError("bad_magic", f"magic {magic!r}, expected {MAGIC!r}")
+    if version != FORMAT_VERSION:
+        raise TransportError("bad_version", f"format version {version}, this build reads "
+                                            f"{FORMAT_VERSION}")
+    if got_kind not in KINDS:
+        raise TransportError("bad_kind", f"unknown message kind {got_kind}")
+    if kind is not None and got_kind != kind:
+        raise TransportError("bad_kind", f"got a {KINDS[got_kind]} message, expected "
+                                         f"{KINDS[kind]}")
+    if HEADER_SIZE + meta_len + blob_len != n:
+        raise TransportError("length_mismatch", f"header announces {meta_len} + {blob_len} "
+                                                f"payload bytes, message carries {n - HEADER_SIZE}")
+    body = memoryview(data)[HEADER_SIZE:]
+    meta_b, blob = bytes(body[:meta_len]), bytes(body[meta_len:])
+    if zlib.crc32(blob, zlib.crc32(meta_b)) != crc:
+        raise TransportError("crc_mismatch", "payload CRC32 does not match the header")
+    try:
+        meta = json.loads(meta_b)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TransportError("bad_metadata", f"metadata is not JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise TransportError("bad_metadata", "metadata is not a JSON object")
+    try:
+        from safetensors.numpy import load
+
+        tensors = load(blob)
+    except Exception as exc:  # safetensors raises its own error types
+        raise TransportError("bad_payload", f"payload is not a safetensors blob: {exc}") from None
+    return got_kind, meta, tensors
+
+
+def to_msg(data: bytes):
+    """Bytes -> ``std_msgs/UInt8MultiArray`` (imported lazily: the codec itself is ROS-free)."""
+    from std_msgs.msg import UInt8MultiArray
+
+    msg = UInt8MultiArray()
+    msg.data = data
+    return msg
+
+
+def from_msg(msg) -> bytes:
+    data = msg.data
+    return data.tobytes() if hasattr(data, "tobytes") else bytes(data)
+
+
+def obs_spec_of(space) -> Dict[str, Dict[str, Any]]:
+    """``{key: {"shape": [...], "dtype": "uint8"|"float32"}}`` like the replay manifest."""
+    from robot_rl.learning.networks import as_dict_space, classify_observation_space
+
+    space = as_dict_space(space)
+    kinds = classify_observation_space(space)
+    return {k: {"shape": list(space[k].shape),
+                "dtype": "uint8" if kinds[k] == "image" else "float32"} for k in space.spaces}
+
+
+# --------------------------------------------------------------------------------------------
+# transitions
+# --------------------------------------------------------------------------------------------
+@dataclass
+class StepRecord:
+    """One env step as the actor saw it. ``obs`` only for the first step of an episode."""
+    action: np.ndarray
+    reward: float
+    next_obs: Mapping[str, np.ndarray]
+    terminated: bool
+    truncated: bool
+    intervened: bool = False
+    episode: int = 0
+    step: int = 0
+    weights_version: int = 0
+    steps_since_intervention: int = -1
+    obs: Optional[Mapping[str, np.ndarray]] = None
+
+
+@dataclass
+class TransitionBatch:
+    actor_id: int
+    seq: int
+    first_step: int
+    steps: List[StepRecord] = field(default_factory=list)
+
+
+def encode_transitions(steps: Sequence[StepRecord], actor_id: int, seq: int, first_step: int,
+                       obs_spec: Mapping[str, Mapping[str, Any]]) -> bytes:
+    if not steps:
+        raise ValueError("encode_transitions: empty batch")
+    t: Dict[str, np.ndarray] = {}
+    first = [i for i, s in enumerate(steps) if s.obs is not None]
+    for k, spec in obs_spec.items():
+        dt = np.dtype(spec["dtype"])
+        t[f"next_obs.{k}"] = np.stack([np.asarray(s.next_obs[k], dt) for s in steps])
+        if first:
+            t[f"obs.{k}"] = np.stack([np.asarray(steps[i].obs[k], dt) for i in first])
+    t["first"] = np.asarray(first, np.int64)
+    t["action"] = np.stack([np.asarray(s.action, np.float32).reshape(-1) for s in steps])
+    for name, dt in _STEP_FIELDS.items():
+        t[name] = np.asarray([getattr(s, name) for s in steps], dt)
+    meta = {"actor_id": int(actor_id), "seq": int(seq), "first_step": int(first_step),
+            "count": len(steps),
+            "keys": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in t.items()}}
+    return pack(KIND_TRANSITIONS, meta, t)
+
+
+def _int(meta: Mapping[str, Any], key: str) -> int:
+    v = meta.get(key)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TransportError("bad_metadata", f"metadata {key!r} must be an integer, got {v!r}")
+    return v
+
+
+def decode_transitions(data: bytes, obs_spec: Mapping[str, Mapping[str, Any]], action_dim: int,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> TransitionBatch:
+    """Decode and validate a transition batch against the observation spec and action size."""
+    _, meta, t = unpack(data, max_bytes, KIND_TRANSITIONS)
+    actor_id, seq, first_step, count = (_int(meta, k) for k in
+                                        ("actor_id", "seq", "first_step", "count"))
+    if count < 1:
+        raise TransportError("bad_shape", f"batch announces {count} transitions")
+    first = t.get("first")
+    if first is None or first.dtype != np.int64 or first.ndim != 1:
+        raise TransportError("unknown_keys", "missing or malformed 'first' index array")
+    expected: Dict[str, Tuple[Tuple[int, ...], np.dtype]] = {
+        "first": ((len(first),), np.dtype(np.int64)),
+        "action": ((count, action_dim), np.dtype(np.float32)),
+    }
+    for name, dt in _STEP_FIELDS.items():
+        expected[name] = ((count,), np.dtype(dt))
+    for k, spec in obs_spec.items():
+        shape, dt = tuple(spec["shape"]), np.dtype(spec["dtype"])
+        expected[f"next_obs.{k}"] = ((count, *shape), dt)
+        if len(first):
+            expected[f"obs.{k}"] = ((len(first), *shape), dt)
+    unknown, missing = sorted(set(t) - set(expected)), sorted(set(expected) - set(t))
+    if unknown or missing:
+        raise TransportError("unknown_keys", f"unexpected keys {unknown}, missing keys {missing} "
+                                             f"(observation keys expected: {sorted(obs_spec)})")
+    for name, (shape, dt) in expected.items():
+        arr = t[name]
+        if arr.shape != shape or arr.dtype != dt:
+            raise TransportError("bad_shape", f"{name!r} is {arr.dtype}{list(arr.shape)}, "
+                                              f"expected {dt}{list(shape)}")
+    if len(first) and (np.any(np.diff(first) <= 0) or first[0] < 0 or first[-1] >= count):
+        raise TransportError("bad_shape", f"'first' rows {first.tolist()} are not increasing "
+                                          f"rows of a {count}-step batch")
+    for name in ["action", "reward"] + [f"{p}.{k}" for p in ("obs", "next_obs")
+                                        for k, s in obs_spec.items() if s["dtype"] == "float32"]:
+        if name in t and not np.all(np.isfinite(t[name])):
+            raise TransportError("non_finite", f"{name!r} contains NaN or inf")
+    firsts = {int(r): j for j, r in enumerate(first)}
+    batch = TransitionBatch(actor_id, seq, first_step)
+    for i in range(count):
+        j = firsts.get(i)
+        batch.steps.append(StepRecord(
+            action=t["action"][i], reward=float(t["reward"][i]),
+            next_obs={k: t[f"next_obs.{k}"][i] for k in obs_spec},
+            terminated=bool(t["terminated"][i]), truncated=bool(t["truncated"][i]),
+            intervened=bool(t["intervened"][i]), episode=int(t["episode"][i]),
+            step=int(t["step"][i]), weights_version=int(t["weights_version"][i]),
+            steps_since_intervention=int(t["steps_since_intervention"][i]),
+            obs=None if j is None else {k: t[f"obs.{k}"][j] for k in obs_spec}))
+    return batch
+
+
+@dataclass
+class Transition:
+    obs: Dict[str, np.ndarray]
+    record: StepRecord
+    actor_id: int
+
+
+class TransitionAssembler:
+    """Learner side: rebuilds ``obs`` of each step from the previous step's ``next_obs``.
+
+    Kept per actor. A step whose ``obs`` cannot be rebuilt (the learner joined mid-episode, or
+    a message was lost: a gap in ``first_step``) is dropped and counted in ``dropped``; the
+    chain restarts from that step's ``next_obs``.
+    """
+
+    def __init__(self):
+        self._last: Dict[int, Tuple[int, Optional[Dict[str, np.ndarray]]]] = {}
+        self.dropped = 0
+        self.gaps = 0
+
+    def feed(self, batch: TransitionBatch) -> List[Transition]:
+        out: List[Transition] = []
+        expect, prev = self._last.get(batch.actor_id, (None, None))
+        if expect is not None and batch.first_step != expect:
+            self.gaps += 1
+            prev = None
+        for i, rec in enumerate(batch.steps):
+            obs = rec.obs if rec.obs is not None else prev
+            if obs is None:
+                self.dropped += 1
+            else:
+                out.append(Transition(dict(obs), rec, batch.actor_id))
+            prev = None if (rec.terminated or rec.truncated) else dict(rec.next_obs)
+        self._last[batch.actor_id] = (batch.first_step + len(batch.steps), prev)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# actor weights
+# --------------------------------------------------------------------------------------------
+def flatten_state(sd: Mapping[str, Any], prefix: str = "") -> Dict[str, np.ndarray]:
+    out: Dict[str, np.ndarray] = {}
+    for k, v in sd.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_state(v, name + "/"))
+        else:
+            out[name] = v.detach().cpu().contiguous().numpy() if hasattr(v, "detach") \
+                else np.asarray(v)
+    return out
+
+
+def encode_weights(actor_state: Mapping[str, Any], version: int, updates: int = 0) -> bytes:
+    """``RLPDAgent.actor_state_dict()`` -> message bytes."""
+    t = flatten_state(actor_state)
+    meta = {"version": int(version), "updates": int(updates),
+            "keys": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in t.items()}}
+    return pack(KIND_WEIGHTS, meta, t)
+
+
+def decode_weights(data: bytes, reference: Mapping[str, Any],
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> Tuple[Dict[str, Any], int, Dict[str, Any]]:
+    """Decode weights and check every name, dtype and shape against ``reference`` (this agent's
+    ``actor_state_dict()``). Returns ``(state_dict of torch tensors, version, metadata)``."""
+    import torch
+
+    _, meta, t = unpack(data, max_bytes, KIND_WEIGHTS)
+    version = _int(meta, "version")
+    ref = flatten_state(reference)
+    unknown, missing = sorted(set(t) - set(ref)), sorted(set(ref) - set(t))
+    if unknown or missing:
+        raise TransportError("unknown_keys", f"weights have unexpected tensors {unknown[:5]} and "
+                                             f"lack {missing[:5]} (different architecture?)")
+    for k, r in ref.items():
+        if t[k].shape != r.shape or t[k].dtype != r.dtype:
+            raise TransportError("bad_shape", f"weight {k!r} is {t[k].dtype}{list(t[k].shape)}, "
+                                              f"this agent has {r.dtype}{list(r.shape)}")
+        if t[k].dtype.kind == "f" and not np.all(np.isfinite(t[k])):
+            raise TransportError("non_finite", f"weight {k!r} contains NaN or inf")
+    sd: Dict[str, Any] = {k: {} for k, v in reference.items() if isinstance(v, Mapping)}
+    for k, v in t.items():
+        node = sd
+        parts = k.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = torch.from_numpy(np.array(v))
+    return sd, version, meta

@@ -1,0 +1,138 @@
+"""Real processes over DDS: sim + learner + actor; interventions, rejections, resume."""
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Joy
+from std_msgs.msg import String, UInt8MultiArray
+
+from robot_rl import transport
+from robot_rl.config import load_config, save_config
+from robot_rl.graph import NodeSpec, graph
+from robot_rl.launcher import NodeGraph
+from robot_rl.ros.learner_node import (ACTOR_STATUS, INTERVENTION, LEARNER_STATUS,
+                                       TRANSITIONS, TRANSITIONS_QOS)
+
+SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
+         "task.max_episode_steps": 40, "agent.hidden_dims": [64, 64], "agent.num_critics": 2,
+         "agent.batch_size": 32, "agent.utd_ratio": 1, "learner.min_online": 20,
+         "learner.publish_every": 5, "learner.checkpoint_every": 50, "learner.log_every": 0.5,
+         "learner.flush_every": 10, "actor.send_every": 2}
+
+
+class Probe:
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.node = rclpy.create_node("test_probe")
+        self.latest = {}
+        for topic in (LEARNER_STATUS, ACTOR_STATUS):
+            self.node.create_subscription(String, topic,
+                                          lambda m, t=topic: self.latest.__setitem__(t, json.loads(m.data)), 10)
+        self.joy = self.node.create_publisher(Joy, INTERVENTION, 10)
+        self.raw = self.node.create_publisher(UInt8MultiArray, TRANSITIONS, TRANSITIONS_QOS)
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+
+    def spin(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.02)
+
+    def wait(self, topic, pred, timeout, what, nodes, logs):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.05)
+            st = self.latest.get(topic)
+            if st is not None and pred(st):
+                return st
+            assert not nodes.failed(), f"a node died: {nodes.failed()}\n{logs()}"
+        pytest.fail(f"timed out waiting for {what}; last {topic}: {self.latest.get(topic)}\n{logs()}")
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+
+
+def test_actor_learner_over_dds(tmp_path, ros_context):
+    from robot_rl.learning.record_demos import record
+    cfg = load_config(None, {**SMALL, "learner.run_dir": str(tmp_path / "run"),
+                             "learner.demos": str(tmp_path / "demos")})
+    rec = record(cfg, str(tmp_path / "demos"), 1, verbose=False)
+    path = tmp_path / "config.yaml"
+    save_config(cfg, path)
+    learner = NodeSpec("learner", "learner", "robot_rl.ros.learner_node",
+                       {"config_file": str(path)})
+    actor = NodeSpec("actor", "actor", "robot_rl.ros.actor_node",
+                     {"config_file": str(path), "actor.actor_id": 3})
+    robot = NodeGraph(graph(cfg, str(path)) + [actor], log_dir=tmp_path / "logs").start()
+    learn = NodeGraph([learner], log_dir=tmp_path / "logs").start()
+
+    def logs():
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
+                         for p in sorted((tmp_path / "logs").glob("*.log")))
+
+    probe = Probe()
+    try:
+        # transitions arrive, the learner trains and publishes, the actor applies newer weights
+        st = probe.wait(LEARNER_STATUS, lambda s: s["updates"] >= 10 and s["weights_version"] >= 3,
+                        60, "learner updates", robot, logs)
+        assert st["demos_loaded"] == rec["transitions"] > 0
+        assert st["rejected"] == 0 and st["real_utd"] > 0
+        probe.wait(ACTOR_STATUS, lambda s: s["weights_version"] >= 2 and s["actor_id"] == 3,
+                   30, "actor applying newer weights", robot, logs)
+
+        # human intervention: dead-man pressed -> intervened steps land in both buffers
+        before = probe.latest[LEARNER_STATUS]
+        for _ in range(40):
+            msg = Joy(axes=[0.0, 0.0, 1.0, -1.0], buttons=[1])
+            msg.header.stamp = probe.node.get_clock().now().to_msg()
+            probe.joy.publish(msg)
+            probe.spin(0.05)
+        st = probe.wait(LEARNER_STATUS, lambda s: s["intervened_steps"] > 0, 20,
+                        "intervened transitions", robot, logs)
+        assert st["demo"] == st["demos_loaded"] + st["intervened_steps"]
+        assert st["demo"] > before["demo"]
+
+        # malformed messages are rejected and counted, by reason
+        good = transport.encode_transitions(
+            [transport.StepRecord(np.zeros(4, np.float32), 0.0,
+                                  {"state": np.zeros(8, np.float32),
+                                   "object": np.zeros(6, np.float32)}, False, False)],
+            99, 0, 0, {"state": {"shape": [8], "dtype": "float32"}})  # lacks 'object'
+        bad_crc = bytearray(good)
+        bad_crc[-3] ^= 0xFF
+        for data in (b"garbage", b"XXXX" + good[4:], bytes(bad_crc), good):
+            probe.raw.publish(transport.to_msg(bytes(data)))
+        st = probe.wait(LEARNER_STATUS, lambda s: s["rejected"] >= 4, 20, "rejections", robot,
+                        logs)
+        assert {"truncated", "bad_magic", "crc_mismatch", "unknown_keys"} <= set(st["rejections"])
+
+        # stop the learner (SIGINT), restart with resume: same buffers, counters continue
+        learn.stop()
+        assert learn.processes["learner"].returncode == 0, logs()
+        doc = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+        saved = doc["tree"]["extra"]
+        assert saved["online_count"] > 0 and saved["updates"] > 0
+        learn = NodeGraph([NodeSpec("learner", "learner", "robot_rl.ros.learner_node",
+                                    {"config_file": str(path), "learner.resume": True})],
+                          log_dir=tmp_path / "logs").start()
+        probe.latest.pop(LEARNER_STATUS, None)
+        st = probe.wait(LEARNER_STATUS, lambda s: s["resumed"], 60, "resumed learner", learn,
+                        logs)
+        assert st["resumed_digest"] == saved["online_digest"]
+        assert st["resumed_digest"].split(":")[0] == str(saved["online_count"])
+        assert st["demo"] >= saved["demo_count"] and st["updates"] >= saved["updates"]
+        assert st["weights_version"] > saved["version"]
+        st = probe.wait(LEARNER_STATUS, lambda s: s["updates"] > saved["updates"] + 5, 60,
+                        "training after resume", learn, logs)
+        assert st["online"] > saved["online_count"]
+    finally:
+        probe.close()
+        learn.stop()
+        robot.stop()
+    assert all(p.returncode is not None for p in learn.processes.values())
+    assert all(p.returncode is not None for p in robot.processes.values())
+    assert learn.processes["learner"].returncode == 0, logs()
