@@ -153,7 +153,8 @@ class Config:
     safety: SafetyConfig = field(default_factory=lambda: SafetyConfig(
         command_mode="ee_position", control_rate_hz=10.0,
         workspace_min=(0.25, -0.35, 0.01), workspace_max=(0.75, 0.35, 0.55),
-        extra_min=(0.0,), extra_max=(0.08,)))  # extra: gripper opening, m
+        extra_min=(0.0,), extra_max=(0.08,),  # extra: gripper opening, m
+        ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def validate(self) -> None:
@@ -187,6 +188,9 @@ def load_config(path: str | os.PathLike | None = None,
         dotted = {k: v for k, v in overrides.items() if "." in k}
         nested = {k: v for k, v in overrides.items() if "." not in k}
         data = deep_merge(deep_merge(data, nested), unflatten(dotted))
+    # Merge onto the full defaults of Config, so a partial section (or a dotted override such
+    # as safety.ee_speed_max) keeps the other values Config chose, not the section class's own.
+    data = deep_merge(to_dict(Config()), data)
     where = f" (in {path})" if path else ""
     try:
         return from_dict(Config, data)

@@ -257,9 +257,13 @@ class KeyboardDevice(Device):
 
     def __init__(self, axis_keys: list[str], button_keys: list[str], window: bool = True):
         pg = self.pg = _pygame()
-        self.axis_codes = [self._code(k) for k in axis_keys]   # bad names fail before a window opens
-        self.button_codes = [self._code(k) for k in button_keys]
         pg.display.init()
+        try:
+            self.axis_codes = [self._code(k) for k in axis_keys]
+            self.button_codes = [self._code(k) for k in button_keys]
+        except ValueError:
+            pg.display.quit()
+            raise
         try:
             if window or os.environ.get("SDL_VIDEODRIVER") == "dummy":
                 self.screen = pg.display.set_mode((360, 90))
