@@ -338,6 +338,22 @@ def train(data: dict, cameras: list[str] | None = None, encoder: str = "small",
     opt = torch.optim.Adam(model.head.parameters(), lr=lr, weight_decay=1e-3)
     gen = torch.Generator().manual_seed(seed)
     model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny head: thread hand-offs cost more than they bring
+    try:
+        _fit(model, opt, feats, y, weights, steps, batch, gen, log)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    with torch.no_grad():
+        prob = torch.sigmoid(model.logits_from_features(feats)).numpy()
+    clf.meta["train"] = {**metrics(prob, labels, threshold),
+                         "seconds": round(time.perf_counter() - start, 2), "steps": steps}
+    return clf
+
+
+def _fit(model, opt, feats, y, weights, steps, batch, gen, log) -> None:
+    torch = _torch()
     for step in range(steps):
         idx = torch.randint(0, len(y), (min(batch, len(y)),), generator=gen)
         logits = model.logits_from_features(feats[idx])
@@ -348,12 +364,6 @@ def train(data: dict, cameras: list[str] | None = None, encoder: str = "small",
         opt.step()
         if log and (step + 1) % max(1, steps // 4) == 0:
             log(f"step {step + 1}/{steps}: loss {loss.item():.4f}")
-    model.eval()
-    with torch.no_grad():
-        prob = torch.sigmoid(model.logits_from_features(feats)).numpy()
-    clf.meta["train"] = {**metrics(prob, labels, threshold),
-                         "seconds": round(time.perf_counter() - start, 2), "steps": steps}
-    return clf
 
 
 def evaluate(clf: RewardClassifier, data: dict) -> dict:

@@ -162,7 +162,14 @@ class ResetNode(Node):
         parts = []
         if r.mode in ("move", "move_then_human"):
             self._stage = "waiting for the TCP pose"
-            pos, quat = self.ee_pose()
+            while True:  # a freshly started node may not have heard the driver yet
+                try:
+                    pos, quat = self.ee_pose()
+                    break
+                except ResetFailed:
+                    if time.monotonic() > self._deadline:
+                        raise
+                    time.sleep(0.05)
             if r.open_gripper:
                 self.set_gripper(self.cfg.robot.gripper_max_width)
             if r.clearance > 0:

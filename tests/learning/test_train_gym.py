@@ -5,7 +5,6 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium import spaces
 
 from robot_rl.learning.replay import ReplayBuffer
@@ -97,7 +96,8 @@ def test_cli_with_demos_tensorboard_and_checkpoint(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["steps"] == 150 and out["episodes"] == 6
     assert glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
-    sd = torch.load(ckpt, weights_only=False)
+    from robot_rl.learning.checkpoint import load_checkpoint
+    sd = load_checkpoint(ckpt)["agent"]
     assert sd["num_critic_updates"] == 2 * 51 and sd["num_actor_updates"] == 51
     with pytest.raises(ValueError, match="unknown keys"):
         main([ENV_ID, "--steps", "10", "--set", "agent.not_a_field=1"])
