@@ -59,7 +59,7 @@ setup(
             "ros-jazzy-std-srvs",
             "ros-jazzy-trajectory-msgs",
         ],
-        "hardware": ["pyrealsense2", "pyserial", "hidapi"],
+        "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],
     },
     zip_safe=True,

@@ -59,6 +59,10 @@ def main(argv=None) -> int:
     p.add_argument("--discrete-gripper", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--init-temperature", type=float, default=0.05)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="task/sim config overrides, e.g. task.reward=dense")
     args = p.parse_args(argv)
     steps = args.steps or (20_000 if args.images else 5_000)
     if args.threads:
@@ -66,12 +70,14 @@ def main(argv=None) -> int:
     obs_groups = ["state", "images"] if args.images else ["state", "object"]
     cams = [{"name": "front", "width": 128, "height": 128},
             {"name": "wrist", "width": 128, "height": 128}] if args.images else []
+    from robot_rl.cli import parse_sets
     cfg = load_config(None, {"task.observations": obs_groups, "cameras": cams, "tactile": [],
-                             "task.max_episode_steps": 100})
+                             "task.max_episode_steps": 100, **parse_sets(args.set)})
     env, eval_env = PickCubeEnv(cfg), PickCubeEnv(cfg)
     demo_dir = os.path.join(tempfile.mkdtemp(prefix="robot_rl_demos_"), "demos")
     rec = record(cfg, demo_dir, args.demos, seed=args.seed + 50_000, verbose=False)
-    agent_cfg = RLPDConfig(hidden_dims=(256, 256), num_critics=args.critics, critic_subset=2,
+    agent_cfg = RLPDConfig(hidden_dims=(args.hidden, args.hidden), num_critics=args.critics,
+                           critic_subset=2, init_temperature=args.init_temperature,
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
                            discrete_gripper=args.discrete_gripper, seed=args.seed)

@@ -118,6 +118,8 @@ DELEGATED = {
     "demo": ("robot_rl.demo", "teach the simulated robot, deploy the policy, write a report"),
     "record-demos": ("robot_rl.learning.record_demos",
                      "record successful scripted-expert demonstrations"),
+    "reward-classifier": ("robot_rl.hil.reward_classifier",
+                          "render sim frames, train and evaluate the success classifier"),
     "train-gym": ("robot_rl.learning.train_gym", "train the agent on a Gymnasium environment"),
     "export": ("robot_rl.deploy.export", "export a trained policy to ONNX with its metadata"),
     "calibrate": ("robot_rl.calibration.cli", "camera intrinsics, hand-eye, tactile baselines"),

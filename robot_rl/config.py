@@ -124,6 +124,9 @@ class TaskConfig:
     max_step_pos: float = 0.03        # m of end-effector target motion per step at |a| = 1
     max_step_yaw: float = 0.2         # rad per step at |a| = 1
     observations: list[str] = field(default_factory=lambda: ["state", "tactile"])
+    # sparse: 1 on success (SERL). dense: a per-step cost that shrinks with progress (reach,
+    # grasp, lift; simulator state), 0 and terminal on success, so finishing early always pays.
+    reward: Literal["sparse", "dense"] = "sparse"
 
     def validate(self) -> None:
         check(self.max_episode_steps > 0, "max_episode_steps must be > 0")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -59,8 +58,11 @@ def demo_config(args) -> Config:
     """The demo's defaults on top of the user's file: state + tactile observations (or images),
     and, without image observations, cameras published at a low rate only for monitoring."""
     from robot_rl.cli import parse_sets
+    run_dir = Path(args.run_dir).resolve()
     overrides = {"task.observations": ["state", "images", "tactile"] if args.images
-                 else ["state", "tactile"]}
+                 else ["state", "object", "tactile"],
+                 "learner.run_dir": str(run_dir / "train"),
+                 "learner.demos": str(run_dir / "demos")}
     cfg = load_config(args.config or None, {**overrides, **parse_sets(args.set)})
     if not args.images:
         for cam in cfg.cameras:
@@ -182,3 +184,131 @@ class Stages:
         from robot_rl.launcher import NodeGraph
         return NodeGraph(graph(self.cfg, self.config_file, profile), overrides=overrides,
                          log_dir=self.run_dir / logs)
+
+    # -- stage 1-2: the stand-in, and scripted demonstrations over the robot contract --------
+    def demos(self) -> None:
+        import shutil
+
+        from robot_rl.envs.ros_env import RosRobotEnv
+        from robot_rl.learning.record_demos import record
+        out = Path(self.cfg.learner.demos)
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted recording restarts cleanly
+        with self._graph("robot", logs="logs/demos"):
+            env = RosRobotEnv(self.cfg, timeout=60.0)
+            env.timeout = 10.0
+            try:
+                summary = record(self.cfg, str(out), self.demo_count, env=env, verbose=False)
+            finally:
+                env.close()
+        self.state.numbers["demonstrations"] = summary["episodes"]
+        self.state.numbers["demonstration_transitions"] = summary["transitions"]
+        print(f"[demo] recorded {summary['episodes']} demonstrations "
+              f"({summary['transitions']} transitions) to {out}")
+
+    # -- stage 3: HIL-SERL online training ---------------------------------------------------
+    def train(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+        resume = Path(self.cfg.learner.run_dir, "checkpoint").exists()
+        offset = self.state.elapsed
+        recorder = EventRecorder(self.log, "train", offset)
+        status: dict = {}
+        node = rclpy.create_node("demo_learner_status")
+        node.create_subscription(String, "/rl/learner_status",
+                                 lambda msg: status.update(json.loads(msg.data)), 10)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        graph = self._graph("train", {"learner.resume": resume}, logs="logs/train")
+        try:
+            graph.start()
+            last_print = 0.0
+            while status.get("env_steps", 0) < self.train_steps:
+                failed = graph.failed()
+                if failed:
+                    name = next(iter(failed))
+                    raise StageFailed(f"node {name} exited with {failed[name]}; see "
+                                      f"{self.run_dir / 'logs/train' / (name + '.log')}")
+                if time.perf_counter() - last_print > 5.0:
+                    last_print = time.perf_counter()
+                    print(self._progress_line(status, recorder), flush=True)
+                time.sleep(0.2)
+            print(self._progress_line(status, recorder), flush=True)
+        finally:
+            graph.stop(timeout=30.0)  # SIGINT: the learner writes its checkpoint and replay
+            recorder.close()
+            executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
+        rows = self.log.read("train")
+        self.state.numbers["train_env_steps"] = int(status.get("env_steps", 0))
+        self.state.numbers["train_episodes"] = len(rows)
+        self.state.numbers["train_updates"] = int(status.get("updates", 0))
+        last = rows[-20:]
+        if last:
+            self.state.numbers["train_success_rate_last20"] = sum(r["success"] for r in last) / len(last)
+            self.state.numbers["train_intervention_rate_last20"] = (
+                sum(r["intervention_rate"] for r in last) / len(last))
+
+    def _progress_line(self, status: dict, recorder: EventRecorder) -> str:
+        rows = self.log.read("train")[-10:]
+        success = sum(r["success"] for r in rows) / len(rows) if rows else 0.0
+        interv = sum(r["intervention_rate"] for r in rows) / len(rows) if rows else 0.0
+        return (f"[train] env steps {status.get('env_steps', 0):>6}/{self.train_steps} | "
+                f"episodes {len(self.log.read('train')):>4} | success (last 10) {success:4.0%} | "
+                f"intervention rate (last 10) {interv:4.0%} | "
+                f"updates/s {status.get('updates_per_s', 0.0):5.1f} | "
+                f"buffers online {status.get('online', 0)} demo {status.get('demo', 0)}")
+
+    # -- stage 4: export with the parity check -----------------------------------------------
+    def export(self) -> None:
+        from robot_rl.deploy.agent_export import export_agent, load_agent_checkpoint
+        from robot_rl.envs.pick_cube import PickCubeEnv
+        agent = load_agent_checkpoint(Path(self.cfg.learner.run_dir, "checkpoint"), self.cfg)
+        model = self.run_dir / "policy.onnx"
+        result = export_agent(agent, self.cfg, model, run_id=self.run_dir.name)
+        self.state.numbers["onnx_parity_max_abs_diff"] = float(result.max_abs_diff)
+        # The torch policy's own success rate: the reference the deployed model must match.
+        env = PickCubeEnv(self.cfg)
+        successes = 0
+        try:
+            for episode in range(self.eval_episodes):
+                obs, _ = env.reset(seed=100_000 + episode)
+                done = False
+                while not done:
+                    obs, _, terminated, truncated, info = env.step(
+                        agent.act(obs, deterministic=True))
+                    done = terminated or truncated
+                successes += int(info["success"])
+        finally:
+            env.close()
+        self.state.numbers["torch_success_rate"] = successes / self.eval_episodes
+        print(f"[demo] exported {model} (parity {result.max_abs_diff:.1e}); torch policy "
+              f"{successes}/{self.eval_episodes} in-process")
+
+    # -- stage 5: the controller node runs the exported policy on the stand-in ---------------
+    def deploy(self) -> None:
+        from robot_rl.ros.controller_node import evaluate_deployed_ros
+        rate = evaluate_deployed_ros(self.cfg, self.run_dir / "policy.onnx", self.eval_episodes,
+                                     work_dir=self.run_dir / "deploy")
+        self.state.numbers["deployed_success_rate"] = rate
+        self.state.numbers["eval_episodes"] = self.eval_episodes
+        print(f"[demo] deployed ONNX policy through the controller node: {rate:.0%} success "
+              f"over {self.eval_episodes} episodes")
+
+    # -- stage 6: report -----------------------------------------------------------------------
+    def report(self) -> None:
+        rows = self.log.read("train")
+        plots = plot_training(rows, self.run_dir)
+        numbers = dict(self.state.numbers)
+        numbers["wall_clock_min_all_stages"] = round(
+            (self.state.elapsed + 0.0) / 60, 1)
+        numbers.update({f"stage_{k}_s": round(v, 1) for k, v in self.state.done.items()})
+        notes = [f"observations: {', '.join(self.cfg.task.observations)}; reward: "
+                 f"{self.cfg.task.reward}; control {self.cfg.control_rate_hz:g} Hz",
+                 f"TensorBoard: tensorboard --logdir {Path(self.cfg.learner.run_dir, 'tb')}",
+                 "episodes.csv holds every training episode (success, interventions, time)"]
+        write_summary(self.run_dir / "report.md", "robot-rl demo report", numbers, plots, notes)
+        print((self.run_dir / "report.md").read_text())

@@ -52,6 +52,9 @@ def training_nodes(cfg: Config, config_file: str, actors: int = 1) -> list[NodeS
                               dict(base)))
     if cfg.driver.adapter != "sim":
         nodes.append(NodeSpec("reset", "reset", "robot_rl.ros.reset_node", dict(base)))
+    reward = cfg.hil.reward
+    if reward.record_dir or (reward.source == "classifier" and reward.model):
+        nodes.append(NodeSpec("reward", "reward", "robot_rl.ros.reward_node", dict(base)))
     return nodes
 
 

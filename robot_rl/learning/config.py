@@ -40,9 +40,11 @@ class RLPDConfig:
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     temp_lr: float = 3e-4
-    init_temperature: float = 1.0
+    init_temperature: float = 0.05
     target_entropy: Optional[float] = None  # None -> -|A_continuous| / 2
-    backup_entropy: bool = True  # subtract alpha * log pi in the target
+    # SERL: no entropy backup on sparse manipulation rewards; with it, alpha * H (~2 per step at
+    # alpha=1) swamps a 0/1 reward and the critic learns to value randomness (Q ~ 8 >> 1).
+    backup_entropy: bool = False
     critic_layer_norm: bool = True
     actor_layer_norm: bool = False  # RLPD/SERL: LayerNorm in the critic only
     log_std_min: float = -5.0
