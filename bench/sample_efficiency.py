@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--bc-weight", type=float, default=0.0)
     p.add_argument("--init-temperature", type=float, default=0.05)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="task/sim config overrides, e.g. task.reward=dense")
@@ -78,6 +79,7 @@ def main(argv=None) -> int:
     rec = record(cfg, demo_dir, args.demos, seed=args.seed + 50_000, verbose=False)
     agent_cfg = RLPDConfig(hidden_dims=(args.hidden, args.hidden), num_critics=args.critics,
                            critic_subset=2, init_temperature=args.init_temperature,
+                           bc_weight=args.bc_weight,
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
                            discrete_gripper=args.discrete_gripper, seed=args.seed)

@@ -175,9 +175,9 @@ class Stages:
         self.log = EpisodeLog(run_dir / "episodes.csv")
         quick = args.quick
         self.demo_count = 3 if quick else args.demos
-        self.train_steps = args.train_steps or (300 if quick else (20_000 if args.images
+        self.train_steps = args.train_steps or (200 if quick else (20_000 if args.images
                                                                     else 5_000))
-        self.eval_episodes = args.eval_episodes or (5 if quick else 50)
+        self.eval_episodes = args.eval_episodes or (3 if quick else 50)
 
     def _graph(self, profile: str, overrides: dict | None = None, logs: str = "logs"):
         from robot_rl.graph import graph

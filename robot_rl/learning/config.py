@@ -45,6 +45,9 @@ class RLPDConfig:
     # SERL: no entropy backup on sparse manipulation rewards; with it, alpha * H (~2 per step at
     # alpha=1) swamps a 0/1 reward and the critic learns to value randomness (Q ~ 8 >> 1).
     backup_entropy: bool = False
+    # Weight of a behaviour-cloning term on the demo half of each actor minibatch (0 = plain
+    # RLPD). Demonstration actions are in the normalised [-1, 1] action space.
+    bc_weight: float = 0.0
     critic_layer_norm: bool = True
     actor_layer_norm: bool = False  # RLPD/SERL: LayerNorm in the critic only
     log_std_min: float = -5.0

@@ -440,7 +440,10 @@ class RLPDAgent:
             feat, m = self._critic_step(sl(obs, i), sl(pre_o, i), sl(nobs, i), sl(pre_n, i), a_cont[s], reward[s], term[s],
                                         None if g_idx is None else g_idx[s], want_metrics=(i == u - 1))
             metrics.update(m)
-        metrics.update(self._actor_step(feat))
+        n_demo_mb = 0 if demo_batch is None else demo_batch["action"].shape[0] // u
+        last = slice((u - 1) * bs, (u - 1) * bs + n_demo_mb)
+        metrics.update(self._actor_step(feat, feat[:n_demo_mb] if n_demo_mb else None,
+                                        a_cont[last] if n_demo_mb else None))
         keys = list(metrics)
         vals = torch.stack([metrics[k].float().reshape(()) for k in keys]).tolist()  # one sync
         out = dict(zip(keys, vals))
@@ -474,12 +477,19 @@ class RLPDAgent:
                 m.update(gm)
         return feat, m
 
-    def _actor_step(self, feat: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _actor_step(self, feat: torch.Tensor, demo_feat: Optional[torch.Tensor] = None,
+                    demo_action: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         a, logp = self.actor.sample(feat, self.gen)
         params = [p.detach() for p in self.critic.param_list()]
         q = self.critic.forward_with(params, torch.cat([feat, a], -1)).mean(0)
         alpha = self.alpha
         actor_loss = (alpha * logp - q).mean()
+        bc = feat.new_zeros(())
+        if self.config.bc_weight > 0 and demo_feat is not None:
+            # Behaviour cloning on the demo half of the minibatch (as in TD3+BC): keeps the
+            # policy near the demonstrations until the critic has seen enough to improve on them.
+            bc = (self.actor.deterministic(demo_feat) - demo_action).pow(2).sum(-1).mean()
+            actor_loss = actor_loss + self.config.bc_weight * bc
         logp_d = logp.detach()
         # SAC temperature loss: raises alpha when entropy < target, lowers it otherwise.
         temp_loss = -(self.log_alpha * (logp_d + self.target_entropy)).mean()
@@ -487,7 +497,8 @@ class RLPDAgent:
         (actor_loss + temp_loss).backward()
         self.actor_opt.step()
         self.num_actor_updates += 1
-        return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha, "temperature_loss": temp_loss.detach()}
+        return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha,
+                "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach()}
 
     # ------------------------------------------------------------------ #
     # acting

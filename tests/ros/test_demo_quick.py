@@ -1,0 +1,32 @@
+"""`robot-rl demo --quick` runs every stage as real processes and leaves a complete run folder;
+a rerun resumes (skips finished stages) instead of starting over."""
+import json
+import os
+import subprocess
+import sys
+
+
+def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
+    run_dir = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "robot_rl.cli", "demo", "--quick", "--run-dir", str(run_dir)]
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert set(state["done"]) == {"demos", "train", "export", "deploy", "report"}
+    numbers = state["numbers"]
+    assert numbers["demonstrations"] == 3
+    assert numbers["train_env_steps"] >= 200
+    assert numbers["onnx_parity_max_abs_diff"] <= 1e-5
+    assert 0.0 <= numbers["deployed_success_rate"] <= 1.0 and numbers["eval_episodes"] == 3
+    for name in ("policy.onnx", "policy.json", "report.md", "episodes.csv",
+                 "training_vs_steps.png", "training_vs_time.png", "train/checkpoint"):
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "train" / "tb").glob("events.out.tfevents.*"))
+    # The simulated human intervened, and its corrections were recorded as such.
+    rows = (run_dir / "episodes.csv").read_text().splitlines()[1:]
+    assert rows and any(float(r.split(",")[-1]) > 0 for r in rows)
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0
+    assert again.stdout.count("done earlier") == 5
