@@ -169,3 +169,25 @@ def run_bounded(fn: Callable[[], Any], timeout_s: float, what: str,
     if box["error"] is not None:
         raise box["error"]
     return box["value"]
+
+
+class StreamingSensor:
+    """What every threaded backend shares: a context manager around start()/stop(), and
+    ``latest`` served from the reader's newest-frame slot. Subclasses set ``_what``,
+    ``_reader`` (None until started) and ``_slot``."""
+
+    _what: str
+    _reader: "ReaderThread | None"
+    _slot: LatestFrameSlot
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop()
+
+    def latest(self, timeout_s: float = 1.0) -> Frame:
+        if self._reader is None:
+            raise SensorError(f"{self._what}: not started")
+        return self._slot.get(timeout_s)

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ._stream import LatestFrameSlot, ReaderThread, run_bounded
+from ._stream import LatestFrameSlot, ReaderThread, StreamingSensor, run_bounded
 from .base import CameraIntrinsics, DeviceNotFoundError, Frame, SensorError
 from .clock import DeviceClockMapper, host_time_ns, wall_to_host_ns
 from .config import CameraConfig
@@ -99,7 +99,7 @@ def _describe(devs: list[RealSenseDeviceInfo]) -> str:
     return ", ".join(f"{d.serial} ({d.name or 'unknown model'}, USB {d.usb_type or '?'})" for d in devs)
 
 
-class RealSenseCamera:
+class RealSenseCamera(StreamingSensor):
     """RGB stream of one RealSense device, selected by serial number."""
 
     def __init__(self, config: CameraConfig):
@@ -220,19 +220,7 @@ class RealSenseCamera:
                 log.debug("%s: pipeline.stop: %s", self._what, exc)
         self._align = None
 
-    def __enter__(self) -> "RealSenseCamera":
-        self.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.stop()
-
     # -- data --------------------------------------------------------------
-    def latest(self, timeout_s: float = 1.0) -> Frame:
-        if self._reader is None:
-            raise SensorError(f"{self._what}: not started")
-        return self._slot.get(timeout_s)
-
     def latest_depth(self, timeout_s: float = 1.0) -> Frame:
         """Depth aligned to colour: float32 (H, W) metres, same crop/resize/seq/stamp
         as the colour frame of the same frameset. Requires ``enable_depth``."""

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._stream import LatestFrameSlot, ReaderThread
+from ._stream import LatestFrameSlot, ReaderThread, StreamingSensor
 from .base import DeviceNotFoundError, Frame, SensorError, SensorTimeout, TactileLayout
 from .clock import DeviceClockMapper, host_time_ns
 from .config import TactileConfig
@@ -203,7 +203,7 @@ class _ZeroRequest:
         self.done = threading.Event()
 
 
-class SerialTaxelTactile:
+class SerialTaxelTactile(StreamingSensor):
     """Taxel array streaming the framing above. Frame.data is float32 (rows, cols)."""
 
     def __init__(self, config: TactileConfig):
@@ -313,19 +313,7 @@ class SerialTaxelTactile:
                 self._zero.done.set()  # wake a zero() caller; it sees the cancellation
                 self._zero = None
 
-    def __enter__(self) -> "SerialTaxelTactile":
-        self.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.stop()
-
     # -- data --------------------------------------------------------------
-    def latest(self, timeout_s: float = 1.0) -> Frame:
-        if self._reader is None:
-            raise SensorError(f"{self._what}: not started")
-        return self._slot.get(timeout_s)
-
     def layout(self) -> TactileLayout:
         return TactileLayout(kind="taxel", shape=self._shape, units=self.config.units)
 

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from ._stream import LatestFrameSlot, ReaderThread, run_bounded
+from ._stream import LatestFrameSlot, ReaderThread, StreamingSensor, run_bounded
 from .base import DeviceNotFoundError, Frame, SensorError, TactileLayout
 from .clock import host_time_ns, monotonic_to_host_ns
 from .config import TactileConfig
@@ -84,7 +84,7 @@ def find_video_node_by_serial(serial: str, sysfs_root: str = _SYSFS_V4L) -> str:
     return f"/dev/video{min(nodes)}" if nodes else ""
 
 
-class UsbOpticalTactile:
+class UsbOpticalTactile(StreamingSensor):
     """Latest-frame reader for a UVC optical tactile sensor. Frame.data is
     uint8 (H, W, 3) RGB after crop/resize, or whatever the baseline hook returns."""
 
@@ -216,19 +216,7 @@ class UsbOpticalTactile:
                 # the driver; leaking one handle is the lesser evil.
                 log.error("%s: reader still blocked in read(); not releasing the capture", self._what)
 
-    def __enter__(self) -> "UsbOpticalTactile":
-        self.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.stop()
-
     # -- data --------------------------------------------------------------
-    def latest(self, timeout_s: float = 1.0) -> Frame:
-        if self._reader is None:
-            raise SensorError(f"{self._what}: not started")
-        return self._slot.get(timeout_s)
-
     def layout(self) -> TactileLayout:
         units = "rgb8" if self._hook is None else self._hook_units
         if self._out_shape is not None:
