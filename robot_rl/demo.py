@@ -63,7 +63,7 @@ def demo_config(args) -> Config:
     # costs ~0.3 s per env step there): 2 critics, UTD 4, a behaviour-cloning term, and
     # 50-step episodes (the expert needs ~27), which doubles the resets per env step.
     overrides = {"agent.num_critics": 2, "agent.utd_ratio": 4, "agent.bc_weight": 2.0,
-                 "task.max_episode_steps": 50,
+                 "task.max_episode_steps": 50, "actor.max_lead": 50,
                  "task.observations": ["state", "images", "tactile"] if args.images
                  else ["state", "object", "tactile"],
                  "learner.run_dir": str(run_dir / "train"),

@@ -120,6 +120,11 @@ class ActorConfig:
     observation_timeout: float = 5.0  # s to wait for a synchronized observation
     deterministic: bool = False       # act with the mean action (evaluation)
     max_message_bytes: int = 67108864  # larger weight messages are rejected
+    # > 0: pause before a step while this actor is more than max_lead env steps ahead of the
+    # learner's updates (each received step buys one update), so the lockstep sim runs only as
+    # fast as the learner trains. The pause ends after learner_timeout s without new weights.
+    max_lead: int = 0
+    learner_timeout: float = 5.0
 
 
 @dataclass

@@ -70,6 +70,9 @@ class ActorNode(Node):
         self.state = "starting"
         self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id)
         self.total_steps = 0
+        self._learner_updates: int | None = None
+        self._learner_seen = 0.0
+        self._lead_offset: int | None = None
         self.sent_steps = 0
         self.seq = 0
         self.env = None
@@ -86,8 +89,8 @@ class ActorNode(Node):
     # -- callbacks (executor thread) -------------------------------------------------------------
     def _on_weights(self, msg: UInt8MultiArray) -> None:
         try:
-            sd, version, _ = transport.decode_weights(transport.from_msg(msg), self._reference,
-                                                      self.ac.max_message_bytes)
+            sd, version, updates = transport.decode_weights(
+                transport.from_msg(msg), self._reference, self.ac.max_message_bytes)
         except transport.TransportError as exc:
             self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
             self.get_logger().warning(f"rejected actor weights: {exc}", throttle_duration_sec=1.0)
@@ -96,6 +99,21 @@ class ActorNode(Node):
             if self._pending is None or version > self._pending[1]:
                 self._pending = (sd, version)
         self.weights_received += 1
+        if updates > 0:
+            if self._lead_offset is None:  # the learner's start-up lag (demos, min_online)
+                self._lead_offset = self.sent_steps - updates
+            self._learner_updates, self._learner_seen = updates, time.monotonic()
+
+    def _wait_for_learner(self) -> None:
+        """Pace the robot to the learner (actor.max_lead); never wait on a silent learner."""
+        if self.ac.max_lead <= 0 or self._learner_updates is None:
+            return
+        while not self._stop.is_set():
+            lead = self.sent_steps - self._learner_updates - self._lead_offset
+            if (lead <= self.ac.max_lead
+                    or time.monotonic() - self._learner_seen > self.ac.learner_timeout):
+                return
+            self._stop.wait(0.005)
 
     def _on_joy(self, msg: Joy) -> None:
         pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
@@ -205,6 +223,7 @@ class ActorNode(Node):
             self.state = "running"
             first = obs
             while sm.state == EpisodeState.RUNNING and not self._stop.is_set():
+                self._wait_for_learner()
                 self._apply_weights()
                 action, intervened = self._choose(obs)
                 version = self.weights_version

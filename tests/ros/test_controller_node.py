@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from robot_rl.config import load_config, save_config
+from robot_rl.config import Config, load_config, save_config
 from robot_rl.graph import NodeSpec
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
@@ -28,8 +28,8 @@ from robot_rl.ros.controller_node import (DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP,
 
 from .conftest import start_sim
 
-WS_MAX_X = 0.75          # Config().safety.workspace_max[0]
-EE_SPEED = 0.25          # Config().safety.ee_speed_max, m/s
+WS_MAX_X = Config().safety.workspace_max[0]
+EE_SPEED = Config().safety.ee_speed_max  # m/s
 SMALL = {"agent.hidden_dims": [16, 16], "agent.num_critics": 2, "cameras": []}
 
 
