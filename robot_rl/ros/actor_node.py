@@ -89,7 +89,7 @@ class ActorNode(Node):
     # -- callbacks (executor thread) -------------------------------------------------------------
     def _on_weights(self, msg: UInt8MultiArray) -> None:
         try:
-            sd, version, updates = transport.decode_weights(
+            sd, version, meta = transport.decode_weights(
                 transport.from_msg(msg), self._reference, self.ac.max_message_bytes)
         except transport.TransportError as exc:
             self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
@@ -99,6 +99,7 @@ class ActorNode(Node):
             if self._pending is None or version > self._pending[1]:
                 self._pending = (sd, version)
         self.weights_received += 1
+        updates = int(meta.get("updates", 0))
         if updates > 0:
             if self._lead_offset is None:  # the learner's start-up lag (demos, min_online)
                 self._lead_offset = self.sent_steps - updates
