@@ -146,6 +146,8 @@ class EventRecorder:
         self.log, self.phase = log, phase
         self.offset, self.start = clock_offset, time.perf_counter()
         self.episodes: list[dict] = []
+        # Environment steps of this phase, continued across resumes from the episodes logged.
+        self.env_steps = sum(row["length"] for row in log.read(phase))
         self.node = rclpy.create_node(f"demo_events_{phase}")
         self.node.create_subscription(String, "/episode/event", self._on_event, 50)
         self.executor = SingleThreadedExecutor()
@@ -157,9 +159,10 @@ class EventRecorder:
         event = json.loads(msg.data)
         if event.get("event") not in ("success", "failure", "timeout"):
             return
+        self.env_steps += int(event.get("length", 0))
         rec = EpisodeRecord(
             phase=self.phase, wall_s=self.offset + time.perf_counter() - self.start,
-            env_steps=int(event.get("env_steps", 0)), actor_id=int(event.get("actor_id", 0)),
+            env_steps=self.env_steps, actor_id=int(event.get("actor_id", 0)),
             episode=int(event.get("episode", 0)), event=event["event"],
             success=event["event"] == "success", ret=float(event.get("return", 0.0)),
             length=int(event.get("length", 0)), interventions=int(event.get("interventions", 0)),

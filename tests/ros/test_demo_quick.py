@@ -26,6 +26,8 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     # The simulated human intervened, and its corrections were recorded as such.
     rows = (run_dir / "episodes.csv").read_text().splitlines()[1:]
     assert rows and any(float(r.split(",")[-1]) > 0 for r in rows)
+    steps = [int(r.split(",")[2]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] > 0  # the plots' x axis: cumulative env steps
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 0
