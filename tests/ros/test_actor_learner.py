@@ -1,6 +1,5 @@
 """Real processes over DDS: sim + learner + actor; interventions, rejections, resume."""
 import json
-import signal
 import time
 
 import numpy as np
