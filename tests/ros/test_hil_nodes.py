@@ -145,12 +145,16 @@ def test_sim_human_node_takes_over_a_drifting_policy(sim, spin, tmp_path):
             took_over = None
             away = np.array([-0.3, 0.8, 0.2, -1.0], np.float32)
             for step in range(cfg.task.max_episode_steps):
-                active = [msg for msg in got[-3:] if msg.buttons[0] == 1]
-                action = np.array(active[-1].axes, np.float32) if active else away
+                # The human answers each control period with a Joy stamped with that period's
+                # sim time: wait for the answer to the current observation (load-proof).
+                now = env.snapshot.stamp
+                wait_until(lambda: got and m.from_time(got[-1].header.stamp) >= now - 1e-6, 2.0)
+                answer = got[-1]
+                active = answer.buttons[0] == 1
+                action = np.array(answer.axes, np.float32) if active else away
                 if took_over is None and active:
                     took_over = step
                 _, _, done, truncated, info = env.step(action)
-                time.sleep(0.03)  # let the human's answer to this period arrive
                 if done or truncated:
                     break
         finally:
