@@ -8,7 +8,7 @@ register themselves with ``register_camera_backend`` / ``register_tactile_backen
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from .base import (
     CameraBackend,
@@ -20,12 +20,11 @@ from .base import (
     TactileBackend,
     TactileLayout,
 )
-from .config import CameraConfig, TactileConfig, camera_config_from, tactile_config_from
+from .config import CameraConfig, TactileConfig
 
 __all__ = [
     "CameraBackend", "CameraConfig", "CameraIntrinsics", "DeviceNotFoundError", "Frame",
     "SensorError", "SensorTimeout", "TactileBackend", "TactileConfig", "TactileLayout",
-    "camera_config_from", "tactile_config_from",
     "make_camera", "make_tactile", "register_camera_backend", "register_tactile_backend",
 ]
 
@@ -61,32 +60,24 @@ register_tactile_backend("usb_optical", _usb_optical)
 register_tactile_backend("serial_taxel", _serial_taxel)
 
 
-def make_camera(cfg: Any) -> CameraBackend:
-    """Construct (not start) the camera backend named by ``cfg.backend``.
-
-    ``cfg`` may be a ``CameraConfig`` or any config object/mapping using the
-    same field names (see ``config.camera_config_from``)."""
-    cfg = camera_config_from(cfg)
+def _make(kind: str, registry: dict, config_type: type, cfg):
+    if not isinstance(cfg, config_type):
+        raise TypeError(f"make_{kind} needs a {config_type.__name__} (robot_rl.config sections "
+                        f"are one), got {type(cfg).__name__}")
     try:
-        factory = _CAMERA_FACTORIES[cfg.backend]
+        factory = registry[cfg.backend]
     except KeyError:
-        raise SensorError(f"camera backend {cfg.backend!r} is not registered (known: "
-                          f"{sorted(_CAMERA_FACTORIES)}); sim backends register via "
-                          f"robot_rl.sensors.register_camera_backend") from None
+        raise SensorError(f"{kind} backend {cfg.backend!r} is not registered (known: "
+                          f"{sorted(registry)}); sim backends register via "
+                          f"robot_rl.sensors.register_{kind}_backend") from None
     return factory(cfg)
 
 
-def make_tactile(cfg: Any) -> TactileBackend:
-    """Construct (not start) the tactile backend named by ``cfg.backend``.
+def make_camera(cfg: CameraConfig) -> CameraBackend:
+    """Construct (not start) the camera backend named by ``cfg.backend``."""
+    return _make("camera", _CAMERA_FACTORIES, CameraConfig, cfg)
 
-    ``cfg`` may be a ``TactileConfig`` or any config object/mapping using the
-    same field names; ``rows``/``cols`` and ``rate_hz`` are understood too
-    (see ``config.tactile_config_from``)."""
-    cfg = tactile_config_from(cfg)
-    try:
-        factory = _TACTILE_FACTORIES[cfg.backend]
-    except KeyError:
-        raise SensorError(f"tactile backend {cfg.backend!r} is not registered (known: "
-                          f"{sorted(_TACTILE_FACTORIES)}); sim backends register via "
-                          f"robot_rl.sensors.register_tactile_backend") from None
-    return factory(cfg)
+
+def make_tactile(cfg: TactileConfig) -> TactileBackend:
+    """Construct (not start) the tactile backend named by ``cfg.backend``."""
+    return _make("tactile", _TACTILE_FACTORIES, TactileConfig, cfg)

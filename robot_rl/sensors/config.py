@@ -144,33 +144,3 @@ class TactileConfig:
             raise ValueError(f"tactile {self.name!r}: zero_frames must be an int >= 1")
         if not self.start_timeout_s > 0:
             raise ValueError(f"tactile {self.name!r}: start_timeout_s must be > 0")
-
-
-def _fields_from(obj: Any, cls: type) -> dict[str, Any]:
-    import dataclasses  # noqa: PLC0415
-    src = obj if isinstance(obj, dict) else vars(obj) if hasattr(obj, "__dict__") else {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in src.items() if k in names}
-
-
-def camera_config_from(obj: Any) -> CameraConfig:
-    """Accept a ``CameraConfig``, a mapping, or another config object with the
-    same field names (e.g. the central YAML schema's camera section); fields
-    this module does not know are ignored, missing ones take our defaults."""
-    if isinstance(obj, CameraConfig):
-        return obj
-    return CameraConfig(**_fields_from(obj, CameraConfig))
-
-
-def tactile_config_from(obj: Any) -> TactileConfig:
-    """Like ``camera_config_from``; also maps ``rows``/``cols`` -> ``shape``
-    and ``rate_hz`` -> ``fps`` (the central schema's spelling)."""
-    if isinstance(obj, TactileConfig):
-        return obj
-    kw = _fields_from(obj, TactileConfig)
-    get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
-    if "shape" not in kw and get("rows") is not None and get("cols") is not None:
-        kw["shape"] = (int(get("rows")), int(get("cols")))
-    if "fps" not in kw and get("rate_hz") is not None:
-        kw["fps"] = max(1, int(round(float(get("rate_hz")))))
-    return TactileConfig(**kw)
