@@ -276,25 +276,9 @@ def plan_eye_in_hand(
     """
     T_base_board = check_pose(T_base_board, "T_base_board")
     T_cam_ee = invert_T(check_pose(T_ee_cam, "T_ee_cam"))
-    plan = CapturePlan(mode="eye_in_hand", poses=[])
-    for T_cb, uv, region, tilt, d in plan_board_views(
-        camera, board, n_views * 2, distance, tilts_deg=tilts_deg, roi=roi, roll_deg=roll_deg
-    ):
-        T_base_cam = T_base_board @ invert_T(T_cb)
-        T_base_ee = T_base_cam @ T_cam_ee
-        desc = _describe(tilt, region, d, "eye_in_hand")
-        if not workspace.contains(T_base_ee[:3, 3]):
-            plan.rejected.append((desc, f"end-effector outside workspace: {workspace.violation(T_base_ee[:3, 3])}"))
-            continue
-        why = reachable(T_base_ee) if reachable is not None else None
-        if why:
-            plan.rejected.append((desc, f"not reachable: {why}"))
-            continue
-        plan.poses.append(PlannedPose(T_base_ee, T_cb, uv, region, tilt, d, desc))
-        if len(plan.poses) >= n_views:
-            break
-    _require(plan, min_views)
-    return plan
+    return _plan("eye_in_hand", lambda T_cb: T_base_board @ invert_T(T_cb) @ T_cam_ee,
+                 camera, board, workspace, n_views, distance, tilts_deg, min_views, roi,
+                 roll_deg, reachable)
 
 
 def plan_eye_to_hand(
@@ -317,12 +301,22 @@ def plan_eye_to_hand(
     """
     T_base_cam = check_pose(T_base_cam, "T_base_cam")
     T_board_ee = invert_T(check_pose(T_ee_board, "T_ee_board"))
-    plan = CapturePlan(mode="eye_to_hand", poses=[])
+    return _plan("eye_to_hand", lambda T_cb: T_base_cam @ T_cb @ T_board_ee,
+                 camera, board, workspace, n_views, distance, tilts_deg, min_views, roi,
+                 roll_deg, reachable)
+
+
+def _plan(mode, ee_pose_for_view, camera, board, workspace, n_views, distance, tilts_deg,
+          min_views, roi, roll_deg, reachable) -> CapturePlan:
+    """Board views spread over the image -> end-effector poses (``ee_pose_for_view`` maps a
+    camera<-board view to base<-ee for the mounting), kept when inside the workspace box and
+    reachable."""
+    plan = CapturePlan(mode=mode, poses=[])
     for T_cb, uv, region, tilt, d in plan_board_views(
         camera, board, n_views * 2, distance, tilts_deg=tilts_deg, roi=roi, roll_deg=roll_deg
     ):
-        T_base_ee = T_base_cam @ T_cb @ T_board_ee
-        desc = _describe(tilt, region, d, "eye_to_hand")
+        T_base_ee = ee_pose_for_view(T_cb)
+        desc = _describe(tilt, region, d, mode)
         if not workspace.contains(T_base_ee[:3, 3]):
             plan.rejected.append((desc, f"end-effector outside workspace: {workspace.violation(T_base_ee[:3, 3])}"))
             continue
