@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class EventRecorder:
-    """Subscribes to /episode/event and appends every finished episode to the run's CSV."""
+    """Watches a stage: appends every finished episode (/episode/event) to the run's CSV and
+    keeps the learner's latest status (/rl/learner_status)."""
 
     def __init__(self, log: EpisodeLog, phase: str, clock_offset: float):
         import rclpy
@@ -148,8 +149,11 @@ class EventRecorder:
         self.episodes: list[dict] = []
         # Environment steps of this phase, continued across resumes from the episodes logged.
         self.env_steps = sum(row["length"] for row in log.read(phase))
+        self.status: dict = {}
         self.node = rclpy.create_node(f"demo_events_{phase}")
         self.node.create_subscription(String, "/episode/event", self._on_event, 50)
+        self.node.create_subscription(String, "/rl/learner_status",
+                                      lambda msg: self.status.update(json.loads(msg.data)), 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -216,20 +220,9 @@ class Stages:
 
     # -- stage 3: HIL-SERL online training ---------------------------------------------------
     def train(self) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
         resume = Path(self.cfg.learner.run_dir, "checkpoint").exists()
-        offset = self.state.elapsed
-        recorder = EventRecorder(self.log, "train", offset)
-        status: dict = {}
-        node = rclpy.create_node("demo_learner_status")
-        node.create_subscription(String, "/rl/learner_status",
-                                 lambda msg: status.update(json.loads(msg.data)), 10)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        recorder = EventRecorder(self.log, "train", self.state.elapsed)
+        status = recorder.status
         graph = self._graph("train", {"learner.resume": resume}, logs="logs/train")
         try:
             graph.start()
@@ -242,14 +235,12 @@ class Stages:
                                       f"{self.run_dir / 'logs/train' / (name + '.log')}")
                 if time.perf_counter() - last_print > 5.0:
                     last_print = time.perf_counter()
-                    print(self._progress_line(status, recorder), flush=True)
+                    print(self._progress_line(status), flush=True)
                 time.sleep(0.2)
-            print(self._progress_line(status, recorder), flush=True)
+            print(self._progress_line(status), flush=True)
         finally:
             graph.stop(timeout=30.0)  # SIGINT: the learner writes its checkpoint and replay
             recorder.close()
-            executor.shutdown(timeout_sec=1.0)
-            node.destroy_node()
         rows = self.log.read("train")
         self.state.numbers["train_env_steps"] = int(status.get("env_steps", 0))
         self.state.numbers["train_episodes"] = len(rows)
@@ -260,12 +251,13 @@ class Stages:
             self.state.numbers["train_intervention_rate_last20"] = (
                 sum(r["intervention_rate"] for r in last) / len(last))
 
-    def _progress_line(self, status: dict, recorder: EventRecorder) -> str:
-        rows = self.log.read("train")[-10:]
+    def _progress_line(self, status: dict) -> str:
+        episodes = self.log.read("train")
+        rows = episodes[-10:]
         success = sum(r["success"] for r in rows) / len(rows) if rows else 0.0
         interv = sum(r["intervention_rate"] for r in rows) / len(rows) if rows else 0.0
         return (f"[train] env steps {status.get('env_steps', 0):>6}/{self.train_steps} | "
-                f"episodes {len(self.log.read('train')):>4} | success (last 10) {success:4.0%} | "
+                f"episodes {len(episodes):>4} | success (last 10) {success:4.0%} | "
                 f"intervention rate (last 10) {interv:4.0%} | "
                 f"updates/s {status.get('updates_per_s', 0.0):5.1f} | "
                 f"buffers online {status.get('online', 0)} demo {status.get('demo', 0)}")
@@ -311,8 +303,7 @@ class Stages:
         rows = self.log.read("train")
         plots = plot_training(rows, self.run_dir)
         numbers = dict(self.state.numbers)
-        numbers["wall_clock_min_all_stages"] = round(
-            (self.state.elapsed + 0.0) / 60, 1)
+        numbers["wall_clock_min_all_stages"] = round(self.state.elapsed / 60, 1)
         numbers.update({f"stage_{k}_s": round(v, 1) for k, v in self.state.done.items()})
         notes = [f"observations: {', '.join(self.cfg.task.observations)}; reward: "
                  f"{self.cfg.task.reward}; control {self.cfg.control_rate_hz:g} Hz",
