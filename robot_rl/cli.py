@@ -73,8 +73,7 @@ def cmd_expert(args) -> int:
         raise ConfigError("robot-rl expert needs the MuJoCo stand-in (driver.adapter: sim): the "
                           "scripted expert reads the simulator's object pose")
     with NodeGraph(graph(cfg, config_file), log_dir=os.path.join(args.run_dir, "logs")):
-        env = RosRobotEnv(cfg, timeout=60.0)
-        env.timeout = 10.0
+        env = RosRobotEnv(cfg, timeout=10.0, startup_timeout=60.0)
         expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=0.05,
                             rng=np.random.default_rng(args.seed))
         successes, steps, start = 0, 0, time.perf_counter()

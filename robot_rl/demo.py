@@ -207,8 +207,7 @@ class Stages:
         if out.exists():
             shutil.rmtree(out)  # an interrupted recording restarts cleanly
         with self._graph("robot", logs="logs/demos"):
-            env = RosRobotEnv(self.cfg, timeout=60.0)
-            env.timeout = 10.0
+            env = RosRobotEnv(self.cfg, timeout=10.0, startup_timeout=60.0)
             try:
                 summary = record(self.cfg, str(out), self.demo_count, env=env, verbose=False)
             finally:

@@ -8,6 +8,7 @@ sim-specific and optional.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -34,9 +35,11 @@ class RosRobotEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, cfg: Config, node_name: str = "robot_env", use_object_pose: bool = True,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, startup_timeout: float | None = None):
+        """``timeout``: per step/reset; ``startup_timeout``: for the very first observation
+        (node processes that were just started need several seconds), default ``timeout``."""
         self.cfg = cfg
-        self.timeout = timeout
+        self.timeout = startup_timeout if startup_timeout is not None else timeout
         self.period = 1.0 / cfg.control_rate_hz
         self._owns_context = not rclpy.ok()
         if self._owns_context:
@@ -75,6 +78,7 @@ class RosRobotEnv(gym.Env):
         self._spin.start()
 
         first = self._wait_for(-np.inf)
+        self.timeout = timeout
         self.task = PickCubeTask(cfg, first.ee_quat)
         self.action_space = self.task.action_space
         self.observation_space = self.task.observation_space
@@ -102,7 +106,7 @@ class RosRobotEnv(gym.Env):
                     raise ObservationTimeout(
                         f"no fresh data within {self.timeout} s on {missing}; is the robot "
                         f"(or `robot-rl sim`) running on ROS_DOMAIN_ID "
-                        f"{__import__('os').environ.get('ROS_DOMAIN_ID', '0')}?")
+                        f"{os.environ.get('ROS_DOMAIN_ID', '0')}?")
                 self._cv.wait(remaining)
 
     def _snapshot(self) -> Snapshot:

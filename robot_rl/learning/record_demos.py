@@ -99,8 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
             from robot_rl.envs.ros_env import RosRobotEnv
 
-            env = RosRobotEnv(cfg, node_name="record_demos", timeout=30.0)
-            env.timeout = 10.0
+            env = RosRobotEnv(cfg, node_name="record_demos", timeout=10.0, startup_timeout=30.0)
         try:
             res = record(cfg, args.out, args.episodes, env=env, seed=args.seed, noise=args.noise)
         finally:

@@ -19,8 +19,7 @@ from robot_rl.ros import messages as m
 @pytest.fixture(scope="module")
 def env(sim_graph, ros_context):
     cfg, _ = sim_graph
-    env = RosRobotEnv(cfg, timeout=60.0)
-    env.timeout = 10.0
+    env = RosRobotEnv(cfg, timeout=10.0, startup_timeout=60.0)
     yield env
     env.close()
 
