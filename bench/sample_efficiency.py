@@ -30,6 +30,7 @@ from robot_rl.config import load_config  # noqa: E402
 from robot_rl.envs.pick_cube import PickCubeEnv  # noqa: E402
 from robot_rl.learning.record_demos import record  # noqa: E402
 from robot_rl.learning.replay import ReplayBuffer  # noqa: E402
+from robot_rl.learning.config import EncoderConfig  # noqa: E402
 from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig  # noqa: E402
 
 
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--bc-weight", type=float, default=0.0)
+    p.add_argument("--no-input-norm", action="store_true", help="raw state inputs (no demo statistics)")
     p.add_argument("--init-temperature", type=float, default=0.05)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="task/sim config overrides, e.g. task.reward=dense")
@@ -82,9 +84,11 @@ def main(argv=None) -> int:
                            bc_weight=args.bc_weight,
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
-                           discrete_gripper=args.discrete_gripper, seed=args.seed)
+                           discrete_gripper=args.discrete_gripper, seed=args.seed,
+                           encoder=EncoderConfig(normalize_inputs=not args.no_input_norm))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
+    agent.fit_input_normalization(demo.observations())
     online = ReplayBuffer(env.observation_space, env.action_space.shape[0], steps, seed=args.seed,
                           verbose=False, name="online")
     u, bs = agent_cfg.utd_ratio, agent_cfg.batch_size

@@ -23,6 +23,10 @@ class EncoderConfig:
     # For state-only observations SB3/RLPD feed the raw vector to the MLPs; an
     # extra Linear+LN+tanh layer only costs speed there, so it is optional.
     encode_state_only: bool = False
+    # Normalise state/tactile inputs with statistics of the demonstrations (fixed after the fit,
+    # exported with the policy). input_norm_min_std floors the scale of near-constant inputs.
+    normalize_inputs: bool = True
+    input_norm_min_std: float = 0.01
 
 
 @dataclass

@@ -262,6 +262,33 @@ class ImageEncoder(nn.Module):
         return self.head(self.trunk_features(images_u8))
 
 
+class InputNormalizer(nn.Module):
+    """Fixed affine normalisation of one vector/grid observation: (x - shift) / scale, clipped.
+
+    Fitted once from the demonstrations (``fit``), then frozen: stored as buffers, so it travels
+    with checkpoints and actor weights and is baked into the exported ONNX graph. Unfitted it is
+    the identity. Why: raw robot states mix metres, m/s and flags, and the few-millimetre
+    differences that decide a grasp are invisible to an MLP at raw scale.
+    """
+
+    def __init__(self, shape: Tuple[int, ...], per_element: bool, clip: float = 10.0):
+        super().__init__()
+        stat_shape = tuple(shape) if per_element else ()
+        self.register_buffer("shift", torch.zeros(stat_shape))
+        self.register_buffer("scale", torch.ones(stat_shape))
+        self.per_element = per_element
+        self.clip = clip
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, min_std: float) -> None:
+        x = x.float().reshape(x.shape[0], *self.shift.shape) if self.per_element else x.float().reshape(-1)
+        self.shift.copy_(x.mean(0))
+        self.scale.copy_(x.std(0, unbiased=False).clamp_min(min_std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.shift) / self.scale).clamp(-self.clip, self.clip)
+
+
 class StateEncoder(nn.Module):
     """Proprioception/state vector -> Linear -> LayerNorm -> tanh (SERL)."""
 
@@ -397,6 +424,10 @@ class ObservationEncoder(nn.Module):
         self.tactile = nn.ModuleDict(
             {k: TactileEncoder(tuple(self.space[k].shape), cfg.tactile_feature_dim, cfg.tactile_mode) for k in self.tactile_keys}
         )
+        # State vectors per element, tactile grids with one shift/scale per sensor (a taxel never
+        # touched in the demos must not get a near-zero scale).
+        self.normalizers = nn.ModuleDict({k: InputNormalizer(tuple(self.space[k].shape), self.kinds[k] == "state")
+                                          for k in self.state_keys + self.tactile_keys})
         self.state_dim = int(sum(int(np.prod(self.space[k].shape)) for k in self.state_keys))
         only_state = not self.image_keys and not self.tactile_keys
         self.state: Optional[StateEncoder] = None
@@ -418,6 +449,11 @@ class ObservationEncoder(nn.Module):
             got = tuple(obs[k].shape[1:])
             if got != want:
                 raise ValueError(f"observation {k!r}: expected per-sample shape {want}, got {got} (full {tuple(obs[k].shape)})")
+
+    def fit_normalizers(self, obs: Mapping[str, torch.Tensor], min_std: float) -> None:
+        """Fit the state/tactile input normalisation to a batch of observations (the demos)."""
+        for k, norm in self.normalizers.items():
+            norm.fit(obs[k], min_std)
 
     # -- forward ------------------------------------------------------------ #
     def augment(self, obs: Mapping[str, torch.Tensor], generator: Optional[torch.Generator]) -> Dict[str, torch.Tensor]:
@@ -444,8 +480,9 @@ class ObservationEncoder(nn.Module):
             else:
                 feats.append(enc(obs[k]))
         for k in self.tactile_keys:
-            feats.append(self.tactile[k](obs[k]))
+            feats.append(self.tactile[k](self.normalizers[k](obs[k])))
         if self.state_keys:
-            s = torch.cat([obs[k].reshape(obs[k].shape[0], -1) for k in self.state_keys], dim=-1) if len(self.state_keys) > 1 else obs[self.state_keys[0]]
+            norm = [self.normalizers[k](obs[k]) for k in self.state_keys]
+            s = torch.cat([x.reshape(x.shape[0], -1) for x in norm], dim=-1) if len(norm) > 1 else norm[0]
             feats.append(self.state(s) if self.state is not None else s)
         return feats[0] if len(feats) == 1 else torch.cat(feats, dim=-1)

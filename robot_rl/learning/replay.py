@@ -446,6 +446,14 @@ class ReplayBuffer:
             raise ValueError(f"{self.name}.get: indices must be in [0, {n}), got range [{idx.min()}, {idx.max()}]")
         return self._gather(self._oldest + idx)
 
+    def observations(self, max_count: int = 5000) -> Dict[str, torch.Tensor]:
+        """Up to ``max_count`` observations spread evenly over the buffer (no RNG draw, so
+        fitting statistics does not change what training samples next)."""
+        n = len(self)
+        if n == 0:
+            raise ValueError(f"{self.name}.observations: buffer is empty")
+        return self.get(np.linspace(0, n - 1, min(n, max_count)).round().astype(np.int64))["obs"]
+
     # -- persistence -------------------------------------------------------- #
     def flush(self) -> None:
         if self.writer is not None:

@@ -500,6 +500,23 @@ class RLPDAgent:
         return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha,
                 "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach()}
 
+    def fit_input_normalization(self, obs: Any) -> bool:
+        """Fit the encoder's state/tactile normalisation to a batch of observations (typically
+        ``demo_buffer.observations()``), before training. No-op (False) when disabled."""
+        enc = self.config.encoder
+        if not enc.normalize_inputs:
+            return False
+        if self.flat_obs and not isinstance(obs, Mapping):
+            obs = {next(iter(self.observation_space.spaces)): obs}
+        missing = [k for k in self.encoder.normalizers if k not in obs]
+        if missing:
+            raise ValueError(f"fit_input_normalization: observations lack keys {missing}")
+        batch = {k: torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in self.encoder.normalizers}
+        self.encoder.fit_normalizers({k: v.to(self.device) for k, v in batch.items()}, enc.input_norm_min_std)
+        if self.target_encoder is not self.encoder:
+            self.target_encoder.normalizers.load_state_dict(self.encoder.normalizers.state_dict())
+        return True
+
     # ------------------------------------------------------------------ #
     # acting
     # ------------------------------------------------------------------ #

@@ -120,6 +120,8 @@ def train(
         demo = ReplayBuffer.load(demos_path, resume=False, seed=cfg.seed + 1, verbose=cfg.verbose, name="demo")
         if len(demo) == 0:
             demo = None
+        else:
+            agent.fit_input_normalization(demo.observations())
 
     writer = None
     if log_dir is not None:

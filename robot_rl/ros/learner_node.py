@@ -116,6 +116,8 @@ class LearnerNode(Node):
         if lc.demos:
             self.demo.extend_from_disk(lc.demos)  # validates the manifest against the task
         self.n_demos_loaded = len(self.demo)
+        if self.n_demos_loaded:  # a resumed checkpoint below restores the statistics it trained with
+            self.agent.fit_input_normalization(self.demo.observations())
         extra: Dict[str, Any] = {}
         self.resumed_digest = ""
         if self.resume and has_replay:
