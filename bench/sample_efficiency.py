@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--bc-weight", type=float, default=0.0)
+    p.add_argument("--target-entropy", type=float, default=None, help="default -|A|/2")
     p.add_argument("--no-input-norm", action="store_true", help="raw state inputs (no demo statistics)")
     p.add_argument("--init-temperature", type=float, default=0.05)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     rec = record(cfg, demo_dir, args.demos, seed=args.seed + 50_000, verbose=False)
     agent_cfg = RLPDConfig(hidden_dims=(args.hidden, args.hidden), num_critics=args.critics,
                            critic_subset=2, init_temperature=args.init_temperature,
-                           bc_weight=args.bc_weight,
+                           bc_weight=args.bc_weight, target_entropy=args.target_entropy,
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
                            discrete_gripper=args.discrete_gripper, seed=args.seed,
@@ -110,14 +111,15 @@ def main(argv=None) -> int:
             successes += int(info["success"])
             obs, _ = env.reset()
         ts = time.perf_counter()
-        agent.update(demo.sample(u * n_demo), online.sample(u * (bs - n_demo)))
+        last = agent.update(demo.sample(u * n_demo), online.sample(u * (bs - n_demo)))
         t_update += time.perf_counter() - ts
         if step % args.eval_every == 0:
             sr = evaluate(agent, eval_env, args.eval_episodes, 10_000)
             results.append({"env_steps": step, "success_rate": sr,
                             "train_episodes": episodes, "train_successes": successes,
                             "wall_s": round(time.perf_counter() - t0, 1),
-                            "critic_updates_per_s": round(step * u / t_update, 1)})
+                            "critic_updates_per_s": round(step * u / t_update, 1),
+                            **{k: round(last[k], 3) for k in ("temperature", "entropy", "q_mean")}})
             print(json.dumps(results[-1]), flush=True)
     target = 0.9
     hit = next((r["env_steps"] for r in results if r["success_rate"] >= target), None)

@@ -105,7 +105,8 @@ class SimHuman:
             self.reset()  # the cube jumped without the gripper near it: the scene was reset
         self.prev_cube = cube.copy()
         dist = float(np.linalg.norm(cube - snap.ee_pos))
-        if self.start_cube is None:
+        if self.start_cube is None or self.steps < self.cfg.grace_steps:
+            # Anchored over the grace period: the first poses after a reset may predate it.
             self.start_cube, self.initial_dist = cube.copy(), dist
         self.steps += 1
         lift = float(cube[2] - self.start_cube[2])

@@ -205,6 +205,7 @@ class ActorNode(Node):
                                f"action dim {self.adim}")
         while not self._stop.is_set():
             self.state = "resetting"
+            self._event()  # the simulated human (and any watcher) starts a new episode here
             try:
                 env.timeout = ac.reset_timeout
                 obs, _ = env.reset()
@@ -222,6 +223,7 @@ class ActorNode(Node):
             env.timeout = ac.observation_timeout
             sm.start()
             self.state = "running"
+            self._event()
             first = obs
             while sm.state == EpisodeState.RUNNING and not self._stop.is_set():
                 self._wait_for_learner()

@@ -11,8 +11,8 @@ from robot_rl import transport
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
-from robot_rl.ros.learner_node import (ACTOR_STATUS, INTERVENTION, LEARNER_STATUS,
-                                       TRANSITIONS, TRANSITIONS_QOS)
+from robot_rl.ros.learner_node import (ACTOR_STATUS, EPISODE_EVENT, INTERVENTION,
+                                       LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS)
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 40, "agent.hidden_dims": [64, 64], "agent.num_critics": 2,
@@ -30,6 +30,9 @@ class Probe:
         for topic in (LEARNER_STATUS, ACTOR_STATUS):
             self.node.create_subscription(String, topic,
                                           lambda m, t=topic: self.latest.__setitem__(t, json.loads(m.data)), 10)
+        self.events = []
+        self.node.create_subscription(String, EPISODE_EVENT,
+                                      lambda m: self.events.append(json.loads(m.data)), 50)
         self.joy = self.node.create_publisher(Joy, INTERVENTION, 10)
         self.raw = self.node.create_publisher(UInt8MultiArray, TRANSITIONS, TRANSITIONS_QOS)
         self.ex = SingleThreadedExecutor()
@@ -108,6 +111,15 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
         st = probe.wait(LEARNER_STATUS, lambda s: s["rejected"] >= 4, 20, "rejections", robot,
                         logs)
         assert {"truncated", "bad_magic", "crc_mismatch", "unknown_keys"} <= set(st["rejections"])
+
+        # every episode is announced (resetting -> running) before it ends, so episode
+        # watchers such as the simulated human start each episode afresh
+        by_episode = {}
+        for ev in probe.events:
+            by_episode.setdefault(ev["episode"], []).append(ev["event"])
+        ended = [e for e, names in by_episode.items() if names[-1] in ("success", "failure", "timeout")]
+        assert ended, probe.events
+        assert all(by_episode[e][:2] == ["resetting", "running"] for e in ended if e > min(by_episode))
 
         # stop the learner (SIGINT), restart with resume: same buffers, counters continue
         learn.stop()
