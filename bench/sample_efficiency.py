@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--bc-weight", type=float, default=0.0)
     p.add_argument("--target-entropy", type=float, default=None, help="default -|A|/2")
     p.add_argument("--no-input-norm", action="store_true", help="raw state inputs (no demo statistics)")
-    p.add_argument("--init-temperature", type=float, default=0.05)
+    p.add_argument("--init-temperature", type=float, default=0.01)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="task/sim config overrides, e.g. task.reward=dense")
     args = p.parse_args(argv)

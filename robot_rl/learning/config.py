@@ -44,7 +44,9 @@ class RLPDConfig:
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     temp_lr: float = 3e-4
-    init_temperature: float = 0.05
+    # Low start: with a 0/1 reward the entropy bonus at 0.05 kept the exploration noise large
+    # enough to spoil grasps for thousands of updates (the temperature falls only ~3e-4 per update).
+    init_temperature: float = 0.01
     target_entropy: Optional[float] = None  # None -> -|A_continuous| / 2
     # SERL: no entropy backup on sparse manipulation rewards; with it, alpha * H (~2 per step at
     # alpha=1) swamps a 0/1 reward and the critic learns to value randomness (Q ~ 8 >> 1).

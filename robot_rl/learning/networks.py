@@ -273,7 +273,7 @@ class InputNormalizer(nn.Module):
 
     def __init__(self, shape: Tuple[int, ...], per_element: bool, clip: float = 10.0):
         super().__init__()
-        stat_shape = tuple(shape) if per_element else ()
+        stat_shape = tuple(shape) if per_element else (1,)
         self.register_buffer("shift", torch.zeros(stat_shape))
         self.register_buffer("scale", torch.ones(stat_shape))
         self.per_element = per_element

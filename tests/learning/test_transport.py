@@ -151,21 +151,25 @@ def test_payload_and_metadata_rejections():
 
 
 def _agent(hidden=32):
-    obs = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (8,), np.float32)})
+    obs = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (8,), np.float32),
+                       "tactile_left": spaces.Box(0, np.inf, (4, 4), np.float32)})
     return RLPDAgent(obs, spaces.Box(-1, 1, (4,), np.float32),
                      RLPDConfig(hidden_dims=(hidden, hidden), num_critics=2))
 
 
 def test_weights_round_trip_and_rejections():
     src, dst = _agent(), _agent()
+    rng = np.random.default_rng(0)
+    src.fit_input_normalization({"state": rng.normal(2.0, 0.1, (64, 8)),
+                                 "tactile_left": rng.uniform(0, 5, (64, 4, 4))})
     with torch.no_grad():
         for p in src.actor.parameters():
             p.add_(1.0)
     data = T.encode_weights(src.actor_state_dict(), version=12, updates=300)
     sd, version, meta = T.decode_weights(data, dst.actor_state_dict())
     assert version == 12 and meta["updates"] == 300
-    dst.load_actor_state_dict(sd)
-    obs = {"state": np.ones(8, np.float32)}
+    dst.load_actor_state_dict(sd)  # normalisation statistics included
+    obs = {"state": np.ones(8, np.float32), "tactile_left": np.ones((4, 4), np.float32)}
     np.testing.assert_allclose(src.act(obs, deterministic=True), dst.act(obs, deterministic=True))
     with pytest.raises(T.TransportError) as err:  # different architecture
         T.decode_weights(data, _agent(hidden=16).actor_state_dict())

@@ -2,6 +2,7 @@
 a rerun resumes (skips finished stages) instead of starting over."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,11 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     assert rows and any(float(r.split(",")[-1]) > 0 for r in rows)
     steps = [int(r.split(",")[2]) for r in rows]
     assert steps == sorted(steps) and steps[-1] > 0  # the plots' x axis: cumulative env steps
+
+    # The actor acted on the learner's weights (every message accepted), not its initial ones.
+    actor_log = (run_dir / "logs" / "train" / "actor_0.log").read_text()
+    assert "rejected actor weights" not in actor_log, actor_log[-2000:]
+    assert max(int(v) for v in re.findall(r"weights v(\d+)", actor_log)) > 0, actor_log[-2000:]
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 0
