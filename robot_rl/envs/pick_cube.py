@@ -60,6 +60,11 @@ class PickCubeEnv(gym.Env):
         return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
                 {"success": success})
 
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The robot contract at the last reset/step (what a watcher such as the sim human sees)."""
+        return self._snap
+
     def render(self):
         cam = self.cfg.cameras[0]
         return self.world.render(cam.name, cam.width, cam.height)

@@ -673,7 +673,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
         period = 1.0 / cfg.control_rate_hz
         timeout = episode_timeout_s or cfg.task.max_episode_steps * period
         successes = 0
-        for _ in range(episodes):
+        for episode in range(episodes):
             _reset_to_idle(node.core)
             fut = reset.call_async(Trigger.Request())
             deadline = time.monotonic() + 30.0
@@ -691,15 +691,27 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(period)
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
+            # The episode limit is counted in robot (sim) time, as in training: a sim that falls
+            # behind the wall clock on a loaded machine must not cut episodes short.
+            start = elapsed = None
+            wall_end = time.monotonic() + 3 * timeout + 10.0  # a stalled sim must not hang this
+            outcome = "timeout"
+            while time.monotonic() < wall_end:
                 snap, *_ = node.snapshot()
                 if snap is not None and "pos" in obj:
                     snap.object_pos = obj["pos"]
+                    start = snap.stamp if start is None else start
+                    elapsed = snap.stamp - start
                     if node.core.task.success(snap):
                         successes += 1
+                        outcome = "success"
+                        break
+                    if elapsed >= timeout:
                         break
                 time.sleep(period / 2)
+            node.log.info(f"evaluation episode {episode + 1}/{episodes}: {outcome} after "
+                          f"{elapsed if elapsed is not None else float('nan'):.1f} s robot time "
+                          f"(cube at {np.round(obj.get('pos', np.full(3, np.nan)), 3).tolist()})")
         _reset_to_idle(node.core)
         return successes / max(episodes, 1)
     finally:

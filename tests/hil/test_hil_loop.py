@@ -1,0 +1,62 @@
+"""The HIL-SERL loop in-process: the simulated human corrects the learning policy, its
+corrections land in both buffers, and it is needed less and less as training proceeds.
+
+The same loop runs over ROS 2 in `robot-rl demo` (tests/ros/test_demo_quick.py exercises it);
+here it is ROS-free so that a few thousand steps fit in CI.
+"""
+import numpy as np
+
+from robot_rl.config import load_config
+from robot_rl.envs.pick_cube import PickCubeEnv
+from robot_rl.hil.sim_human import SimHuman
+from robot_rl.learning.record_demos import record
+from robot_rl.learning.replay import DemoOnlineBuffers, ReplayBuffer
+from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig
+
+STEPS = 2500
+WINDOW = 10  # episodes compared at the start and at the end
+
+
+def test_intervention_rate_falls_as_training_proceeds(tmp_path):
+    cfg = load_config(None, {"task.observations": ["state", "object"], "cameras": [],
+                             "tactile": [], "task.max_episode_steps": 50})
+    record(cfg, str(tmp_path / "demos"), 20, seed=50_000, verbose=False)
+    env = PickCubeEnv(cfg)
+    agent_cfg = RLPDConfig(num_critics=2, utd_ratio=4, bc_weight=2.0, discount=0.97, seed=0)
+    agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
+    demo = ReplayBuffer.load(str(tmp_path / "demos"), capacity=STEPS + 2000, resume=False,
+                             verbose=False)
+    agent.fit_input_normalization(demo.observations())
+    n_demos = len(demo)
+    buffers = DemoOnlineBuffers(demo, ReplayBuffer(env.observation_space, 4, STEPS, verbose=False))
+    human = SimHuman.from_config(cfg)
+
+    rates, intervened_total = [], 0
+    obs, _ = env.reset(seed=0)
+    human.reset()
+    steps = active = 0
+    for _ in range(STEPS):
+        action = agent.act(obs)
+        cmd = human.step(env.snapshot)
+        if cmd.active:
+            action = cmd.action
+        next_obs, reward, term, trunc, _ = env.step(action)
+        buffers.add(obs, action, reward, next_obs, term, trunc, intervened=cmd.active)
+        steps, active = steps + 1, active + int(cmd.active)
+        intervened_total += int(cmd.active)
+        obs = next_obs
+        if term or trunc:
+            rates.append(active / steps)
+            obs, _ = env.reset()
+            human.reset()
+            steps = active = 0
+        agent.update(*buffers.sample(agent_cfg.utd_ratio * agent_cfg.batch_size))
+
+    # corrections are training data in both buffers
+    assert intervened_total > 0
+    assert len(buffers.demo) == n_demos + intervened_total
+    assert len(buffers.online) == STEPS
+    first, last = np.mean(rates[:WINDOW]), np.mean(rates[-WINDOW:])
+    print(f"intervention rate: first {WINDOW} episodes {first:.0%}, last {WINDOW} {last:.0%} "
+          f"({len(rates)} episodes)")
+    assert first >= 0.3 and last <= first - 0.25, (first, last, rates)
