@@ -5,8 +5,9 @@ it drifts away from the task, then hands control back.
 Takes over (only in episodes it watches: probability ``prob`` per episode) when, after
 ``grace_steps``:
 
-* the TCP makes no progress toward the cube for ``no_progress_steps`` steps while still farther
-  than ``near_radius`` from it,
+* the TCP got less than ``progress_eps`` closer to the cube over the last ``no_progress_steps``
+  steps while still farther than ``near_radius`` from it (a windowed test: a policy dithering
+  at random sets new best distances by chance, but does not close in),
 * the TCP leaves the region around the cube (``region_margin`` beyond the episode's initial
   TCP-cube distance),
 * the cube was pushed more than ``cube_moved`` from its start while not held.
@@ -59,8 +60,7 @@ class SimHuman:
         self.start_cube: np.ndarray | None = None
         self.prev_cube: np.ndarray | None = None
         self.initial_dist = 0.0
-        self.best_dist = np.inf
-        self.last_progress = 0
+        self.dists: list[float] = []  # TCP-cube distance per step while judging
         self.reason = ""
         self.expert.reset()
 
@@ -77,21 +77,22 @@ class SimHuman:
         self.reason = why
         self.log.append((self.episode, f"release: {why}"))
         self.cooldown_until = self.steps + self.cfg.cooldown_steps
-        self.best_dist, self.last_progress = np.inf, self.steps
+        self.dists = []
 
     def _drift(self, snap: Snapshot, dist: float, held: bool) -> str:
         c = self.cfg
-        if dist < self.best_dist - c.progress_eps:
-            self.best_dist, self.last_progress = dist, self.steps
+        self.dists.append(dist)
         if dist > self.initial_dist + c.region_margin:
             return (f"TCP left the region around the cube ({dist:.3f} m away, started "
                     f"{self.initial_dist:.3f} m)")
         pushed = np.linalg.norm((snap.object_pos - self.start_cube)[:2])
         if not held and pushed > c.cube_moved:
             return f"cube pushed {pushed:.3f} m off its start"
-        if (not held and dist > c.near_radius
-                and self.steps - self.last_progress >= c.no_progress_steps):
-            return f"no progress toward the cube for {self.steps - self.last_progress} steps"
+        if (not held and dist > c.near_radius and len(self.dists) > c.no_progress_steps
+                and self.dists[-1 - c.no_progress_steps] - dist < c.progress_eps):
+            gained = self.dists[-1 - c.no_progress_steps] - dist
+            return (f"no progress toward the cube: {gained:.3f} m closer in "
+                    f"{c.no_progress_steps} steps")
         return ""
 
     def step(self, snap: Snapshot) -> InterventionCommand:
@@ -125,7 +126,6 @@ class SimHuman:
                 action = self.expert.act(snap, self.action_dim)
                 return InterventionCommand(action, True, stamp=snap.stamp)
         if not self.watching or self.steps <= self.cfg.grace_steps:
-            self.best_dist, self.last_progress = min(self.best_dist, dist), self.steps
             return self._inactive(snap)
         why = self._drift(snap, dist, held)
         if not why or self.steps < self.cooldown_until or held:
