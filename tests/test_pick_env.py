@@ -114,7 +114,7 @@ def test_expert_succeeds(env_factory):
     env = env_factory()
     results = [_run_expert(env, seed) for seed in range(10)]
     successes = [terminated for terminated, *_ in results]
-    assert sum(successes) >= 7, successes
+    assert all(successes), successes  # both fingers driven through one tendon: no lost grasps
     for terminated, reward, info, tactile, obs in results:
         assert info["success"] == terminated
         assert reward == float(terminated)
