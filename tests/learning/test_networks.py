@@ -100,3 +100,40 @@ def test_resnet10_loads_local_safetensors_only(tmp_path):
     save_file({"stem.0.weight": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(ValueError, match="do not match"):
         ResNet10().load_pretrained(str(tmp_path / "bad.safetensors"))
+
+
+def test_input_normalisation_fitted_to_demos_is_exported_and_travels_with_weights(tmp_path):
+    from robot_rl.learning.config import EncoderConfig
+    from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig
+
+    space = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                         "tactile_left": spaces.Box(0, np.inf, (2, 2), np.float32)})
+    rng = np.random.default_rng(0)
+    demos = {"state": np.stack([rng.normal(0.5, 0.02, 256), rng.normal(-3.0, 2.0, 256),
+                                np.full(256, 0.025)], -1).astype(np.float32),
+             "tactile_left": rng.uniform(0, 4, (256, 2, 2)).astype(np.float32)}
+    agent = RLPDAgent(space, spaces.Box(-1, 1, (2,), np.float32), RLPDConfig(num_critics=2))
+    assert agent.fit_input_normalization(demos)
+    enc = agent.encoder
+    z = enc.normalizers["state"](torch.from_numpy(demos["state"]))
+    # per element: the varying columns become zero-mean unit-std; the constant one is floored
+    np.testing.assert_allclose(z[:, :2].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z[:, :2].std(0, unbiased=False), 1, atol=1e-4)
+    assert enc.normalizers["state"].scale[2] == pytest.approx(agent.config.encoder.input_norm_min_std)
+    assert enc.normalizers["tactile_left"].scale.shape == (1,)  # one scale per sensor
+    far = enc.normalizers["state"](torch.tensor([[1e3, 0.0, 0.025]]))
+    assert far[0, 0] == 10.0  # clipped
+    # the target encoder and a fresh agent loading the actor weights see the same statistics
+    assert torch.equal(agent.target_encoder.normalizers["state"].shift, enc.normalizers["state"].shift)
+    other = RLPDAgent(space, spaces.Box(-1, 1, (2,), np.float32), RLPDConfig(num_critics=2))
+    other.load_actor_state_dict(agent.actor_state_dict())
+    obs = {"state": demos["state"][0], "tactile_left": demos["tactile_left"][0]}
+    np.testing.assert_allclose(other.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+    # and the exported module applies them (deterministic action equals the agent's)
+    module = agent.export_module()
+    out = module({k: torch.from_numpy(v[None]) for k, v in obs.items()})
+    np.testing.assert_allclose(out[0].numpy(), agent.act(obs, deterministic=True), atol=1e-6)
+    off = RLPDAgent(space, spaces.Box(-1, 1, (2,), np.float32),
+                    RLPDConfig(num_critics=2, encoder=EncoderConfig(normalize_inputs=False)))
+    assert not off.fit_input_normalization(demos)
+    assert torch.equal(off.encoder.normalizers["state"].scale, torch.ones(3))
