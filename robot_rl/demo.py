@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_rl.config import Config, load_config, save_config
+from robot_rl.paths import atomic_write_text
 from robot_rl.report import EpisodeLog, EpisodeRecord, plot_training, write_summary
 from robot_rl.schema import ConfigError
 
@@ -45,9 +46,8 @@ class RunState:
         return cls(path)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"done": self.done, "numbers": self.numbers}, indent=2))
-        tmp.replace(self.path)  # atomic: an interrupt never leaves a half-written state
+        # atomic: an interrupt never leaves a half-written state
+        atomic_write_text(self.path, json.dumps({"done": self.done, "numbers": self.numbers}, indent=2))
 
     @property
     def elapsed(self) -> float:

@@ -47,6 +47,8 @@ import cv2
 import numpy as np
 import yaml
 
+from robot_rl.paths import atomic_write_text
+
 from .board import BoardConfig, Detection, detect_board
 from .errors import (
     BlurredImageError,
@@ -738,12 +740,8 @@ def write_extrinsic(path: str | os.PathLike, T_or_result, parent_frame: str, chi
     else:
         T, meta = T_or_result, metadata
     data = extrinsic_dict(T, parent_frame, child_frame, meta)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("# extrinsic (parent <- child), written by robot_rl.calibration.handeye\n" + yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "# extrinsic (parent <- child), written by robot_rl.calibration.handeye\n"
+                             + yaml.safe_dump(data, sort_keys=False))
 
 
 def load_extrinsic(path_or_dict) -> Extrinsic:

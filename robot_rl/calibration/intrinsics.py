@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import yaml
 
+from robot_rl.paths import atomic_write_text
+
 from .board import BoardConfig, Detection, aruco_available, detect_board, render_board_image  # noqa: F401
 from .errors import (
     BlurredImageError,
@@ -472,16 +474,11 @@ def write_camera_info(path: str | os.PathLike, K, D=None, image_size=None, camer
     if D is None or image_size is None:
         raise ValueError("write_camera_info needs K, D and image_size (or an IntrinsicsResult)")
     info = camera_info_dict(K, D, image_size, camera_name)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = "# ROS camera_info written by robot_rl.calibration.intrinsics\n"
     if extra_comment:
         header += "".join(f"# {line}\n" for line in extra_comment.splitlines())
     body = yaml.safe_dump(info, sort_keys=False, default_flow_style=None, width=200)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + body)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, header + body)
 
 
 def _matrix_field(data: dict, key: str, rows: int | None, cols: int | None, path) -> np.ndarray:

@@ -44,6 +44,8 @@ import cv2
 import numpy as np
 import yaml
 
+from robot_rl.paths import atomic_write_text
+
 from .board import BoardConfig, Detection, detect_board
 from .errors import (
     BoardNotFoundError,
@@ -121,13 +123,7 @@ class CaptureSet:
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / CAPTURE_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(Path(directory) / CAPTURE_FILE, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "CaptureSet":

@@ -18,6 +18,7 @@ Storage layout (``directory`` is normally ``calibration/tactile``)::
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import yaml
+
+from robot_rl.paths import atomic_write_bytes, atomic_write_text
 
 from .errors import CalibrationError, CalibrationFileError
 
@@ -150,12 +153,6 @@ def _read_index(directory: Path) -> dict:
     return sensors
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_baseline(baseline: TactileBaseline, directory: str | os.PathLike) -> Path:
     """Write ``<serial>.npz`` and update ``index.yaml`` in ``directory``; returns the npz path."""
     directory = Path(directory)
@@ -163,11 +160,9 @@ def save_baseline(baseline: TactileBaseline, directory: str | os.PathLike) -> Pa
     serial = _check_serial(baseline.serial)
     npz = directory / f"{serial}.npz"
 
-    def _w(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # file handle: np.savez would append '.npz' to a str path
-            np.savez(fh, mean=baseline.mean.astype(np.float64), std=baseline.std.astype(np.float64))
-
-    _atomic_write(npz, _w)
+    data = io.BytesIO()
+    np.savez(data, mean=baseline.mean.astype(np.float64), std=baseline.std.astype(np.float64))
+    atomic_write_bytes(npz, data.getvalue())
     sensors = _read_index(directory)
     sensors[serial] = {
         "file": npz.name,
@@ -176,7 +171,7 @@ def save_baseline(baseline: TactileBaseline, directory: str | os.PathLike) -> Pa
         "noise_floor": float(baseline.noise_floor),
         "created": baseline.created,
     }
-    _atomic_write(directory / INDEX_NAME, lambda tmp: tmp.write_text(yaml.safe_dump({"sensors": sensors}, sort_keys=True)))
+    atomic_write_text(directory / INDEX_NAME, yaml.safe_dump({"sensors": sensors}, sort_keys=True))
     return npz
 
 

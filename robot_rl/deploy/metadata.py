@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from robot_rl.deploy.errors import (
     Mismatch,
     ModelMismatchError,
 )
+from robot_rl.paths import atomic_write_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -325,9 +325,7 @@ class PolicyMetadata:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename) so a reader never sees half a file."""
-        path = Path(path)
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PolicyMetadata":
@@ -493,20 +491,3 @@ def _parse(data: Any, source: str) -> PolicyMetadata:
         format_version=version,
         export=export,
     )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from robot_rl.paths import atomic_write_bytes
+
 from .networks import as_dict_space, classify_observation_space
 
 __all__ = ["ReplayBuffer", "DemoOnlineBuffers", "ChunkWriter", "read_manifest", "iter_chunks"]
@@ -60,15 +62,6 @@ _CHUNK_RE = re.compile(r"^chunk_(\d{8})\.safetensors$")
 
 def _chunk_name(i: int) -> str:
     return f"chunk_{i:08d}.safetensors"
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- #
@@ -167,7 +160,7 @@ class ChunkWriter:
                     f"which does not match this buffer (observation={obs_spec} action_dim={action_dim})"
                 )
         else:
-            _atomic_write_bytes(mpath, json.dumps(manifest, indent=1).encode())
+            atomic_write_bytes(mpath, json.dumps(manifest, indent=1).encode())
         chunks = _list_chunks(path)
         self.next_chunk = len(chunks)
         self.next_fid = 0
@@ -236,7 +229,7 @@ class ChunkWriter:
         for k, spec in self.obs_spec.items():
             tensors[f"obs.{k}"] = np.ascontiguousarray(np.stack(self._frames[k]).astype(spec["dtype"]))
         data = save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
-        _atomic_write_bytes(os.path.join(self.path, _chunk_name(self.next_chunk)), data)
+        atomic_write_bytes(os.path.join(self.path, _chunk_name(self.next_chunk)), data)
         self.next_chunk += 1
         self._reset_pending()
 
