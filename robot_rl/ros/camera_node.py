@@ -5,8 +5,6 @@ MuJoCo stand-in instead calls ``publish_frame`` once per rendered control period
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -31,8 +29,7 @@ class CameraNode(Node):
         if camera.info_file:
             from robot_rl.calibration.intrinsics import load_camera_info
             self.calibration = load_camera_info(camera.info_file)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader = None
         self.published = 0
 
     def publish_frame(self, image: np.ndarray, stamp: float, K: np.ndarray,
@@ -47,19 +44,18 @@ class CameraNode(Node):
 
     def start_reader(self, backend) -> None:
         """Publish every new frame of a real backend from a thread of its own."""
-        from robot_rl.ros.node_utils import start_reader
+        from robot_rl.ros.node_utils import SensorReader
         backend.start()
         intr = backend.intrinsics()
         distortion = np.array(intr.coeffs) if intr.coeffs else None
-        self._thread = start_reader(
+        self._reader = SensorReader(
             self, backend, lambda f: self.publish_frame(f.data, f.stamp_ns * 1e-9, intr.K,
                                                         distortion),
-            self.camera.fps, f"camera {self.camera.name}", self._stop)
+            self.camera.fps, f"camera {self.camera.name}")
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
+        if self._reader is not None:
+            self._reader.close()
 
 
 def main(args=None) -> int:

@@ -45,37 +45,45 @@ def declare_config(node: Node) -> Config:
         raise ConfigError(f"node {node.get_name()}: parameter override rejected: {exc}") from None
 
 
-def start_reader(node: Node, backend, publish: Callable, rate_hz: float, what: str,
-                 stop: threading.Event) -> threading.Thread:
-    """Publish each new frame of a started sensor backend from a thread of its own.
+class SensorReader:
+    """Publishes each new frame of a started sensor backend from a thread of its own, until
+    :meth:`close`.
 
     A stalled stream is logged and retried; a fatal sensor error (unplugged device, bad frame)
     is logged once and ends the reader, so the node keeps answering while reporting it.
     """
-    from robot_rl.sensors.base import SensorError, SensorTimeout
 
-    def loop():
+    def __init__(self, node: Node, backend, publish: Callable, rate_hz: float, what: str):
+        self.node, self.backend, self.publish = node, backend, publish
+        self.rate_hz, self.what = rate_hz, what
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=what, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from robot_rl.sensors.base import SensorError, SensorTimeout
+
         last_seq = -1
         try:
-            while not stop.is_set():
+            while not self._stop.is_set():
                 try:
-                    frame = backend.latest(timeout_s=1.0)
+                    frame = self.backend.latest(timeout_s=1.0)
                 except SensorTimeout as exc:
-                    node.get_logger().error(f"{what}: {exc}", throttle_duration_sec=2.0)
+                    self.node.get_logger().error(f"{self.what}: {exc}", throttle_duration_sec=2.0)
                     continue
                 if frame.seq != last_seq:
                     last_seq = frame.seq
-                    publish(frame)
+                    self.publish(frame)
                 else:
-                    stop.wait(0.5 / rate_hz)
+                    self._stop.wait(0.5 / self.rate_hz)
         except SensorError as exc:
-            node.get_logger().fatal(f"{what}: sensor failed, no more frames: {exc}")
+            self.node.get_logger().fatal(f"{self.what}: sensor failed, no more frames: {exc}")
         finally:
-            backend.stop()
+            self.backend.stop()
 
-    thread = threading.Thread(target=loop, name=what, daemon=True)
-    thread.start()
-    return thread
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3.0)
 
 
 def pick_by_name(node: Node, parameter: str, items: list):

@@ -13,7 +13,6 @@ Optical (rgb8) frames are published raw.
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import numpy as np
@@ -45,8 +44,7 @@ class TactileNode(Node):
         self.pub = self.create_publisher(Image, m.tactile_topic(sensor.name), m.SENSOR_QOS)
         self._zero = zero
         self.create_service(Trigger, m.tactile_zero_service(sensor.name), self._on_zero)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader = None
 
     def publish_reading(self, data: np.ndarray, stamp: float) -> None:
         if self.baseline is not None and data.ndim == 2:
@@ -67,18 +65,17 @@ class TactileNode(Node):
         return response
 
     def start_reader(self, backend) -> None:
-        from robot_rl.ros.node_utils import start_reader
+        from robot_rl.ros.node_utils import SensorReader
         backend.start()
         if self._zero is None and hasattr(backend, "zero"):
             self._zero = backend.zero
-        self._thread = start_reader(
+        self._reader = SensorReader(
             self, backend, lambda f: self.publish_reading(f.data, f.stamp_ns * 1e-9),
-            self.sensor.fps, f"tactile {self.sensor.name}", self._stop)
+            self.sensor.fps, f"tactile {self.sensor.name}")
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3.0)
+        if self._reader is not None:
+            self._reader.close()
 
 
 def main(args=None) -> int:
