@@ -116,7 +116,8 @@ class LearnerNode(Node):
         if lc.demos:
             self.demo.extend_from_disk(lc.demos)  # validates the manifest against the task
         self.n_demos_loaded = len(self.demo)
-        if self.n_demos_loaded:  # a resumed checkpoint below restores the statistics it trained with
+        resume_checkpoint = self.resume and checkpoint_exists(self.ckpt_dir)
+        if self.n_demos_loaded and not resume_checkpoint:  # a checkpoint holds the statistics it trained with
             self.agent.fit_input_normalization(self.demo.observations())
         extra: Dict[str, Any] = {}
         self.resumed_digest = ""
@@ -129,7 +130,7 @@ class LearnerNode(Node):
             self.online = ReplayBuffer(self.obs_space, self.adim, lc.capacity,
                                        persist_dir=self.replay_dir, flush_every=lc.flush_every,
                                        seed=seed, verbose=False, name="online")
-        if self.resume and checkpoint_exists(self.ckpt_dir):
+        if resume_checkpoint:
             extra = load_agent(self.ckpt_dir, self.agent)
             if "online_rng" in extra:
                 self.online.load_state_dict({"rng": extra["online_rng"]})
