@@ -342,7 +342,8 @@ def test_controller_drives_the_mujoco_sim(tmp_path, ros_context):
     sub = lst.node.create_subscription(PoseStamped, m.EE_POSE, lambda msg: z.append(msg.pose.position.z),
                                        m.SENSOR_QOS)
     try:
-        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=60.0)
+        # The status can arrive before this test's own pose subscription has matched the sim.
+        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"] and z, timeout=60.0)
         z0 = z[-1]
         _engage(lst)
         time.sleep(1.5)
