@@ -65,7 +65,13 @@ class ActorNode(Node):
         self.rejected: dict[str, int] = {}
         self._pending: Optional[tuple] = None
         self._lock = threading.Lock()
-        self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes)
+        self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes, stamp)
+        self._joy_changed = threading.Condition()
+        # The simulated human answers each observation with a Joy stamped like the pose it saw;
+        # acting before that answer arrives would apply every correction one step late (on a
+        # 10 Hz pick task that spoils grasps and turns the corrections into poor training data).
+        self.sync_human = cfg.hil.device == "sim_human"
+        self.human_sync_timeouts = 0
         self._stop = threading.Event()
         self.state = "starting"
         self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id)
@@ -118,14 +124,33 @@ class ActorNode(Node):
 
     def _on_joy(self, msg: Joy) -> None:
         pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
-        self._joy = (time.monotonic(), pressed, np.asarray(msg.axes, np.float32))
+        with self._joy_changed:
+            self._joy = (time.monotonic(), pressed, np.asarray(msg.axes, np.float32),
+                         msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+            self._joy_changed.notify_all()
+
+    def _await_human(self, obs_stamp: float) -> None:
+        """Wait (at most one control period) for the simulated human's answer to this
+        observation; only while it is answering at all (a Joy within the last second)."""
+        joy = self._joy
+        if not self.sync_human or joy is None or time.monotonic() - joy[0] > 1.0:
+            return
+        deadline = time.monotonic() + self.period
+        with self._joy_changed:
+            while self._joy[3] < obs_stamp - 0.25 * self.period and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.human_sync_timeouts += 1
+                    return
+                self._joy_changed.wait(remaining)
 
     def _report(self) -> None:
         st = {"actor_id": self.ac.actor_id, "state": self.state,
               "weights_version": self.weights_version, "weights_received": self.weights_received,
               "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
               "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
-              "steps_since_intervention": self.sm.steps_since_intervention}
+              "steps_since_intervention": self.sm.steps_since_intervention,
+              "human_sync_timeouts": self.human_sync_timeouts}
         try:
             self.pub_status.publish(String(data=json.dumps(st)))
         except Exception:
@@ -139,7 +164,8 @@ class ActorNode(Node):
             self.agent.load_actor_state_dict(pending[0])
             self.weights_version = pending[1]
 
-    def _choose(self, obs) -> tuple[np.ndarray, bool]:
+    def _choose(self, obs, obs_stamp: float) -> tuple[np.ndarray, bool]:
+        self._await_human(obs_stamp)
         joy = self._joy
         if joy is not None and joy[1] and time.monotonic() - joy[0] <= 2.0 * self.period:
             action = np.zeros(self.adim, np.float32)
@@ -228,7 +254,7 @@ class ActorNode(Node):
             while sm.state == EpisodeState.RUNNING and not self._stop.is_set():
                 self._wait_for_learner()
                 self._apply_weights()
-                action, intervened = self._choose(obs)
+                action, intervened = self._choose(obs, env.snapshot.stamp)
                 version = self.weights_version
                 try:
                     next_obs, reward, term, _trunc, info = env.step(action)
