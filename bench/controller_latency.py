@@ -10,9 +10,10 @@ Three processes on one machine: this script (orchestration: engage, read /contro
 robot driver's state rate; a Franka publishes at 1 kHz) and both tactile images at
 ``--tactile-hz``. The figures are the controller's own measurements:
 
-* obs->command latency: receipt (subscription callback) of the newest input message used by a
-  tick -> its /robot/ee_target publish returned; so it includes the age of the newest sample
-  at tick time (bounded by the fastest stream's period) plus the tick's compute;
+* obs->command latency: receipt by DDS (the reader's receive timestamp) of the newest input
+  message used by a tick -> its /robot/ee_target publish returned; so it includes the age of
+  the newest sample at tick time (bounded by the fastest stream's period) plus the tick's
+  compute;
 * compute: tick start -> publish returned;
 * period and jitter: RateLoop tick starts (jitter = lateness vs the absolute deadline);
 * deadline misses (a tick > half a period late) and skipped ticks.
@@ -93,6 +94,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
+    from robot_rl.cli import parse_sets
     from robot_rl.config import load_config, save_config
     from robot_rl.deploy.agent_export import export_agent, make_agent
     from robot_rl.ros import messages as m
@@ -101,7 +103,8 @@ def run_rate(rate: float, args, work: Path) -> dict:
     cfg = load_config(None, {"cameras": [], "control_rate_hz": rate, "deploy.rate_hz": rate,
                              "deploy.providers": args.providers, "agent.hidden_dims": list(args.hidden),
                              "agent.num_critics": 2, "deploy.stats_log_period_s": 5.0,
-                             "deploy.status_rate_hz": 2.0, "deploy.rt_priority": args.rt_priority})
+                             "deploy.status_rate_hz": 2.0, "deploy.rt_priority": args.rt_priority,
+                             **parse_sets(args.set)})
     model = work / f"policy_{int(rate)}.onnx"
     export_agent(make_agent(cfg), cfg, model, f"bench-{int(rate)}", exporter="torchscript", parity_samples=8)
     cfg.deploy.model = str(model)
@@ -161,6 +164,9 @@ def main() -> int:
     ap.add_argument("--tactile-hz", type=float, default=100.0)
     ap.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     ap.add_argument("--providers", default="cpu")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for the controller, e.g. deploy.warm_s=0")
+    ap.add_argument("--log-dir", default="", help="keep the node logs here (default: discarded)")
     ap.add_argument("--rt-priority", type=int, default=0, help="deploy.rt_priority of the control thread")
     args = ap.parse_args()
     if args.publisher:
@@ -174,8 +180,10 @@ def main() -> int:
           f"rt_priority {args.rt_priority}")
     try:
         with tempfile.TemporaryDirectory(prefix="ctl_bench_") as tmp:
+            work = Path(args.log_dir or tmp)
+            work.mkdir(parents=True, exist_ok=True)
             for rate in args.rates:
-                s = run_rate(rate, args, Path(tmp))
+                s = run_rate(rate, args, work)
                 lat, jit, per, comp = s["latency_ms"], s["jitter_ms"], s["period_ms"], s["compute_ms"]
                 ok = "" if rate != 100 else (
                     f"  [targets p99 latency <= 2 ms: {'OK' if lat['p99'] <= 2 else 'MISSED'}, "

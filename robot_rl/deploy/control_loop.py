@@ -174,8 +174,9 @@ class RateLoop:
         assert self._start_ns is not None
         return self._start_ns + k * self.period_ns
 
-    def wait(self) -> Tick:
-        """Block until the next deadline and return its :class:`Tick`."""
+    def wait(self, warm: Callable[[], object] | None = None, warm_s: float = 0.0) -> Tick:
+        """Block until the next deadline and return its :class:`Tick`; if given, call ``warm()``
+        ``warm_s`` before the deadline (when at least that much time is left)."""
         if self._start_ns is None:
             self.start()
         now = self._clock()
@@ -187,6 +188,11 @@ class RateLoop:
             self.stats.skipped_ticks += int(latest - self._k)
             self._k = int(latest)
         deadline = self._deadline(self._k)
+        warm_ns = int(warm_s * 1e9)
+        if warm is not None and deadline - now > warm_ns:
+            self._sleep((deadline - warm_ns - now) / 1e9)
+            warm()
+            now = self._clock()
         if now < deadline:
             remaining = deadline - now
             if remaining > self.spin_ns:

@@ -6,15 +6,19 @@ Data path, per control tick (its own thread, :class:`RateLoop` absolute deadline
         --> PickCubeTask.command (TCP target + gripper opening) --> SafetyLayer.filter
         --> /robot/gripper_target, /robot/ee_target
 
-Subscriptions only decode and cache the newest message of each input (joints by name); the
-loop never waits for data. Exactly the observation dict and action -> command mapping of
-``PickCubeTask`` are used (the same class the Gymnasium environments use), so the policy sees
+Inputs are not delivered by executor callbacks: at each tick the control thread takes the
+newest sample of every input straight from its DDS reader (keep-last 1, on a helper node that
+no executor spins), decodes it (joints by name) and caches it; the loop never waits for data.
+A 1 kHz robot driver sends ~3,000 joint/pose/twist messages a second, and a Python callback
+for each one competed with the tick for the interpreter (docs/deployment.md has the figures).
+Latency and sensor age count from the DDS receipt time. Exactly the observation dict and
+action -> command mapping of ``PickCubeTask`` are used (the same class the Gymnasium environments use), so the policy sees
 what it was trained on.
 
 Safety (``robot_rl.deploy.safety.SafetyLayer``, configured by ``Config.safety`` in
 ``ee_position`` mode, extra dim = gripper opening): workspace box, ee speed / action-rate
 limits, NaN/Inf guard on observations, commands and measured state, per-sensor stale watchdog
-(age = time since a message with a *new* stamp arrived, on this node's monotonic clock), and a
+(age = time since a message with a *new* stamp was received by DDS), and a
 latched e-stop. Any fault in POLICY holds position (the last command) and is reported on
 ``/controller/status`` with the sensor or reason.
 
@@ -32,6 +36,7 @@ robot description.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -145,6 +150,7 @@ class ControllerCore:
         self._hold_quat: np.ndarray | None = None
         self._prev_mode = SafetyMode.IDLE
         self.ticks = 0
+        self.last_obs: dict[str, np.ndarray] | None = None  # the last observation the policy ran on
         self.forwarded = 0
         self.held = 0
         self.clamp_counts: Counter[str] = Counter()
@@ -197,6 +203,7 @@ class ControllerCore:
         if mode == SafetyMode.POLICY and obs is not None and all(
                 np.isfinite(v).all() for v in obs.values() if v.dtype.kind == "f"):
             action = np.asarray(self.policy(obs))
+            self.last_obs = obs
             if np.isfinite(action).all():
                 target, quat_cmd, width = self.task.command(action, snap)
                 command = np.array([*target, width])
@@ -323,6 +330,9 @@ try:  # the ROS-free core above stays importable without rclpy
     from std_srvs.srv import Trigger
 
     from robot_rl.ros import messages as m
+    # Only the newest sample of an input matters to the tick; the reader keeps nothing older.
+    POLLED_QOS = copy.copy(m.SENSOR_QOS)
+    POLLED_QOS.depth = 1
     _HAVE_ROS = True
 except ImportError:  # pragma: no cover - exercised only without ROS
     _HAVE_ROS = False
@@ -374,7 +384,14 @@ class ControllerNode(Node):
         self._inputs: dict[str, _Input] = {}
         self._gripper_idx: dict[str, int] | None = None
         groups = cfg.task.observations
-        sub = self.create_subscription
+        self._input_node = rclpy.create_node(f"{name}_inputs", context=self.context)
+        self._recv_ns = 0
+        self._polled: list[tuple[Any, Callable]] = []
+
+        def sub(msg_type, topic, handler, _qos):
+            s = self._input_node.create_subscription(msg_type, topic, handler, POLLED_QOS)
+            self._polled.append((s, handler))
+
         sub(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
         sub(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
         if "ee_twist" in self.core.sensors:
@@ -411,9 +428,24 @@ class ControllerNode(Node):
         if start:
             self._thread.start()
 
-    # -- inputs (executor thread): decode and cache the newest message ---------------------------
+    # -- inputs (control thread): take, decode and cache the newest message ----------------------
+    def poll_inputs(self) -> None:
+        """Take the newest sample of every input from DDS and cache it (older ones are dropped)."""
+        for sub, handler in self._polled:
+            newest = None
+            with sub.handle:
+                while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
+                    newest = taken
+            if newest is not None:
+                msg, info = newest
+                # DDS stamps the receipt on the system clock, the loop measures on perf_counter;
+                # an rmw that gives no receipt time (0) counts the take as the receipt.
+                age_ns = time.time_ns() - int(info.get("received_timestamp") or 0)
+                self._recv_ns = time.perf_counter_ns() - (age_ns if 0 <= age_ns < 10**9 else 0)
+                handler(msg)
+
     def _store(self, name: str, value, stamp: float) -> None:
-        now_ns = time.perf_counter_ns()
+        now_ns = self._recv_ns
         with self._lock:
             prev = self._inputs.get(name)
             if not math.isfinite(stamp):
@@ -525,7 +557,9 @@ class ControllerNode(Node):
                 self.log.warning(f"could not set SCHED_FIFO priority {prio} for the control loop: {exc}")
         try:
             while not self._stop.is_set():
-                tick = self.loop.wait()
+                tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s) if self.cfg.deploy.warm_s \
+                    else self.loop.wait()
+                self.poll_inputs()
                 snap, stamps, newest_ns, stamp = self.snapshot()
                 res = self.core.step(snap, time.perf_counter(), stamps)
                 if res.target is not None:
@@ -550,6 +584,13 @@ class ControllerNode(Node):
         except Exception as exc:  # noqa: BLE001 - never die silently: hold is the driver's job then
             self.log.fatal(f"control loop stopped: {exc!r}")
             raise
+
+    def _warm(self) -> None:
+        """The dry run before a deadline (deploy.warm_s): decode what has arrived, and run the
+        policy on the last observation (its output is discarded)."""
+        self.poll_inputs()
+        if self.core.last_obs is not None:
+            self.policy(self.core.last_obs)
 
     def stats_line(self) -> str:
         c = self.compute.summary_ms()
@@ -589,6 +630,7 @@ class ControllerNode(Node):
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
         self.log.info("final: " + self.stats_line())
+        self._input_node.destroy_node()
 
 
 def main(args=None) -> int:

@@ -53,6 +53,29 @@ def test_absolute_deadlines_do_not_drift():
     assert loop.stats.deadline_misses == 0 and loop.stats.skipped_ticks == 0
 
 
+def test_warm_runs_before_each_deadline_and_is_skipped_when_late():
+    clock = FakeClock()
+    loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
+    warmed, starts = [], []
+
+    def warm():
+        warmed.append(clock.t)
+        clock.advance(0.0004)  # the dry run itself takes 0.4 ms
+
+    loop.start()
+    for k in range(5):
+        tick = loop.wait(warm, warm_s=0.001)
+        starts.append(tick.start_ns)
+        clock.advance(0.002 if k != 2 else 0.0095)  # tick 2 overruns into the next warm window
+    deadlines = loop._start_ns + np.arange(5) * loop.period_ns
+    # tick 0 is due at once (no time to warm) and tick 3 follows an overrun: no warm for either
+    assert len(warmed) == 3
+    lead = np.array([d - w for d, w in zip(deadlines[[1, 2, 4]], warmed)])
+    assert (lead >= 1_000_000).all() and (lead <= 1_010_000).all(), lead
+    assert (np.array(starts) >= deadlines).all()
+    assert loop.stats.deadline_misses == 0
+
+
 def test_overrun_counts_miss_and_skips_instead_of_bursting():
     clock = FakeClock()
     loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
