@@ -68,6 +68,11 @@ def demo_config(args) -> Config:
                  else ["state", "object", "tactile"],
                  "learner.run_dir": str(run_dir / "train"),
                  "learner.demos": str(run_dir / "demos")}
+    if args.images:
+        # A CPU learner on images manages ~2 updates/s: weights every 25 updates come >10 s
+        # apart, longer than the actor's default pacing timeout, and the actor ran ahead (a
+        # measured run reached a real UTD of 0.2 instead of 4). Keep it paced.
+        overrides["actor.learner_timeout"] = 60.0
     cfg = load_config(args.config or None, {**overrides, **parse_sets(args.set)})
     if not args.images:
         for cam in cfg.cameras:

@@ -71,6 +71,7 @@ class ActorNode(Node):
         # acting before that answer arrives would apply every correction one step late (on a
         # 10 Hz pick task that spoils grasps and turns the corrections into poor training data).
         self.sync_human = cfg.hil.device == "sim_human"
+        self.human_sync_answers = 0
         self.human_sync_timeouts = 0
         self._stop = threading.Event()
         self.state = "starting"
@@ -143,6 +144,7 @@ class ActorNode(Node):
                     self.human_sync_timeouts += 1
                     return
                 self._joy_changed.wait(remaining)
+        self.human_sync_answers += 1
 
     def _report(self) -> None:
         st = {"actor_id": self.ac.actor_id, "state": self.state,
@@ -150,6 +152,7 @@ class ActorNode(Node):
               "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
               "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
               "steps_since_intervention": self.sm.steps_since_intervention,
+              "human_sync_answers": self.human_sync_answers,
               "human_sync_timeouts": self.human_sync_timeouts}
         try:
             self.pub_status.publish(String(data=json.dumps(st)))
@@ -281,7 +284,9 @@ class ActorNode(Node):
                     f"episode {sm.episode} {sm.state.value}: return {sm.ret:.2f}, length "
                     f"{sm.length}, interventions {sm.interventions} "
                     f"({100 * sm.intervention_rate:.0f}%), steps since last intervention "
-                    f"{sm.steps_since_intervention}, weights v{self.weights_version}")
+                    f"{sm.steps_since_intervention}, weights v{self.weights_version}"
+                    + (f", simulated human answers on time {self.human_sync_answers}, late "
+                       f"{self.human_sync_timeouts}" if self.sync_human else ""))
                 sm.begin_reset()
 
     def close(self) -> None:
@@ -297,7 +302,7 @@ class ActorNode(Node):
 
 
 def main(args=None) -> int:
-    return run_nodes(lambda: [ActorNode()], args, threads=2)
+    return run_nodes(lambda: [ActorNode()], args, threads=1)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ class InterventionNode(Node):
 
 def main(args=None) -> int:
     from robot_rl.ros.node_utils import run_nodes
-    return run_nodes(lambda: [InterventionNode()], args, threads=2)
+    return run_nodes(lambda: [InterventionNode()], args, threads=1)
 
 
 if __name__ == "__main__":

@@ -337,7 +337,7 @@ def main(args: Optional[List[str]] = None) -> int:
     argv = list(sys.argv if args is None else args)
     resume = "--resume" in argv
     argv = [a for a in argv if a != "--resume"]
-    return run_nodes(lambda: [LearnerNode(resume=resume)], argv, threads=2)
+    return run_nodes(lambda: [LearnerNode(resume=resume)], argv, threads=1)
 
 
 if __name__ == "__main__":

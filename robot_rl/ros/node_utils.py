@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 from robot_rl.config import Config, load_config
@@ -104,7 +104,11 @@ def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None =
     code = 0
     try:
         nodes = make_nodes()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        # rclpy's MultiThreadedExecutor can hold the GIL in its dispatch loop for seconds
+        # while its worker threads wait (measured: the simulated human's answers stalled up to
+        # 5 s); nodes whose callbacks are all short run single-threaded.
+        executor = (SingleThreadedExecutor() if threads <= 1
+                    else MultiThreadedExecutor(num_threads=threads))
         for node in nodes:
             executor.add_node(node)
         executor.spin()

@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
@@ -48,15 +49,21 @@ class ResetNode(Node):
         self._last_joy_confirm = False
         self._busy = threading.Lock()
         self.resets = 0
-        io = ReentrantCallbackGroup()
-        self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS,
-                                 callback_group=io)
-        self.create_subscription(Joy, cfg.hil.topic, self._on_joy, 10, callback_group=io)
+        # The reset service blocks its executor for the whole motion, so what it waits for (the
+        # TCP pose, the human's confirmation) arrives on a helper node with its own
+        # single-threaded executor (rclpy's multi-threaded one starved these callbacks for
+        # seconds; docs/architecture.md, "Executors").
+        self._inputs = rclpy.create_node(f"{name}_inputs", context=self.context)
+        self._inputs.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
+        self._inputs.create_subscription(Joy, cfg.hil.topic, self._on_joy, 10)
+        self._inputs.create_service(Trigger, r.confirm_service, self._on_confirm)
+        self._input_executor = SingleThreadedExecutor(context=self.context)
+        self._input_executor.add_node(self._inputs)
+        self._input_thread = threading.Thread(target=self._input_executor.spin, daemon=True)
+        self._input_thread.start()
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
-        self.create_service(Trigger, r.confirm_service, self._on_confirm, callback_group=io)
-        self.create_service(Trigger, r.service, self._on_reset,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(Trigger, r.service, self._on_reset)
         self.get_logger().info(
             f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
             f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "
@@ -206,9 +213,15 @@ class ResetNode(Node):
         return "; ".join(parts) or "nothing to do"
 
 
+    def close(self) -> None:
+        self._input_executor.shutdown(timeout_sec=1.0)
+        self._input_thread.join(timeout=2.0)
+        self._inputs.destroy_node()
+
+
 def main(args=None) -> int:
     from robot_rl.ros.node_utils import run_nodes
-    return run_nodes(lambda: [ResetNode()], args, threads=3)
+    return run_nodes(lambda: [ResetNode()], args, threads=1)
 
 
 if __name__ == "__main__":

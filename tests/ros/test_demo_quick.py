@@ -34,6 +34,11 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     actor_log = (run_dir / "logs" / "train" / "actor_0.log").read_text()
     assert "rejected actor weights" not in actor_log, actor_log[-2000:]
     assert max(int(v) for v in re.findall(r"weights v(\d+)", actor_log)) > 0, actor_log[-2000:]
+    # ...and on the simulated human's answer to the current observation, not the previous one.
+    on_time, late = map(int, re.findall(r"simulated human answers on time (\d+), late (\d+)",
+                                        actor_log)[-1])
+    logged_steps = sum(int(v) for v in re.findall(r"length (\d+), interventions", actor_log))
+    assert on_time >= 0.9 * logged_steps and late <= 0.02 * on_time, (on_time, late, logged_steps)
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 0
