@@ -16,8 +16,8 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
@@ -211,7 +211,6 @@ class ResetNode(Node):
             parts.append("human confirmed the scene")
         self.resets += 1
         return "; ".join(parts) or "nothing to do"
-
 
     def close(self) -> None:
         self._input_executor.shutdown(timeout_sec=1.0)
