@@ -10,7 +10,9 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
 * ``/intervention/action`` in (sensor_msgs/Joy): ``axes[:action_dim]`` in the policy's action
   frame [-1, 1], ``buttons[0] == 1`` while the human holds the dead-man button. It replaces the
   policy action if the newest message has the button pressed and arrived within two control
-  periods; such steps are flagged ``intervened``.
+  periods; such steps are flagged ``intervened``. With ``hil.device: sim_human`` the actor
+  first waits (at most one control period) for the simulated human's answer to the current
+  observation (a Joy stamped with its time), and counts answers on time and late.
 * ``/episode/event`` out (std_msgs/String JSON): ``{"actor_id", "episode", "event", "return",
   "length", "interventions", "intervention_rate", "steps_since_intervention"}``, ``event`` in
   success | failure | timeout | reset_failed (with ``reason``).
