@@ -175,8 +175,8 @@ class RateLoop:
         return self._start_ns + k * self.period_ns
 
     def wait(self, warm: Callable[[], object] | None = None, warm_s: float = 0.0) -> Tick:
-        """Block until the next deadline and return its :class:`Tick`; if given, call ``warm()``
-        ``warm_s`` before the deadline (when at least that much time is left)."""
+        """Block until the next deadline and return its :class:`Tick`; if given (and ``warm_s``
+        > 0), call ``warm()`` ``warm_s`` before the deadline when that much time is left."""
         if self._start_ns is None:
             self.start()
         now = self._clock()
@@ -189,7 +189,7 @@ class RateLoop:
             self._k = int(latest)
         deadline = self._deadline(self._k)
         warm_ns = int(warm_s * 1e9)
-        if warm is not None and deadline - now > warm_ns:
+        if warm is not None and warm_ns > 0 and deadline - now > warm_ns:
             self._sleep((deadline - warm_ns - now) / 1e9)
             warm()
             now = self._clock()

@@ -12,8 +12,8 @@ no executor spins), decodes it (joints by name) and caches it; the loop never wa
 A 1 kHz robot driver sends ~3,000 joint/pose/twist messages a second, and a Python callback
 for each one competed with the tick for the interpreter (docs/deployment.md has the figures).
 Latency and sensor age count from the DDS receipt time. Exactly the observation dict and
-action -> command mapping of ``PickCubeTask`` are used (the same class the Gymnasium environments use), so the policy sees
-what it was trained on.
+action -> command mapping of ``PickCubeTask`` are used (the same class the Gymnasium
+environments use), so the policy sees what it was trained on.
 
 Safety (``robot_rl.deploy.safety.SafetyLayer``, configured by ``Config.safety`` in
 ``ee_position`` mode, extra dim = gripper opening): workspace box, ee speed / action-rate
@@ -386,24 +386,24 @@ class ControllerNode(Node):
         groups = cfg.task.observations
         self._input_node = rclpy.create_node(f"{name}_inputs", context=self.context)
         self._recv_ns = 0
-        self._polled: list[tuple[Any, Callable]] = []
+        self._polled: list[Any] = []  # subscriptions taken from by poll_inputs
 
-        def sub(msg_type, topic, handler, _qos):
-            s = self._input_node.create_subscription(msg_type, topic, handler, POLLED_QOS)
-            self._polled.append((s, handler))
+        def sub(msg_type, topic, handler):
+            self._polled.append(self._input_node.create_subscription(msg_type, topic, handler,
+                                                                     POLLED_QOS))
 
-        sub(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
-        sub(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
+        sub(JointState, m.JOINT_STATES, self._on_joints)
+        sub(PoseStamped, m.EE_POSE, self._on_pose)
         if "ee_twist" in self.core.sensors:
-            sub(TwistStamped, m.EE_TWIST, self._on_twist, m.SENSOR_QOS)
+            sub(TwistStamped, m.EE_TWIST, self._on_twist)
         if "tactile" in groups:
             for t in cfg.tactile:
-                sub(Image, m.tactile_topic(t.name), self._image_cb(f"tactile_{t.name}", np.float32), m.SENSOR_QOS)
+                sub(Image, m.tactile_topic(t.name), self._image_cb(f"tactile_{t.name}", np.float32))
         if "images" in groups:
             for c in cfg.cameras:
-                sub(Image, m.camera_image_topic(c.name), self._image_cb(f"image_{c.name}", np.uint8), m.SENSOR_QOS)
+                sub(Image, m.camera_image_topic(c.name), self._image_cb(f"image_{c.name}", np.uint8))
         if "object" in groups:
-            sub(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
+            sub(PoseStamped, m.OBJECT_POSE, self._on_object)
 
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
@@ -431,7 +431,7 @@ class ControllerNode(Node):
     # -- inputs (control thread): take, decode and cache the newest message ----------------------
     def poll_inputs(self) -> None:
         """Take the newest sample of every input from DDS and cache it (older ones are dropped)."""
-        for sub, handler in self._polled:
+        for sub in self._polled:
             newest = None
             with sub.handle:
                 while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
@@ -442,7 +442,7 @@ class ControllerNode(Node):
                 # an rmw that gives no receipt time (0) counts the take as the receipt.
                 age_ns = time.time_ns() - int(info.get("received_timestamp") or 0)
                 self._recv_ns = time.perf_counter_ns() - (age_ns if 0 <= age_ns < 10**9 else 0)
-                handler(msg)
+                sub.callback(msg)
 
     def _store(self, name: str, value, stamp: float) -> None:
         now_ns = self._recv_ns
@@ -557,8 +557,7 @@ class ControllerNode(Node):
                 self.log.warning(f"could not set SCHED_FIFO priority {prio} for the control loop: {exc}")
         try:
             while not self._stop.is_set():
-                tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s) if self.cfg.deploy.warm_s \
-                    else self.loop.wait()
+                tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s)
                 self.poll_inputs()
                 snap, stamps, newest_ns, stamp = self.snapshot()
                 res = self.core.step(snap, time.perf_counter(), stamps)

@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
@@ -62,20 +61,16 @@ class InterventionNode(Node):
         self._last_cmd = InterventionCommand(np.zeros(self.action_dim, np.float32), False)
         self._lock = threading.Lock()
         self._next_open = 0.0
-        io = ReentrantCallbackGroup()
         self._ee_quat = None
-        self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS,
-                                 callback_group=io)
+        self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
         if hil.device == "sim_human":
             self.sim_human = SimHuman.from_config(cfg)
             self._object = None
             self._width = cfg.robot.gripper_max_width
             self._last_step_stamp = -np.inf
-            self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS,
-                                     callback_group=io)
-            self.create_subscription(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS,
-                                     callback_group=io)
-            self.create_subscription(String, EPISODE_EVENT, self._on_event, 10, callback_group=io)
+            self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
+            self.create_subscription(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
+            self.create_subscription(String, EPISODE_EVENT, self._on_event, 10)
         elif hil.device != "none":
             self.mapper = ActionMapper(device_mapping(hil), hil.deadzone, self.action_dim,
                                        hil.device_rpy, hil.frame)

@@ -74,6 +74,8 @@ def test_warm_runs_before_each_deadline_and_is_skipped_when_late():
     assert (lead >= 1_000_000).all() and (lead <= 1_010_000).all(), lead
     assert (np.array(starts) >= deadlines).all()
     assert loop.stats.deadline_misses == 0
+    loop.wait(warm, warm_s=0.0)  # 0 = off
+    assert len(warmed) == 3
 
 
 def test_overrun_counts_miss_and_skips_instead_of_bursting():
