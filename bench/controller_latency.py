@@ -66,8 +66,13 @@ def publisher(state_hz: float, tactile_hz: float, config: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     k = 0
     nxt = time.perf_counter()
+    gaps, last = [], None  # the publisher's own timing: its stalls are the inputs' age
     try:
         while not stop:
+            now = time.perf_counter()
+            if last is not None:
+                gaps.append(now - last)
+            last = now
             t = time.time()
             pos = np.array([0.5, 0.0, 0.3]) + rng.normal(0, 1e-3, 3)
             pj.publish(m.joint_state_msg(names, q, [0.0] * len(q), [0.0] * len(q), t))
@@ -85,6 +90,9 @@ def publisher(state_hz: float, tactile_hz: float, config: str) -> None:
                 nxt = time.perf_counter()
     except KeyboardInterrupt:
         pass
+    g = np.array(gaps[1000:] or [0.0]) * 1e3  # after the first second (discovery, engaging)
+    print("PUBLISHER " + json.dumps({"p50": float(np.percentile(g, 50)), "p99": float(np.percentile(g, 99)),
+                                     "max": float(g.max()), "over_5ms": int((g > 5).sum())}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
 
@@ -142,7 +150,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
         status.clear()
         while not status:
             rclpy.spin_once(node, timeout_sec=0.5)
-        return dict(status)
+        return status  # the finally block adds the publisher's own timing
     finally:
         node.destroy_node()
         for p in (pub, ctl):
@@ -152,6 +160,9 @@ def run_rate(rate: float, args, work: Path) -> dict:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for line in (logs / "publisher.log").read_text(errors="replace").splitlines():
+            if line.startswith("PUBLISHER "):
+                status["publisher"] = json.loads(line[len("PUBLISHER "):])
 
 
 def main() -> int:
@@ -194,6 +205,10 @@ def main() -> int:
                       f"        period p50 {per['p50']:.3f} p99 {per['p99']:.3f} ms, jitter p50 {jit['p50']:.3f} "
                       f"p99 {jit['p99']:.3f} ms, deadline misses {s['deadline_misses']}, skipped {s['skipped_ticks']}"
                       f"{ok}", flush=True)
+                if "publisher" in s:
+                    g = s["publisher"]
+                    print(f"        sensor publisher loop (its stalls age every input): period p50 {g['p50']:.3f} "
+                          f"p99 {g['p99']:.3f} max {g['max']:.1f} ms, {g['over_5ms']} gaps > 5 ms", flush=True)
     finally:
         rclpy.try_shutdown()
     return 0

@@ -164,6 +164,7 @@ def test_int_is_accepted_for_float():
     ({"sim.object_x_range": [0.6, 0.4]}, "object_x_range"),
     ({"task.observations": ["state", "lidar"]}, "lidar"),
     ({"control_rate_hz": 0.0}, "control_rate_hz"),
+    ({"deploy.sync_age_s": -0.001}, "sync_age_s"),
 ])
 def test_validation_failures(overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):

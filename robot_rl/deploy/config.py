@@ -29,6 +29,11 @@ class DeployConfig:
     # real tick finds their code and data in cache (after a 10 ms sleep it ran ~6x slower);
     # 0 = off. Skipped when less time than this is left before the deadline.
     warm_s: float = 0.001
+    # Phase lock: shift the tick grid so each tick comes sync_age_s after a sample of this
+    # input arrived (the robot driver's state stream is usually faster than the policy), so
+    # the policy acts on a fresh sample without waiting for one; '' = a free-running grid.
+    sync_input: str = "ee_pose"
+    sync_age_s: float = 0.0003
     # SCHED_FIFO priority of the control-loop thread (1-99; needs CAP_SYS_NICE / rtprio
     # limits); 0 = normal scheduling. A failure to set it is logged, not fatal.
     rt_priority: int = 0
@@ -43,4 +48,5 @@ class DeployConfig:
         check(self.stats_log_period_s > 0, "stats_log_period_s must be > 0")
         check(0 <= self.spin_s < 0.01, "spin_s must be in [0, 0.01)")
         check(0 <= self.warm_s < 0.01, "warm_s must be in [0, 0.01)")
+        check(0 <= self.sync_age_s < 0.01, "sync_age_s must be in [0, 0.01)")
         check(0 <= self.rt_priority <= 99, "rt_priority must be in [0, 99] (0 = normal scheduling)")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RateLoop", "LatencyStats", "SampleBuffer", "Tick"]
+__all__ = ["RateLoop", "LatencyStats", "SampleBuffer", "Tick", "PhaseLock"]
 
 
 class SampleBuffer:
@@ -170,6 +170,11 @@ class RateLoop:
     def started(self) -> bool:
         return self._start_ns is not None
 
+    def shift(self, delta_ns: int) -> None:
+        """Move every future deadline by ``delta_ns`` (the grid's phase; the period stays)."""
+        if self._start_ns is not None:
+            self._start_ns += int(delta_ns)
+
     def _deadline(self, k: int) -> int:
         assert self._start_ns is not None
         return self._start_ns + k * self.period_ns
@@ -234,3 +239,31 @@ class RateLoop:
             step(self.wait())
             n += 1
         return self.stats
+
+
+class PhaseLock:
+    """Keeps the tick grid just after the arrival of a faster input stream.
+
+    A 100 Hz loop reading a 1 kHz state stream at arbitrary phase acts on a sample that is
+    0-1 ms old (uniformly): half of a 2 ms latency budget. Locking the deadlines to
+    ``target_age`` after the stream's arrivals makes the sample fresh at every tick
+    without waiting for it. ``update(age)`` takes the age of the newest sample at a tick
+    and returns the shift for the grid (``RateLoop.shift``): a proportional step, clamped
+    so that a late or missing sample (age ~ one stream period) moves the grid by at most
+    ``max_step`` -- outliers nudge, they do not yank. The clamp also bounds what the lock
+    adds to the tick period (<= ``max_step``).
+    """
+
+    def __init__(self, target_age_s: float, gain: float = 0.25, max_step_s: float = 50e-6):
+        if target_age_s < 0 or not 0 < gain <= 1 or max_step_s <= 0:
+            raise ValueError(f"PhaseLock needs target_age_s >= 0, 0 < gain <= 1, max_step_s > 0; "
+                             f"got {target_age_s}, {gain}, {max_step_s}")
+        self.target_ns = int(target_age_s * 1e9)
+        self.gain = gain
+        self.max_step_ns = int(max_step_s * 1e9)
+
+    def update(self, age_ns: int) -> int:
+        """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""
+        step = int(self.gain * (age_ns - self.target_ns))
+        return -max(-self.max_step_ns, min(self.max_step_ns, step))
+

@@ -50,7 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_rl.config import Config
-from robot_rl.deploy.control_loop import LatencyStats, RateLoop, SampleBuffer
+from robot_rl.deploy.control_loop import LatencyStats, PhaseLock, RateLoop, SampleBuffer
 from robot_rl.deploy.errors import DeployError, IllegalTransitionError
 from robot_rl.deploy.safety import RobotState, SafetyConfig, SafetyLayer, SafetyMode, SafetyReport
 from robot_rl.envs.task import PickCubeTask, Snapshot
@@ -418,6 +418,12 @@ class ControllerNode(Node):
         self.stats = LatencyStats()
         self.compute = SampleBuffer()  # tick start -> command published
         self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.stats)
+        self._sync = cfg.deploy.sync_input
+        if self._sync and self._sync not in self.core.sensors:
+            raise ValueError(f"deploy.sync_input {self._sync!r} is not an input of this controller; "
+                             f"expected one of {self.core.sensors} or '' (no phase lock)")
+        self._phase_lock = PhaseLock(cfg.deploy.sync_age_s)
+        self._sync_recv_ns = 0  # receipt time of the sync input's sample seen at the last tick
         self._last_width: float | None = None
         self._stop = threading.Event()
         self._status_lock = threading.Lock()
@@ -559,6 +565,7 @@ class ControllerNode(Node):
             while not self._stop.is_set():
                 tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s)
                 self.poll_inputs()
+                self._lock_phase(tick.start_ns)
                 snap, stamps, newest_ns, stamp = self.snapshot()
                 res = self.core.step(snap, time.perf_counter(), stamps)
                 if res.target is not None:
@@ -583,6 +590,16 @@ class ControllerNode(Node):
         except Exception as exc:  # noqa: BLE001 - never die silently: hold is the driver's job then
             self.log.fatal(f"control loop stopped: {exc!r}")
             raise
+
+    def _lock_phase(self, tick_ns: int) -> None:
+        """Nudge the tick grid towards ``deploy.sync_age_s`` after the sync input's arrivals
+        (:class:`PhaseLock`); only a new sample counts, so a slow or stopped stream leaves
+        the grid alone."""
+        sample = self._inputs.get(self._sync) if self._sync else None
+        if sample is None or sample.recv_ns == self._sync_recv_ns:
+            return
+        self._sync_recv_ns = sample.recv_ns
+        self.loop.shift(self._phase_lock.update(tick_ns - sample.recv_ns))
 
     def _warm(self) -> None:
         """The dry run before a deadline (deploy.warm_s): decode what has arrived, and run the

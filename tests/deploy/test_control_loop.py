@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from robot_rl.deploy.control_loop import LatencyStats, RateLoop, SampleBuffer
+from robot_rl.deploy.control_loop import LatencyStats, PhaseLock, RateLoop, SampleBuffer
 
 
 class FakeClock:
@@ -76,6 +76,46 @@ def test_warm_runs_before_each_deadline_and_is_skipped_when_late():
     assert loop.stats.deadline_misses == 0
     loop.wait(warm, warm_s=0.0)  # 0 = off
     assert len(warmed) == 3
+
+
+def test_shift_moves_every_later_deadline():
+    clock = FakeClock()
+    loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
+    first = loop.wait()
+    loop.shift(-300_000)
+    second = loop.wait()
+    third = loop.wait()
+    assert second.deadline_ns - first.deadline_ns == 10_000_000 - 300_000
+    assert third.deadline_ns - second.deadline_ns == 10_000_000
+
+
+def test_phase_lock_puts_ticks_just_after_a_faster_stream():
+    """A 100 Hz grid reading a 1 kHz stream with jitter and dropped samples: the age of the
+    newest sample at each tick converges to the target, and no tick moves by more than the
+    lock's step."""
+    rng = np.random.default_rng(0)
+    lock = PhaseLock(target_age_s=0.0003)
+    # sample k arrives at k ms + 0.1 ms (+ jitter): the first tick (t = 0) finds one 0.9 ms old
+    arrivals = np.arange(0, 3.0, 0.001) + 0.0001 + rng.normal(0, 30e-6, 3000)  # s
+    arrivals = np.sort(arrivals[rng.random(3000) > 0.02])  # 2 % of the samples never come
+    tick, ages, shifts = 0.0, [], []
+    for _ in range(290):
+        newest = arrivals[np.searchsorted(arrivals, tick) - 1]
+        ages.append(tick - newest)
+        shift = lock.update(int((tick - newest) * 1e9)) / 1e9
+        shifts.append(shift)
+        tick += 0.01 + shift
+    ages = np.array(ages[100:])
+    assert abs(np.median(ages) - 0.0003) < 50e-6, np.median(ages)
+    assert np.mean(ages < 0.0006) > 0.9  # unlocked, this grid would see 0.9 ms at every tick
+    assert max(abs(s) for s in shifts) <= 50e-6 + 1e-12
+
+
+def test_phase_lock_validates_its_arguments():
+    for bad in ({"target_age_s": -1e-4}, {"target_age_s": 3e-4, "gain": 0.0},
+                {"target_age_s": 3e-4, "max_step_s": 0.0}):
+        with pytest.raises(ValueError, match="PhaseLock"):
+            PhaseLock(**bad)
 
 
 def test_overrun_counts_miss_and_skips_instead_of_bursting():

@@ -313,13 +313,14 @@ def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
     assert nodes.processes["controller500"].returncode == 0
 
 
-def test_mismatched_models_are_refused_naming_the_mismatch(tmp_path):
+def test_mismatched_models_and_inputs_are_refused_naming_the_mismatch(tmp_path):
     model = _export(tmp_path, 100.0, [0.0, 0.0, 0.0, 0.0])
     cases = {
         "rate": ({"deploy.rate_hz": 50.0, "control_rate_hz": 50.0}, "control_rate_hz: expected 100.0, found 50.0"),
         "joints": ({"robot.gripper_joints": ["finger_a", "finger_b"]}, "joint 'panda_finger_joint1'"),
         "obs": ({"tactile": [{"name": "left", "shape": [5, 4]}, {"name": "right", "shape": [4, 4]}]},
                 "observation 'tactile_left' shape: expected [4, 4], found [5, 4]"),
+        "sync": ({"deploy.sync_input": "image_front"}, "deploy.sync_input 'image_front' is not an input"),
     }
     started = {}
     for name, (ov, _) in cases.items():
