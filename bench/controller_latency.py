@@ -18,6 +18,9 @@ robot driver's state rate; a Franka publishes at 1 kHz) and both tactile images 
 * period and jitter: RateLoop tick starts (jitter = lateness vs the absolute deadline);
 * deadline misses (a tick > half a period late) and skipped ticks.
 
+It also prints the sensor publisher's own loop period (p50/p99/max, gaps > 5 ms): a stall of
+the publisher ages every input, so a latency outlier can be told from a controller fault.
+
 Targets (100 Hz, 2-core machine): p99 latency <= 2 ms, p99 jitter <= 1 ms.
 """
 from __future__ import annotations
