@@ -436,14 +436,13 @@ class ControllerNode(Node):
 
     # -- inputs (control thread): take, decode and cache the newest message ----------------------
     def poll_inputs(self) -> None:
-        """Take the newest sample of every input from DDS and cache it (older ones are dropped)."""
+        """Take the newest sample of every input from DDS and cache it. The readers keep only
+        the last sample (depth 1), so one take per reader gets the newest or nothing."""
         for sub in self._polled:
-            newest = None
             with sub.handle:
-                while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
-                    newest = taken
-            if newest is not None:
-                msg, info = newest
+                taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            if taken is not None:
+                msg, info = taken
                 # DDS stamps the receipt on the system clock, the loop measures on perf_counter;
                 # an rmw that gives no receipt time (0) counts the take as the receipt.
                 age_ns = time.time_ns() - int(info.get("received_timestamp") or 0)
