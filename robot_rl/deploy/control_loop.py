@@ -266,4 +266,3 @@ class PhaseLock:
         """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""
         step = int(self.gain * (age_ns - self.target_ns))
         return -max(-self.max_step_ns, min(self.max_step_ns, step))
-
