@@ -242,27 +242,30 @@ class RateLoop:
 
 
 class PhaseLock:
-    """Keeps the tick grid just after the arrival of a faster input stream.
+    """Keeps the tick grid just after the arrivals of a faster input stream.
 
     A 100 Hz loop reading a 1 kHz state stream at arbitrary phase acts on a sample that is
     0-1 ms old (uniformly): half of a 2 ms latency budget. Locking the deadlines to
     ``target_age`` after the stream's arrivals makes the sample fresh at every tick
-    without waiting for it. ``update(age)`` takes the age of the newest sample at a tick
-    and returns the shift for the grid (``RateLoop.shift``): a proportional step, clamped
-    so that a late or missing sample (age ~ one stream period) moves the grid by at most
-    ``max_step`` -- outliers nudge, they do not yank. The clamp also bounds what the lock
-    adds to the tick period (<= ``max_step``).
+    without waiting for it. ``update(age, stream_period)`` takes the age of the newest
+    sample at a tick and the stream's period and returns the shift for the grid
+    (``RateLoop.shift``): a proportional step, clamped to ``max_step_fraction`` of the
+    stream period, so that a late or missing sample (age ~ one stream period) nudges the
+    grid instead of yanking it; the clamp also bounds what the lock adds to a tick period.
+    Only for streams faster than the loop: at equal rates a late sample would be missed
+    altogether, and the loop should free-run (the controller checks this).
     """
 
-    def __init__(self, target_age_s: float, gain: float = 0.25, max_step_s: float = 50e-6):
-        if target_age_s < 0 or not 0 < gain <= 1 or max_step_s <= 0:
-            raise ValueError(f"PhaseLock needs target_age_s >= 0, 0 < gain <= 1, max_step_s > 0; "
-                             f"got {target_age_s}, {gain}, {max_step_s}")
+    def __init__(self, target_age_s: float, gain: float = 0.25, max_step_fraction: float = 0.05):
+        if target_age_s < 0 or not 0 < gain <= 1 or not 0 < max_step_fraction <= 1:
+            raise ValueError(f"PhaseLock needs target_age_s >= 0, 0 < gain <= 1, "
+                             f"0 < max_step_fraction <= 1; got {target_age_s}, {gain}, {max_step_fraction}")
         self.target_ns = int(target_age_s * 1e9)
         self.gain = gain
-        self.max_step_ns = int(max_step_s * 1e9)
+        self.max_step_fraction = max_step_fraction
 
-    def update(self, age_ns: int) -> int:
+    def update(self, age_ns: int, stream_period_ns: int) -> int:
         """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""
+        limit = int(self.max_step_fraction * stream_period_ns)
         step = int(self.gain * (age_ns - self.target_ns))
-        return -max(-self.max_step_ns, min(self.max_step_ns, step))
+        return -max(-limit, min(limit, step))

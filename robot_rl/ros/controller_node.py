@@ -43,7 +43,7 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -387,23 +387,32 @@ class ControllerNode(Node):
         self._input_node = rclpy.create_node(f"{name}_inputs", context=self.context)
         self._recv_ns = 0
         self._polled: list[Any] = []  # subscriptions taken from by poll_inputs
+        self._sync = cfg.deploy.sync_input
+        if self._sync and self._sync not in self.core.sensors:
+            raise ValueError(f"deploy.sync_input {self._sync!r} is not an input of this controller; "
+                             f"expected one of {self.core.sensors} or '' (no phase lock)")
+        self._sync_sub = None
 
-        def sub(msg_type, topic, handler):
+        def sub(msg_type, topic, handler, input_name):
             self._polled.append(self._input_node.create_subscription(msg_type, topic, handler,
                                                                      POLLED_QOS))
+            if input_name == self._sync:
+                self._sync_sub = self._polled[-1]
 
-        sub(JointState, m.JOINT_STATES, self._on_joints)
-        sub(PoseStamped, m.EE_POSE, self._on_pose)
+        sub(JointState, m.JOINT_STATES, self._on_joints, "joint_states")
+        sub(PoseStamped, m.EE_POSE, self._on_pose, "ee_pose")
         if "ee_twist" in self.core.sensors:
-            sub(TwistStamped, m.EE_TWIST, self._on_twist)
+            sub(TwistStamped, m.EE_TWIST, self._on_twist, "ee_twist")
         if "tactile" in groups:
             for t in cfg.tactile:
-                sub(Image, m.tactile_topic(t.name), self._image_cb(f"tactile_{t.name}", np.float32))
+                name_t = f"tactile_{t.name}"
+                sub(Image, m.tactile_topic(t.name), self._image_cb(name_t, np.float32), name_t)
         if "images" in groups:
             for c in cfg.cameras:
-                sub(Image, m.camera_image_topic(c.name), self._image_cb(f"image_{c.name}", np.uint8))
+                name_c = f"image_{c.name}"
+                sub(Image, m.camera_image_topic(c.name), self._image_cb(name_c, np.uint8), name_c)
         if "object" in groups:
-            sub(PoseStamped, m.OBJECT_POSE, self._on_object)
+            sub(PoseStamped, m.OBJECT_POSE, self._on_object, "object")
 
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
@@ -418,12 +427,12 @@ class ControllerNode(Node):
         self.stats = LatencyStats()
         self.compute = SampleBuffer()  # tick start -> command published
         self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.stats)
-        self._sync = cfg.deploy.sync_input
-        if self._sync and self._sync not in self.core.sensors:
-            raise ValueError(f"deploy.sync_input {self._sync!r} is not an input of this controller; "
-                             f"expected one of {self.core.sensors} or '' (no phase lock)")
         self._phase_lock = PhaseLock(cfg.deploy.sync_age_s)
         self._sync_recv_ns = 0  # receipt time of the sync input's sample seen at the last tick
+        self._sync_seq: int | None = None  # its DDS publication sequence number
+        self._sync_last_seq: int | None = None
+        self._sync_per_tick: deque[int] = deque(maxlen=8)  # samples the stream sent per tick
+        self.phase_locked = False
         self._last_width: float | None = None
         self._stop = threading.Event()
         self._status_lock = threading.Lock()
@@ -443,6 +452,8 @@ class ControllerNode(Node):
                 taken = sub.handle.take_message(sub.msg_type, sub.raw)
             if taken is not None:
                 msg, info = taken
+                if sub is self._sync_sub:
+                    self._sync_seq = info.get("publication_sequence_number")
                 # DDS stamps the receipt on the system clock, the loop measures on perf_counter;
                 # an rmw that gives no receipt time (0) counts the take as the receipt.
                 age_ns = time.time_ns() - int(info.get("received_timestamp") or 0)
@@ -592,13 +603,24 @@ class ControllerNode(Node):
 
     def _lock_phase(self, tick_ns: int) -> None:
         """Nudge the tick grid towards ``deploy.sync_age_s`` after the sync input's arrivals
-        (:class:`PhaseLock`); only a new sample counts, so a slow or stopped stream leaves
-        the grid alone."""
+        (:class:`PhaseLock`), while that stream is faster than the loop: its DDS publication
+        sequence numbers show how many samples it sent per tick (median of the last 8 new
+        samples >= 2). A stream at the loop's rate or slower, a stopped one, or an rmw without
+        sequence numbers leaves the grid free-running."""
         sample = self._inputs.get(self._sync) if self._sync else None
         if sample is None or sample.recv_ns == self._sync_recv_ns:
             return
         self._sync_recv_ns = sample.recv_ns
-        self.loop.shift(self._phase_lock.update(tick_ns - sample.recv_ns))
+        seq, last = self._sync_seq, self._sync_last_seq
+        self._sync_last_seq = seq
+        if seq is None or last is None or seq <= last:
+            self.phase_locked = False
+            return
+        self._sync_per_tick.append(seq - last)
+        per_tick = sorted(self._sync_per_tick)[len(self._sync_per_tick) // 2]
+        self.phase_locked = per_tick >= 2
+        if self.phase_locked:
+            self.loop.shift(self._phase_lock.update(tick_ns - sample.recv_ns, self.loop.period_ns // per_tick))
 
     def _warm(self) -> None:
         """The dry run before a deadline (deploy.warm_s): decode what has arrived, and run the
@@ -626,6 +648,7 @@ class ControllerNode(Node):
             "compute_ms": {"p50": c["p50"], "p99": c["p99"]},
             "deadline_misses": s["deadline_misses"],
             "skipped_ticks": s["skipped_ticks"],
+            "phase_locked": self.phase_locked,
         })
         return d
 

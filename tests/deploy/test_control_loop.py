@@ -102,7 +102,7 @@ def test_phase_lock_puts_ticks_just_after_a_faster_stream():
     for _ in range(290):
         newest = arrivals[np.searchsorted(arrivals, tick) - 1]
         ages.append(tick - newest)
-        shift = lock.update(int((tick - newest) * 1e9)) / 1e9
+        shift = lock.update(int((tick - newest) * 1e9), 1_000_000) / 1e9
         shifts.append(shift)
         tick += 0.01 + shift
     ages = np.array(ages[100:])
@@ -113,7 +113,7 @@ def test_phase_lock_puts_ticks_just_after_a_faster_stream():
 
 def test_phase_lock_validates_its_arguments():
     for bad in ({"target_age_s": -1e-4}, {"target_age_s": 3e-4, "gain": 0.0},
-                {"target_age_s": 3e-4, "max_step_s": 0.0}):
+                {"target_age_s": 3e-4, "max_step_fraction": 0.0}):
         with pytest.raises(ValueError, match="PhaseLock"):
             PhaseLock(**bad)
 

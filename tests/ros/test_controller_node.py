@@ -306,11 +306,30 @@ def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
         assert st["period_ms"]["p50"] == pytest.approx(2.0, abs=0.2)
         assert lst.grippers[-1] == 0.0, "gripper action +1 closes"
         assert st["mode"] == "POLICY", st
+        assert st["phase_locked"] is False, "a stream at the loop's own rate must not lock the grid"
     finally:
         robot.close()
         lst.close()
         nodes.stop()
     assert nodes.processes["controller500"].returncode == 0
+
+
+def test_tick_grid_locks_to_a_faster_state_stream(tmp_path, ros_context):
+    """50 Hz loop, 500 Hz robot stream: the grid locks (10 samples per tick) and the loop keeps
+    its rate."""
+    model = _export(tmp_path, 50.0, [0.0, 0.0, 0.0, 0.0])
+    cfg, nodes = _controller(tmp_path, model, 50.0, name="controller_lock")
+    robot, lst = FakeRobot(cfg, 500.0), Listener()
+    try:
+        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+        _engage(lst)
+        st = lst.wait_status(lambda s: s["phase_locked"] and s["latency_ms"]["n"] >= 50, timeout=10.0)
+        assert st["period_ms"]["p50"] == pytest.approx(20.0, abs=0.2), st
+    finally:
+        robot.close()
+        lst.close()
+        nodes.stop()
+    assert nodes.processes["controller_lock"].returncode == 0
 
 
 def test_mismatched_models_and_inputs_are_refused_naming_the_mismatch(tmp_path):
