@@ -30,8 +30,9 @@ class DeployConfig:
     # 0 = off. Skipped when less time than this is left before the deadline.
     warm_s: float = 0.001
     # Phase lock: shift the tick grid so each tick comes sync_age_s after a sample of this
-    # input arrived (the robot driver's state stream is usually faster than the policy), so
-    # the policy acts on a fresh sample without waiting for one; '' = a free-running grid.
+    # input arrived, so the policy acts on a fresh sample without waiting for one. Only while
+    # that stream is faster than the loop (a robot driver's state usually is; the sim's is
+    # not); otherwise, and with '', the grid free-runs.
     sync_input: str = "ee_pose"
     sync_age_s: float = 0.0003
     # SCHED_FIFO priority of the control-loop thread (1-99; needs CAP_SYS_NICE / rtprio
