@@ -202,7 +202,8 @@ def main() -> int:
                 ok = "" if rate != 100 else (
                     f"  [targets p99 latency <= 2 ms: {'OK' if lat['p99'] <= 2 else 'MISSED'}, "
                     f"p99 jitter <= 1 ms: {'OK' if jit['p99'] <= 1 else 'MISSED'}]")
-                print(f"{rate:5.0f} Hz  provider {s['provider']}  mode {s['mode']}  ticks {s['ticks']}\n"
+                print(f"{rate:5.0f} Hz  provider {s['provider']}  mode {s['mode']}  ticks {s['ticks']}  "
+                      f"phase-locked {s.get('phase_locked')}\n"
                       f"        obs->command latency p50 {lat['p50']:.3f} p99 {lat['p99']:.3f} ms (n={lat['n']})\n"
                       f"        compute (tick->publish) p50 {comp['p50']:.3f} p99 {comp['p99']:.3f} ms\n"
                       f"        period p50 {per['p50']:.3f} p99 {per['p99']:.3f} ms, jitter p50 {jit['p50']:.3f} "

@@ -16,6 +16,7 @@ every missed tick back to back: a burst of stale commands is worse than one late
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -253,7 +254,10 @@ class PhaseLock:
     stream period, so that a late or missing sample (age ~ one stream period) nudges the
     grid instead of yanking it; the clamp also bounds what the lock adds to a tick period.
     Only for streams faster than the loop: at equal rates a late sample would be missed
-    altogether, and the loop should free-run (the controller checks this).
+    altogether, and the loop should free-run. ``track(seq, age, loop_period)`` decides that
+    from the stream's publication sequence numbers (samples sent per tick, median of the last
+    8 new samples >= 2; ``locked`` says whether it does) and returns the shift, 0 when not
+    locked.
     """
 
     def __init__(self, target_age_s: float, gain: float = 0.25, max_step_fraction: float = 0.05):
@@ -263,6 +267,24 @@ class PhaseLock:
         self.target_ns = int(target_age_s * 1e9)
         self.gain = gain
         self.max_step_fraction = max_step_fraction
+        self.locked = False
+        self._last_seq: int | None = None
+        self._per_tick: deque[int] = deque(maxlen=8)  # samples the stream sent per tick
+
+    def track(self, seq: int | None, age_ns: int, loop_period_ns: int) -> int:
+        """Grid shift for the newest sample (publication sequence number ``seq``, ``age_ns``
+        old at the tick). A repeated ``seq`` (no new sample) changes nothing; an unknown one
+        (``None``: the rmw gives none) or one that went back (a restarted publisher) unlocks."""
+        if seq is not None and seq == self._last_seq:
+            return 0
+        last, self._last_seq = self._last_seq, seq
+        if seq is None or last is None or seq < last:
+            self.locked = False
+            return 0
+        self._per_tick.append(seq - last)
+        per_tick = sorted(self._per_tick)[len(self._per_tick) // 2]
+        self.locked = per_tick >= 2
+        return self.update(age_ns, loop_period_ns // per_tick) if self.locked else 0
 
     def update(self, age_ns: int, stream_period_ns: int) -> int:
         """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""

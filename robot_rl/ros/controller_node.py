@@ -43,7 +43,7 @@ import os
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -428,11 +428,7 @@ class ControllerNode(Node):
         self.compute = SampleBuffer()  # tick start -> command published
         self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.stats)
         self._phase_lock = PhaseLock(cfg.deploy.sync_age_s)
-        self._sync_recv_ns = 0  # receipt time of the sync input's sample seen at the last tick
-        self._sync_seq: int | None = None  # its DDS publication sequence number
-        self._sync_last_seq: int | None = None
-        self._sync_per_tick: deque[int] = deque(maxlen=8)  # samples the stream sent per tick
-        self.phase_locked = False
+        self._sync_seq: int | None = None  # DDS publication sequence number of the sync sample
         self._last_width: float | None = None
         self._stop = threading.Event()
         self._status_lock = threading.Lock()
@@ -603,24 +599,13 @@ class ControllerNode(Node):
 
     def _lock_phase(self, tick_ns: int) -> None:
         """Nudge the tick grid towards ``deploy.sync_age_s`` after the sync input's arrivals
-        (:class:`PhaseLock`), while that stream is faster than the loop: its DDS publication
-        sequence numbers show how many samples it sent per tick (median of the last 8 new
-        samples >= 2). A stream at the loop's rate or slower, a stopped one, or an rmw without
-        sequence numbers leaves the grid free-running."""
+        while that stream is faster than the loop (:meth:`PhaseLock.track`); a stream at the
+        loop's rate or slower, a stopped one, or an rmw without sequence numbers leaves the
+        grid free-running."""
         sample = self._inputs.get(self._sync) if self._sync else None
-        if sample is None or sample.recv_ns == self._sync_recv_ns:
-            return
-        self._sync_recv_ns = sample.recv_ns
-        seq, last = self._sync_seq, self._sync_last_seq
-        self._sync_last_seq = seq
-        if seq is None or last is None or seq <= last:
-            self.phase_locked = False
-            return
-        self._sync_per_tick.append(seq - last)
-        per_tick = sorted(self._sync_per_tick)[len(self._sync_per_tick) // 2]
-        self.phase_locked = per_tick >= 2
-        if self.phase_locked:
-            self.loop.shift(self._phase_lock.update(tick_ns - sample.recv_ns, self.loop.period_ns // per_tick))
+        if sample is not None:
+            self.loop.shift(self._phase_lock.track(self._sync_seq, tick_ns - sample.recv_ns,
+                                                   self.loop.period_ns))
 
     def _warm(self) -> None:
         """The dry run before a deadline (deploy.warm_s): decode what has arrived, and run the
@@ -648,7 +633,7 @@ class ControllerNode(Node):
             "compute_ms": {"p50": c["p50"], "p99": c["p99"]},
             "deadline_misses": s["deadline_misses"],
             "skipped_ticks": s["skipped_ticks"],
-            "phase_locked": self.phase_locked,
+            "phase_locked": self._phase_lock.locked,
         })
         return d
 

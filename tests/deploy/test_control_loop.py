@@ -111,6 +111,26 @@ def test_phase_lock_puts_ticks_just_after_a_faster_stream():
     assert max(abs(s) for s in shifts) <= 50e-6 + 1e-12
 
 
+def test_phase_lock_tracks_only_a_stream_faster_than_the_loop():
+    """Publication sequence numbers decide: 10 samples per tick locks (with the step clamped to
+    5 % of the 1 ms stream period), 1 per tick does not, a repeated number changes nothing, and
+    an unknown or restarted sequence unlocks."""
+    lock = PhaseLock(target_age_s=0.0003)
+    period = 10_000_000
+    assert lock.track(100, 900_000, period) == 0 and not lock.locked  # first sample: no rate yet
+    assert lock.track(110, 900_000, period) == -50_000 and lock.locked
+    assert lock.track(110, 5_000_000, period) == 0 and lock.locked  # no new sample
+    assert lock.track(None, 900_000, period) == 0 and not lock.locked  # rmw without numbers
+    equal = PhaseLock(target_age_s=0.0003)
+    for seq in range(1, 10):
+        assert equal.track(seq, 900_000, period) == 0
+    assert not equal.locked
+    lock.track(200, 0, period)
+    lock.track(210, 0, period)
+    assert lock.locked
+    assert lock.track(3, 900_000, period) == 0 and not lock.locked  # publisher restarted
+
+
 def test_phase_lock_validates_its_arguments():
     for bad in ({"target_age_s": -1e-4}, {"target_age_s": 3e-4, "gain": 0.0},
                 {"target_age_s": 3e-4, "max_step_fraction": 0.0}):
