@@ -6,6 +6,8 @@
 (b) RLPD default (N=10 critics, M=2 target subset, UTD critic updates per
     actor update): critic updates/s, matmul FLOPs counted from the network
     shapes, and the share of this machine's measured fp32 torch.mm throughput.
+Both eager (the default) and with ``agent.compile=true`` (torch.compile of the
+critic and actor losses; compiled once before timing).
 
 Usage: python bench/learner_speed.py [--seconds 8] [--rounds 4] [--obs-dim 17] [--act-dim 6] [--threads N]
 """
@@ -134,10 +136,14 @@ def main(argv=None) -> int:
     # The machine may be shared: interleave short windows of every contender
     # and report the best window of each (least disturbed) and the median.
     sb3_arch = dict(num_critics=2, critic_subset=2, utd_ratio=1, batch_size=256, hidden_dims=(256, 256))
+    no_ln = dict(critic_layer_norm=False, actor_layer_norm=False)
     contenders = {
         "ours, LayerNorm critic (our default)": our_agent(args.obs_dim, args.act_dim, RLPDConfig(**sb3_arch)),
+        "ours, LayerNorm, agent.compile=true": our_agent(args.obs_dim, args.act_dim, RLPDConfig(compile=True, **sb3_arch)),
         "ours, no LayerNorm (SB3's exact architecture)": our_agent(
-            args.obs_dim, args.act_dim, RLPDConfig(critic_layer_norm=False, actor_layer_norm=False, **sb3_arch)),
+            args.obs_dim, args.act_dim, RLPDConfig(**no_ln, **sb3_arch)),
+        "ours, no LayerNorm, agent.compile=true": our_agent(
+            args.obs_dim, args.act_dim, RLPDConfig(compile=True, **no_ln, **sb3_arch)),
     }
     if not args.skip_sb3:
         try:
@@ -153,33 +159,36 @@ def main(argv=None) -> int:
         print(f"(a)   {k:48s} best {max(r):7.1f}   median {float(np.median(r)):7.1f}")
     sb3_key = "SB3 SAC (gradient_steps=1)"
     if sb3_key in rates:
-        for k in list(rates)[:2]:
+        for k in list(rates)[:4]:
             print(f"(a) ratio [{k}] / SB3: best {max(rates[k]) / max(rates[sb3_key]):.2f}x, "
                   f"median {np.median(rates[k]) / np.median(rates[sb3_key]):.2f}x  (target >= 1.5x)")
 
     # (b) RLPD default -----------------------------------------------------
-    cfg = RLPDConfig()  # N=10, M=2, UTD=8, batch 256
-    fn = our_agent(args.obs_dim, args.act_dim, cfg)
+    variants = {"eager (default)": RLPDConfig(), "agent.compile=true": RLPDConfig(compile=True)}  # N=10, M=2, UTD=8
+    cfg = variants["eager (default)"]
+    fns = {k: our_agent(args.obs_dim, args.act_dim, c) for k, c in variants.items()}
     mm_sizes = [(cfg.batch_size, cfg.hidden_dims[0], cfg.hidden_dims[0]),
                 (cfg.batch_size * cfg.num_critics, cfg.hidden_dims[0], cfg.hidden_dims[0]), (1024, 1024, 1024)]
-    call_r, mm_r = [], []
+    call_r, mm_r = {k: [] for k in fns}, []
     for _ in range(args.rounds):  # interleave with the matmul reference (shared-machine noise)
-        call_r.append(_timed(fn, args.seconds / args.rounds, warmup=1))
+        for k, fn in fns.items():
+            call_r[k].append(_timed(fn, args.seconds / args.rounds, warmup=1))
         mm_r.append(mm_throughput(mm_sizes, seconds=0.5))
-    calls = max(call_r)
     flops = rlpd_flops(args.obs_dim, args.act_dim, cfg)
     B, H = cfg.batch_size, cfg.hidden_dims[0]
     mm = {k: max(m[k] for m in mm_r) for k in mm_r[0]}
     ref = mm[(B, H, H)]
-    achieved = calls * flops / 1e9
-    print(f"(b) RLPD default N={cfg.num_critics} M={cfg.critic_subset} UTD={cfg.utd_ratio} batch={B}: "
-          f"{calls * cfg.utd_ratio:.1f} critic updates/s ({calls:.2f} update() calls/s, {calls:.2f} actor updates/s)")
-    print(f"(b) matmul FLOPs per update() call: {flops / 1e9:.3f} GFLOP -> {achieved:.1f} GFLOP/s achieved")
+    print(f"(b) RLPD default N={cfg.num_critics} M={cfg.critic_subset} UTD={cfg.utd_ratio} batch={B}; "
+          f"matmul FLOPs per update() call: {flops / 1e9:.3f} GFLOP")
     for (m, k, n), g in mm.items():
         print(f"(b) measured torch.mm fp32 {m}x{k} @ {k}x{n}: {g:.1f} GFLOP/s")
-    print(f"(b) share of measured matmul throughput ({B}x{H}x{H} mm), best windows: {100 * achieved / ref:.1f}%  (target >= 60%)")
-    med = float(np.median(call_r)) * flops / 1e9 / float(np.median([m[(B, H, H)] for m in mm_r]))
-    print(f"(b) same, median windows: {100 * med:.1f}%")
+    for name, rates in call_r.items():
+        calls = max(rates)
+        achieved = calls * flops / 1e9
+        med = float(np.median(rates)) * flops / 1e9 / float(np.median([m[(B, H, H)] for m in mm_r]))
+        print(f"(b) {name:20s} {calls * cfg.utd_ratio:6.1f} critic updates/s ({calls:.2f} update() calls/s = actor "
+              f"updates/s), {achieved:.1f} GFLOP/s = {100 * achieved / ref:.1f}% of the {B}x{H}x{H} mm "
+              f"(median windows {100 * med:.1f}%)  (target >= 60%)")
     return 0
 
 

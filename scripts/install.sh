@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sets up ./.venv with everything robot_rl needs, on a machine without ROS 2 from apt:
-# system libraries (EGL for headless MuJoCo, libusb for pyrealsense2), a CPU torch, a real rclpy
+# system libraries (EGL for headless MuJoCo, libusb for pyrealsense2, g++ for agent.compile), a CPU torch, a real rclpy
 # on Fast DDS from the ROS 2 Jazzy wheels, and the package itself (editable).
 # Idempotent: a second run only checks. Machines with ROS 2 from apt: see ros2_ws/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0"
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0 g++"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -70,6 +70,7 @@ class RLPDConfig:
     device: str = "cpu"
     num_threads: Optional[int] = None  # torch.set_num_threads if set
     fused_optimizer: bool = True
+    compile: bool = False  # torch.compile the critic/actor losses (see docs/learning.md)
     tune_malloc: bool = True  # glibc: keep freed activation buffers (see tune_malloc)
 
     def validate(self) -> None:

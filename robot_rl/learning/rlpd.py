@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import shutil
 from dataclasses import asdict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -74,6 +76,18 @@ def tune_malloc() -> bool:
     return _MALLOC_TUNED
 
 
+def require_cpp_compiler() -> str:
+    """torch.compile on CPU builds C++ kernels: fail at construction, naming the fix, rather
+    than at the first update with a compiler traceback."""
+    cxx = os.environ.get("CXX") or "g++"
+    path = shutil.which(cxx)
+    if path is None:
+        raise RuntimeError(f"RLPDConfig.compile=True needs a C++ compiler for torch.compile on CPU, but {cxx!r} "
+                           "was not found (install g++, e.g. apt-get install g++, or set CXX); or set "
+                           "agent.compile=false to train eagerly")
+    return path
+
+
 # --------------------------------------------------------------------------- #
 # Networks
 # --------------------------------------------------------------------------- #
@@ -90,6 +104,27 @@ def td_target(
     a time-limit cut-off still bootstraps from ``next_q``."""
     v = next_q - alpha * next_logp if backup_entropy else next_q
     return reward + discount * (1.0 - terminated) * v
+
+
+class ReluSavingOutput(torch.autograd.Function):
+    """ReLU whose backward reads its output instead of a saved boolean mask.
+
+    For torch.compile only: where the next layer's weights need no gradient (the actor's pass
+    through the detached critic), inductor saves ``x > 0`` as a bool tensor, and its CPU code
+    stores bool masks with a data-dependent branch per element: ~5 ns/element, slower than the
+    whole eager update. Saving the float output (sign() of it is the derivative) avoids that.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        return grad * torch.sign(out)
 
 
 class EnsembleCritic(nn.Module):
@@ -113,6 +148,7 @@ class EnsembleCritic(nn.Module):
         super().__init__()
         self.num = num
         self.layer_norm = layer_norm
+        self.compiled = False  # set by RLPDAgent when it compiles its losses (see ReluSavingOutput)
         self.dims = [in_dim, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -152,7 +188,7 @@ class EnsembleCritic(nn.Module):
                     # autograd-safe and saves two allocations per layer.
                     h = F.layer_norm(h, (h.shape[-1],)).add_(params[j])
                     j += 1
-                h = torch.relu_(h)
+                h = ReluSavingOutput.apply(h) if self.compiled else torch.relu_(h)
         return h.squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,8 +223,12 @@ class TanhGaussianActor(nn.Module):
         return torch.tanh(mean)
 
     def sample(self, feat: torch.Tensor, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+        eps = torch.randn((*feat.shape[:-1], self.action_dim), generator=generator, device=feat.device, dtype=feat.dtype)
+        return self.sample_with(feat, eps)
+
+    def sample_with(self, feat: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``sample`` with the standard-normal noise given (a pure function: compilable)."""
         mean, log_std = self.dist_params(feat)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         u = mean + log_std.exp() * eps
         a = torch.tanh(u)
         # log N(u) - log|det d tanh/du|; 2*(log2 - u - softplus(-2u)) == log(1 - tanh(u)^2), stable.
@@ -304,6 +344,13 @@ class RLPDAgent:
                     self._polyak_target.append(pt)
         self.num_critic_updates = 0
         self.num_actor_updates = 0
+        self._critic_loss_fn, self._actor_loss_fn = self._critic_loss, self._actor_loss
+        if cfg.compile:
+            if self.device.type == "cpu":
+                require_cpp_compiler()
+            self.critic.compiled = True
+            self._critic_loss_fn = torch.compile(self._critic_loss, dynamic=False)
+            self._actor_loss_fn = torch.compile(self._actor_loss, dynamic=False)
 
     def _adam(self, params: List[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         if self.config.fused_optimizer:
@@ -451,24 +498,35 @@ class RLPDAgent:
         out["actor_updates"] = float(self.num_actor_updates)
         return out
 
-    def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx, want_metrics: bool = True):
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn((n, self.cont_dim), generator=self.gen, device=self.device)
+
+    def _critic_loss(self, obs, pre_o, nobs, pre_n, act, reward, term, eps, subset):
+        """TD loss of the online ensemble on one minibatch, from the observations. Pure in its
+        tensor arguments (the randomness comes in as ``eps``/``subset``), so
+        ``RLPDConfig.compile`` can compile it. Returns (loss, Q, target, features, next features)."""
         with torch.no_grad():
             nfeat = self.encoder(nobs, pre_n)
             nfeat_t = self.target_encoder(nobs, pre_n) if self.has_encoder_params else nfeat
-            target = self.compute_target(nfeat, nfeat_t, reward, term)
+            next_a, next_logp = self.actor.sample_with(nfeat, eps)
+            nq = self.target_q(nfeat_t, next_a, subset)
+            target = td_target(reward, term, nq, next_logp, self.alpha, self.config.discount, self.config.backup_entropy)
         feat = self.encoder(obs, pre_o)
         q = self.critic(torch.cat([feat, act], -1))  # N x B
-        loss = (q - target).pow(2).mean()
+        return (q - target).pow(2).mean(), q.detach(), target, feat.detach(), nfeat
+
+    def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx, want_metrics: bool = True):
+        eps = self._noise(act.shape[0])
+        subset = self.sample_subset() if self.config.critic_subset < self.config.num_critics else None
+        loss, qd, target, feat, nfeat = self._critic_loss_fn(obs, pre_o, nobs, pre_n, act, reward, term, eps, subset)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(self._polyak_target, self._polyak_online, self.config.tau)
         self.num_critic_updates += 1
-        feat = feat.detach()
         m: Dict[str, torch.Tensor] = {}
         if want_metrics:  # only the last UTD step is reported; skip the small ops otherwise
-            qd = q.detach()
             m = {"critic_loss": loss.detach(), "q_mean": qd.mean(), "q_ensemble_std": qd.std(0).mean() if qd.shape[0] > 1 else qd.new_zeros(()),
                  "target_q": target.mean()}
         if self.gripper is not None:
@@ -479,7 +537,18 @@ class RLPDAgent:
 
     def _actor_step(self, feat: torch.Tensor, demo_feat: Optional[torch.Tensor] = None,
                     demo_action: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        a, logp = self.actor.sample(feat, self.gen)
+        actor_loss, temp_loss, bc, logp_d = self._actor_loss_fn(feat, self._noise(feat.shape[0]), demo_feat, demo_action)
+        alpha = self.alpha
+        self.actor_opt.zero_grad(set_to_none=True)
+        (actor_loss + temp_loss).backward()
+        self.actor_opt.step()
+        self.num_actor_updates += 1
+        return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha,
+                "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach()}
+
+    def _actor_loss(self, feat, eps, demo_feat, demo_action):
+        """Actor (+ BC) and temperature losses; pure in its tensor arguments like ``_critic_loss``."""
+        a, logp = self.actor.sample_with(feat, eps)
         params = [p.detach() for p in self.critic.param_list()]
         q = self.critic.forward_with(params, torch.cat([feat, a], -1)).mean(0)
         alpha = self.alpha
@@ -493,12 +562,7 @@ class RLPDAgent:
         logp_d = logp.detach()
         # SAC temperature loss: raises alpha when entropy < target, lowers it otherwise.
         temp_loss = -(self.log_alpha * (logp_d + self.target_entropy)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        (actor_loss + temp_loss).backward()
-        self.actor_opt.step()
-        self.num_actor_updates += 1
-        return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha,
-                "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach()}
+        return actor_loss, temp_loss, bc, logp_d
 
     def fit_input_normalization(self, obs: Any) -> bool:
         """Fit the encoder's state/tactile normalisation to a batch of observations (typically
