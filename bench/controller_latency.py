@@ -141,7 +141,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
             rclpy.spin_once(node, timeout_sec=0.1)
             if ctl.poll() is not None:
                 raise RuntimeError((logs / "controller.log").read_text())
-            if status.get("mode") == "IDLE" and not status.get("stale_sensors") and client.service_is_ready():
+            if status.get("mode") in ("IDLE", "HOLD") and not status.get("stale_sensors") and client.service_is_ready():
                 fut = client.call_async(Trigger.Request())
                 rclpy.spin_until_future_complete(node, fut, timeout_sec=5)
                 engaged = bool(fut.result() and fut.result().success)

@@ -25,10 +25,12 @@ class DeployConfig:
     status_rate_hz: float = 10.0       # /controller/status publication rate
     stats_log_period_s: float = 10.0   # loop period / jitter / latency log period
     spin_s: float = 0.0002             # RateLoop: spin (instead of sleeping) this long before a deadline
-    # A dry run of the tick's input decoding and policy this long before each deadline, so the
-    # real tick finds their code and data in cache (after a 10 ms sleep it ran ~6x slower);
-    # 0 = off. Skipped when less time than this is left before the deadline.
-    warm_s: float = 0.001
+    # A rehearsal of the whole tick (inputs, observation, policy, command, safety filter, message
+    # serialisation, on a twin core that publishes nothing) this long before each deadline, so
+    # the real tick finds its code and data in cache (after 10 ms idle the core step ran 4x
+    # slower); 0 = off. Skipped when less time than this is left before the deadline (so at
+    # 500 Hz it does not run).
+    warm_s: float = 0.003
     # Phase lock: shift the tick grid so each tick comes sync_age_s after a sample of this
     # input arrived, so the policy acts on a fresh sample without waiting for one. Only while
     # that stream is faster than the loop (a robot driver's state usually is; the sim's is

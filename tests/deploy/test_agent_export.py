@@ -147,3 +147,32 @@ def test_evaluate_deployed_counts_successes(exported, cfg):
 
     short = load_config(None, {**SMALL, "task.max_episode_steps": 5})
     assert evaluate_deployed(short, exported.onnx_path, 2) == 0.0  # an untrained agent does not lift the cube
+
+
+def test_rehearsal_twin_runs_the_policy_path_and_leaves_the_real_core_alone(exported, cfg):
+    """The controller node's pre-deadline rehearsal (deploy.warm_s) steps a twin core: it must
+    run the whole POLICY path (engaging itself) and share nothing with the real core but the
+    policy."""
+    from robot_rl.deploy.safety import SafetyMode
+    from robot_rl.envs.pick_cube import PickCubeEnv
+    from robot_rl.ros.controller_node import ControllerCore
+
+    policy = OnnxPolicy(exported.onnx_path, providers="cpu")
+    env = PickCubeEnv(cfg)
+    try:
+        env.reset(seed=1)
+        snap = env._snap
+        core = ControllerCore(cfg, policy, rate_hz=cfg.control_rate_hz)
+        twin = core.twin()
+        assert twin.policy is policy and twin.safety is not core.safety and twin.task is not core.task
+        stamps = {s: snap.stamp for s in core.sensors}
+        for _ in range(3):
+            res = twin.rehearse(snap, snap.stamp, stamps)
+        assert twin.safety.mode == SafetyMode.POLICY and res.report.forwarded
+        np.testing.assert_allclose(res.action, policy(core.task.observe(snap)), atol=1e-6)
+        assert core.safety.mode == SafetyMode.IDLE and core.ticks == 0 and core.last_obs is None
+        stale = {s: snap.stamp - 10.0 for s in core.sensors}  # a fault: the twin holds, re-engages later
+        assert not twin.rehearse(snap, snap.stamp, stale).report.forwarded
+        assert twin.rehearse(snap, snap.stamp, stamps).report.forwarded
+    finally:
+        env.close()

@@ -288,6 +288,7 @@ class TestFaultsOverDDS:
         assert st["rate_hz"] == 100.0
         assert st["period_ms"]["p50"] == pytest.approx(10.0, abs=0.5)
         assert st["latency_ms"]["p50"] is not None and st["latency_ms"]["p50"] < 20.0
+        assert st["rehearsal_ticks"] > 0, "the pre-deadline rehearsal (deploy.warm_s) runs"
 
 
 def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
@@ -330,6 +331,25 @@ def test_tick_grid_locks_to_a_faster_state_stream(tmp_path, ros_context):
         lst.close()
         nodes.stop()
     assert nodes.processes["controller_lock"].returncode == 0
+
+
+def test_rehearsal_that_does_not_fit_before_the_deadline_is_switched_off(tmp_path, ros_context):
+    """deploy.warm_s shorter than a rehearsal takes: after three overruns the node stops
+    rehearsing (status rehearsal_ticks null), says why, and keeps controlling."""
+    model = _export(tmp_path, 50.0, [0.0, 0.0, 0.0, 0.0])
+    cfg, nodes = _controller(tmp_path, model, 50.0, name="controller_warm", **{"deploy.warm_s": 0.0001})
+    robot, lst = FakeRobot(cfg, 100.0), Listener()
+    try:
+        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+        st = lst.wait_status(lambda s: s["rehearsal_ticks"] is None, timeout=10.0)
+        _engage(lst)
+        lst.wait_status(lambda s: s["mode"] == "POLICY" and s["latency_ms"]["n"] >= 20, timeout=10.0)
+    finally:
+        robot.close()
+        lst.close()
+        nodes.stop()
+    assert nodes.processes["controller_warm"].returncode == 0
+    assert "rehearsal off" in (tmp_path / "logs" / "controller_warm.log").read_text(), st
 
 
 def test_mismatched_models_and_inputs_are_refused_naming_the_mismatch(tmp_path):
