@@ -114,7 +114,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
     cfg = load_config(None, {"cameras": [], "control_rate_hz": rate, "deploy.rate_hz": rate,
                              "deploy.providers": args.providers, "agent.hidden_dims": list(args.hidden),
                              "agent.num_critics": 2, "deploy.stats_log_period_s": 5.0,
-                             "deploy.status_rate_hz": 2.0, "deploy.rt_priority": args.rt_priority,
+                             "deploy.rt_priority": args.rt_priority,
                              **parse_sets(args.set)})
     model = work / f"policy_{int(rate)}.onnx"
     export_agent(make_agent(cfg), cfg, model, f"bench-{int(rate)}", exporter="torchscript", parity_samples=8)

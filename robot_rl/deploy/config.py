@@ -22,7 +22,7 @@ class DeployConfig:
     # stamp, on the controller's monotonic clock, so a stream that stops or repeats its
     # stamp ages out.
     default_sensor_max_age_s: float = 0.25
-    status_rate_hz: float = 10.0       # /controller/status publication rate
+    status_rate_hz: float = 10.0       # /controller/status rate (published by the control thread after a tick)
     stats_log_period_s: float = 10.0   # loop period / jitter / latency log period
     spin_s: float = 0.0002             # RateLoop: spin (instead of sleeping) this long before a deadline
     # A rehearsal of the whole tick (inputs, observation, policy, command, safety filter, message

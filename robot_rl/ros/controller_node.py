@@ -395,6 +395,8 @@ class ControllerNode(Node):
         self.core = ControllerCore(cfg, policy, rate_hz=rate)
         self._rehearsal: ControllerCore | None = self.core.twin()  # see _warm
         self._rehearsal_overruns = 0
+        self._figures: dict[str, Any] | None = None  # see _loop_figures
+        self._figures_at = 0.0
         self.log.info(
             f"policy {cfg.deploy.model} (run {getattr(meta, 'training_run_id', '?')} "
             f"v{getattr(meta, 'policy_version', '?')}) on {self.provider} "
@@ -443,7 +445,6 @@ class ControllerNode(Node):
         self.create_service(Trigger, DEACTIVATE, self._srv(self.core.deactivate))
         self.create_service(Trigger, ESTOP, self._srv(self._estop))
         self.create_service(Trigger, RESET_ESTOP, self._srv(self._reset_estop))
-        self.create_timer(1.0 / cfg.deploy.status_rate_hz, self.publish_status)
 
         self.stats = LatencyStats()
         self.compute = SampleBuffer()  # tick start -> command published
@@ -457,6 +458,9 @@ class ControllerNode(Node):
         self._mode_seen = SafetyMode.IDLE
         self._thread = threading.Thread(target=self._run, name="control_loop", daemon=True)
         self._next_log = time.monotonic() + cfg.deploy.stats_log_period_s
+        # Status is published by the control thread right after a tick's command, not by an
+        # executor timer: a timer callback holds the interpreter while the loop may need it.
+        self._next_status = time.monotonic()
         if start:
             self._thread.start()
 
@@ -611,7 +615,11 @@ class ControllerNode(Node):
                     self.log.warning(f"mode {self._mode_seen.value} -> {mode.value}"
                                      + (f": {'; '.join(res.report.faults)}" if res.report.faults else ""))
                     self._mode_seen = mode
-                if time.monotonic() >= self._next_log:
+                now = time.monotonic()
+                if now >= self._next_status:
+                    self._next_status = max(self._next_status + 1.0 / self.cfg.deploy.status_rate_hz, now)
+                    self.publish_status()
+                if now >= self._next_log:
                     self._next_log += self.cfg.deploy.stats_log_period_s
                     self.log.info(self.stats_line())
         except Exception as exc:  # noqa: BLE001 - never die silently: hold is the driver's job then
@@ -661,21 +669,31 @@ class ControllerNode(Node):
 
     def status_dict(self) -> dict[str, Any]:
         d = self.core.status()
-        s = self.stats.summary()
-        c = self.compute.summary_ms()
-        d.update({
-            "provider": self.provider,
-            "rate_hz": self.loop.rate_hz,
-            "latency_ms": {"p50": s["latency_ms"]["p50"], "p99": s["latency_ms"]["p99"], "n": s["latency_ms"]["n"]},
-            "period_ms": {"p50": s["period_ms"]["p50"], "p99": s["period_ms"]["p99"]},
-            "jitter_ms": {"p50": s["jitter_ms"]["p50"], "p99": s["jitter_ms"]["p99"]},
-            "compute_ms": {"p50": c["p50"], "p99": c["p99"]},
-            "deadline_misses": s["deadline_misses"],
-            "skipped_ticks": s["skipped_ticks"],
-            "phase_locked": self._phase_lock.locked,
-            "rehearsal_ticks": None if self._rehearsal is None else self._rehearsal.ticks,
-        })
+        d.update(self._loop_figures())
+        d.update({"provider": self.provider, "rate_hz": self.loop.rate_hz,
+                  "phase_locked": self._phase_lock.locked,
+                  "rehearsal_ticks": None if self._rehearsal is None else self._rehearsal.ticks})
         return d
+
+    def _loop_figures(self) -> dict[str, Any]:
+        """Percentiles over the last 10,000 ticks, recomputed at most once a second: at the
+        default 10 Hz status rate, recomputing them for every message (~0.5 ms holding the
+        interpreter) delayed control ticks (100 Hz bench: p99 jitter 0.73-0.80 vs 0.07-0.23 ms
+        at 2 Hz)."""
+        now = time.monotonic()
+        if self._figures is None or now - self._figures_at >= 1.0:
+            s = self.stats.summary()
+            c = self.compute.summary_ms()
+            self._figures_at = now
+            self._figures = {
+                "latency_ms": {"p50": s["latency_ms"]["p50"], "p99": s["latency_ms"]["p99"], "n": s["latency_ms"]["n"]},
+                "period_ms": {"p50": s["period_ms"]["p50"], "p99": s["period_ms"]["p99"]},
+                "jitter_ms": {"p50": s["jitter_ms"]["p50"], "p99": s["jitter_ms"]["p99"]},
+                "compute_ms": {"p50": c["p50"], "p99": c["p99"]},
+                "deadline_misses": s["deadline_misses"],
+                "skipped_ticks": s["skipped_ticks"],
+            }
+        return self._figures
 
     def publish_status(self) -> None:
         def clean(x):  # JSON has no NaN
