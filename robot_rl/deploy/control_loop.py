@@ -176,6 +176,10 @@ class RateLoop:
         if self._start_ns is not None:
             self._start_ns += int(delta_ns)
 
+    def slack_ns(self) -> int:
+        """Nanoseconds until the next deadline (negative when already late; 0 before start)."""
+        return 0 if self._start_ns is None else self._deadline(self._k) - self._clock()
+
     def _deadline(self, k: int) -> int:
         assert self._start_ns is not None
         return self._start_ns + k * self.period_ns

@@ -616,7 +616,8 @@ class ControllerNode(Node):
                                      + (f": {'; '.join(res.report.faults)}" if res.report.faults else ""))
                     self._mode_seen = mode
                 now = time.monotonic()
-                if now >= self._next_status:
+                # In the tick's slack only (>= 1 ms to the next deadline), unless a second late.
+                if now >= self._next_status and (self.loop.slack_ns() > 1_000_000 or now > self._next_status + 1.0):
                     self._next_status = max(self._next_status + 1.0 / self.cfg.deploy.status_rate_hz, now)
                     self.publish_status()
                 if now >= self._next_log:

@@ -89,6 +89,17 @@ def test_shift_moves_every_later_deadline():
     assert third.deadline_ns - second.deadline_ns == 10_000_000
 
 
+def test_slack_is_the_time_to_the_next_deadline():
+    clock = FakeClock()
+    loop = RateLoop(100.0, clock_ns=clock.ns, sleep=clock.sleep)
+    assert loop.slack_ns() == 0  # not started
+    loop.wait()
+    clock.t += 3_000_000  # a 3 ms tick
+    assert loop.slack_ns() == pytest.approx(7_000_000, abs=10_000)  # each clock read costs 1 us
+    clock.t += 9_000_000  # overran
+    assert loop.slack_ns() == pytest.approx(-2_000_000, abs=10_000)
+
+
 def test_phase_lock_puts_ticks_just_after_a_faster_stream():
     """A 100 Hz grid reading a 1 kHz stream with jitter and dropped samples: the age of the
     newest sample at each tick converges to the target, and no tick moves by more than the
