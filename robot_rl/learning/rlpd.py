@@ -223,7 +223,9 @@ class TanhGaussianActor(nn.Module):
         return torch.tanh(mean)
 
     def sample(self, feat: torch.Tensor, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
-        eps = torch.randn((*feat.shape[:-1], self.action_dim), generator=generator, device=feat.device, dtype=feat.dtype)
+        # Drawn on the CPU (the agent's generator is a CPU one) and moved: a CPU generator
+        # cannot fill a CUDA tensor.
+        eps = torch.randn((*feat.shape[:-1], self.action_dim), generator=generator, dtype=feat.dtype).to(feat.device)
         return self.sample_with(feat, eps)
 
     def sample_with(self, feat: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -446,9 +448,14 @@ class RLPDAgent:
     @torch.no_grad()
     def compute_target(self, next_feat: torch.Tensor, next_target_feat: torch.Tensor, reward: torch.Tensor,
                        terminated: torch.Tensor, subset: Optional[torch.Tensor] = None) -> torch.Tensor:
-        next_a, next_logp = self.actor.sample(next_feat, self.gen)
+        eps = self._noise(next_feat.shape[0])
         if subset is None and self.config.critic_subset < self.config.num_critics:
             subset = self.sample_subset()
+        return self._target(next_feat, next_target_feat, reward, terminated, eps, subset)
+
+    @torch.no_grad()
+    def _target(self, next_feat, next_target_feat, reward, terminated, eps, subset) -> torch.Tensor:
+        next_a, next_logp = self.actor.sample_with(next_feat, eps)
         nq = self.target_q(next_target_feat, next_a, subset)
         return td_target(reward, terminated, nq, next_logp, self.alpha, self.config.discount, self.config.backup_entropy)
 
@@ -499,7 +506,8 @@ class RLPDAgent:
         return out
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn((n, self.cont_dim), generator=self.gen, device=self.device)
+        # self.gen is a CPU generator (its state is checkpointed): draw on the CPU, then move.
+        return torch.randn((n, self.cont_dim), generator=self.gen).to(self.device)
 
     def _critic_loss(self, obs, pre_o, nobs, pre_n, act, reward, term, eps, subset):
         """TD loss of the online ensemble on one minibatch, from the observations. Pure in its
@@ -508,9 +516,7 @@ class RLPDAgent:
         with torch.no_grad():
             nfeat = self.encoder(nobs, pre_n)
             nfeat_t = self.target_encoder(nobs, pre_n) if self.has_encoder_params else nfeat
-            next_a, next_logp = self.actor.sample_with(nfeat, eps)
-            nq = self.target_q(nfeat_t, next_a, subset)
-            target = td_target(reward, term, nq, next_logp, self.alpha, self.config.discount, self.config.backup_entropy)
+            target = self._target(nfeat, nfeat_t, reward, term, eps, subset)
         feat = self.encoder(obs, pre_o)
         q = self.critic(torch.cat([feat, act], -1))  # N x B
         return (q - target).pow(2).mean(), q.detach(), target, feat.detach(), nfeat
