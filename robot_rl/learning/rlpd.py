@@ -222,14 +222,9 @@ class TanhGaussianActor(nn.Module):
         mean, _ = self.dist_params(feat)
         return torch.tanh(mean)
 
-    def sample(self, feat: torch.Tensor, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
-        # Drawn on the CPU (the agent's generator is a CPU one) and moved: a CPU generator
-        # cannot fill a CUDA tensor.
-        eps = torch.randn((*feat.shape[:-1], self.action_dim), generator=generator, dtype=feat.dtype).to(feat.device)
-        return self.sample_with(feat, eps)
-
-    def sample_with(self, feat: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``sample`` with the standard-normal noise given (a pure function: compilable)."""
+    def sample(self, feat: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(action, log-prob) for standard-normal noise ``eps`` (batch x action_dim). The noise
+        comes in from the caller, so this is a pure function (``RLPDConfig.compile``)."""
         mean, log_std = self.dist_params(feat)
         u = mean + log_std.exp() * eps
         a = torch.tanh(u)
@@ -455,7 +450,7 @@ class RLPDAgent:
 
     @torch.no_grad()
     def _target(self, next_feat, next_target_feat, reward, terminated, eps, subset) -> torch.Tensor:
-        next_a, next_logp = self.actor.sample_with(next_feat, eps)
+        next_a, next_logp = self.actor.sample(next_feat, eps)
         nq = self.target_q(next_target_feat, next_a, subset)
         return td_target(reward, terminated, nq, next_logp, self.alpha, self.config.discount, self.config.backup_entropy)
 
@@ -506,7 +501,8 @@ class RLPDAgent:
         return out
 
     def _noise(self, n: int) -> torch.Tensor:
-        # self.gen is a CPU generator (its state is checkpointed): draw on the CPU, then move.
+        """Actor noise for n samples. self.gen is a CPU generator (its state is checkpointed),
+        and a CPU generator cannot fill a CUDA tensor: draw on the CPU, then move."""
         return torch.randn((n, self.cont_dim), generator=self.gen).to(self.device)
 
     def _critic_loss(self, obs, pre_o, nobs, pre_n, act, reward, term, eps, subset):
@@ -554,7 +550,7 @@ class RLPDAgent:
 
     def _actor_loss(self, feat, eps, demo_feat, demo_action):
         """Actor (+ BC) and temperature losses; pure in its tensor arguments like ``_critic_loss``."""
-        a, logp = self.actor.sample_with(feat, eps)
+        a, logp = self.actor.sample(feat, eps)
         params = [p.detach() for p in self.critic.param_list()]
         q = self.critic.forward_with(params, torch.cat([feat, a], -1)).mean(0)
         alpha = self.alpha
@@ -615,7 +611,7 @@ class RLPDAgent:
         if deterministic:
             a = self.actor.deterministic(feat)
         else:
-            a, _ = self.actor.sample(feat, self.gen)
+            a, _ = self.actor.sample(feat, self._noise(feat.shape[0]))
         if self.gripper is not None:
             g = self.gripper.greedy(feat)
             if not deterministic and torch.rand((), generator=self.gen).item() < self.config.gripper_epsilon:

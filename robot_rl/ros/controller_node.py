@@ -453,8 +453,6 @@ class ControllerNode(Node):
         self._sync_seq: int | None = None  # DDS publication sequence number of the sync sample
         self._last_width: float | None = None
         self._stop = threading.Event()
-        self._status_lock = threading.Lock()
-        self._status: dict[str, Any] = {}
         self._mode_seen = SafetyMode.IDLE
         self._thread = threading.Thread(target=self._run, name="control_loop", daemon=True)
         self._next_log = time.monotonic() + cfg.deploy.stats_log_period_s

@@ -9,6 +9,7 @@ import json
 import math
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -186,6 +187,24 @@ def _engage(lst):
     lst.wait_status(lambda s: s["mode"] == "POLICY")
 
 
+@contextmanager
+def _standalone(tmp, rate, name, robot_rate, action=(0.0, 0.0, 0.0, 0.0), **overrides):
+    """A controller process of its own (constant-action policy at ``rate``), a fake robot at
+    ``robot_rate`` and a listener; yields them once the controller is IDLE with fresh inputs,
+    stops everything after and checks the controller exited cleanly."""
+    model = _export(tmp, rate, list(action))
+    cfg, nodes = _controller(tmp, model, rate, name=name, **overrides)
+    robot, lst = FakeRobot(cfg, robot_rate), Listener()
+    try:
+        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+        yield cfg, robot, lst
+    finally:
+        robot.close()
+        lst.close()
+        nodes.stop()
+    assert nodes.processes[name].returncode == 0
+
+
 def _no_nan(lst):
     with lst.lock:
         assert all(np.isfinite(v).all() for _, v in lst.targets)
@@ -292,12 +311,8 @@ class TestFaultsOverDDS:
 
 
 def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
-    model = _export(tmp_path, 500.0, [0.0, 0.0, 1.0, 1.0])
-    cfg, nodes = _controller(tmp_path, model, 500.0, name="controller500",
-                             **{"deploy.default_sensor_max_age_s": 0.1})
-    robot, lst = FakeRobot(cfg, 500.0), Listener()
-    try:
-        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+    with _standalone(tmp_path, 500.0, "controller500", 500.0, (0.0, 0.0, 1.0, 1.0),
+                     **{"deploy.default_sensor_max_age_s": 0.1}) as (_, _, lst):
         _engage(lst)
         t0 = time.monotonic()
         time.sleep(1.0)
@@ -308,47 +323,24 @@ def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
         assert lst.grippers[-1] == 0.0, "gripper action +1 closes"
         assert st["mode"] == "POLICY", st
         assert st["phase_locked"] is False, "a stream at the loop's own rate must not lock the grid"
-    finally:
-        robot.close()
-        lst.close()
-        nodes.stop()
-    assert nodes.processes["controller500"].returncode == 0
 
 
 def test_tick_grid_locks_to_a_faster_state_stream(tmp_path, ros_context):
     """50 Hz loop, 500 Hz robot stream: the grid locks (10 samples per tick) and the loop keeps
     its rate."""
-    model = _export(tmp_path, 50.0, [0.0, 0.0, 0.0, 0.0])
-    cfg, nodes = _controller(tmp_path, model, 50.0, name="controller_lock")
-    robot, lst = FakeRobot(cfg, 500.0), Listener()
-    try:
-        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+    with _standalone(tmp_path, 50.0, "controller_lock", 500.0) as (_, _, lst):
         _engage(lst)
         st = lst.wait_status(lambda s: s["phase_locked"] and s["latency_ms"]["n"] >= 50, timeout=10.0)
         assert st["period_ms"]["p50"] == pytest.approx(20.0, abs=0.2), st
-    finally:
-        robot.close()
-        lst.close()
-        nodes.stop()
-    assert nodes.processes["controller_lock"].returncode == 0
 
 
 def test_rehearsal_that_does_not_fit_before_the_deadline_is_switched_off(tmp_path, ros_context):
     """deploy.warm_s shorter than a rehearsal takes: after three overruns the node stops
     rehearsing (status rehearsal_ticks null), says why, and keeps controlling."""
-    model = _export(tmp_path, 50.0, [0.0, 0.0, 0.0, 0.0])
-    cfg, nodes = _controller(tmp_path, model, 50.0, name="controller_warm", **{"deploy.warm_s": 0.0001})
-    robot, lst = FakeRobot(cfg, 100.0), Listener()
-    try:
-        lst.wait_status(lambda s: s["mode"] == "IDLE" and not s["stale_sensors"], timeout=30.0)
+    with _standalone(tmp_path, 50.0, "controller_warm", 100.0, **{"deploy.warm_s": 0.0001}) as (_, _, lst):
         st = lst.wait_status(lambda s: s["rehearsal_ticks"] is None, timeout=10.0)
         _engage(lst)
         lst.wait_status(lambda s: s["mode"] == "POLICY" and s["latency_ms"]["n"] >= 20, timeout=10.0)
-    finally:
-        robot.close()
-        lst.close()
-        nodes.stop()
-    assert nodes.processes["controller_warm"].returncode == 0
     assert "rehearsal off" in (tmp_path / "logs" / "controller_warm.log").read_text(), st
 
 
