@@ -7,9 +7,12 @@
     actor update): critic updates/s, matmul FLOPs counted from the network
     shapes, and the share of this machine's measured fp32 torch.mm throughput.
 Both eager (the default) and with ``agent.compile=true`` (torch.compile of the
-critic and actor losses; compiled once before timing).
+critic and actor losses; compiled once before timing). The reference throughput is
+the best of the measured torch.mm shapes (the largest is the machine's peak on a GPU,
+where small matmuls are launch-bound). ``--device cuda`` runs everything, SB3 included,
+on the GPU with TF32 off (fp32 means fp32).
 
-Usage: python bench/learner_speed.py [--seconds 8] [--rounds 4] [--obs-dim 17] [--act-dim 6] [--threads N]
+Usage: python bench/learner_speed.py [--seconds 8] [--rounds 4] [--obs-dim 17] [--act-dim 6] [--threads N] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -53,14 +56,21 @@ def _data(obs_dim: int, act_dim: int, n: int):
     return obs, act, rew
 
 
-def _timed(fn, seconds: float, warmup: int = 5) -> float:
-    """Calls/s of fn over ~seconds (after warmup)."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(fn, seconds: float, warmup: int = 5, device: str = "cpu") -> float:
+    """Calls/s of fn over ~seconds (after warmup); queued GPU work is waited for at both ends."""
     for _ in range(warmup):
         fn()
+    _sync(device)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
         n += 1
+    _sync(device)
     return n / (time.perf_counter() - t0)
 
 
@@ -75,12 +85,12 @@ def our_agent(obs_dim: int, act_dim: int, cfg: RLPDConfig):
     return lambda: agent.update(None, buf.sample(n))
 
 
-def sb3_sac(obs_dim: int, act_dim: int, batch: int):
+def sb3_sac(obs_dim: int, act_dim: int, batch: int, device: str = "cpu"):
     from stable_baselines3 import SAC
     from stable_baselines3.common.logger import Logger
 
     env = _DummyEnv(obs_dim, act_dim)
-    model = SAC("MlpPolicy", env, batch_size=batch, buffer_size=FILL, learning_starts=0, device="cpu", seed=0, verbose=0)
+    model = SAC("MlpPolicy", env, batch_size=batch, buffer_size=FILL, learning_starts=0, device=device, seed=0, verbose=0)
     model.set_logger(Logger(folder=None, output_formats=[]))
     obs, act, rew = _data(obs_dim, act_dim, FILL)
     for i in range(FILL):
@@ -88,13 +98,13 @@ def sb3_sac(obs_dim: int, act_dim: int, batch: int):
     return lambda: model.train(gradient_steps=1, batch_size=batch)
 
 
-def mm_throughput(sizes, seconds: float = 1.0) -> dict:
+def mm_throughput(sizes, seconds: float = 1.0, device: str = "cpu") -> dict:
     """fp32 GFLOP/s of torch.mm for (m, k, n) shapes."""
     out = {}
     for m, k, n in sizes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        c = torch.empty(m, n)
-        rate = _timed(lambda: torch.mm(a, b, out=c), seconds)
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        c = torch.empty(m, n, device=device)
+        rate = _timed(lambda: torch.mm(a, b, out=c), seconds, device=device)
         out[(m, k, n)] = rate * 2 * m * k * n / 1e9
     return out
 
@@ -127,10 +137,22 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch default)")
     p.add_argument("--skip-sb3", action="store_true")
     p.add_argument("--rounds", type=int, default=4, help="interleaved timing windows")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (the agent, SB3 and the matmul reference)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, cpu cores={os.cpu_count()}, obs_dim={args.obs_dim}, act_dim={args.act_dim}")
+    dev = args.device
+    where = f"threads={torch.get_num_threads()}, cpu cores={os.cpu_count()}"
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            p.error(f"--device {dev}: this torch ({torch.__version__}) sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        where = f"device={torch.cuda.get_device_name(torch.device(dev))}, TF32 off"
+    print(f"torch {torch.__version__}, {where}, obs_dim={args.obs_dim}, act_dim={args.act_dim}")
+
+    def config(**kw) -> RLPDConfig:
+        return RLPDConfig(device=dev, **kw)
 
     # (a) SB3 config -------------------------------------------------------
     # The machine may be shared: interleave short windows of every contender
@@ -138,22 +160,22 @@ def main(argv=None) -> int:
     sb3_arch = dict(num_critics=2, critic_subset=2, utd_ratio=1, batch_size=256, hidden_dims=(256, 256))
     no_ln = dict(critic_layer_norm=False, actor_layer_norm=False)
     contenders = {
-        "ours, LayerNorm critic (our default)": our_agent(args.obs_dim, args.act_dim, RLPDConfig(**sb3_arch)),
-        "ours, LayerNorm, agent.compile=true": our_agent(args.obs_dim, args.act_dim, RLPDConfig(compile=True, **sb3_arch)),
+        "ours, LayerNorm critic (our default)": our_agent(args.obs_dim, args.act_dim, config(**sb3_arch)),
+        "ours, LayerNorm, agent.compile=true": our_agent(args.obs_dim, args.act_dim, config(compile=True, **sb3_arch)),
         "ours, no LayerNorm (SB3's exact architecture)": our_agent(
-            args.obs_dim, args.act_dim, RLPDConfig(**no_ln, **sb3_arch)),
+            args.obs_dim, args.act_dim, config(**no_ln, **sb3_arch)),
         "ours, no LayerNorm, agent.compile=true": our_agent(
-            args.obs_dim, args.act_dim, RLPDConfig(compile=True, **no_ln, **sb3_arch)),
+            args.obs_dim, args.act_dim, config(compile=True, **no_ln, **sb3_arch)),
     }
     if not args.skip_sb3:
         try:
-            contenders["SB3 SAC (gradient_steps=1)"] = sb3_sac(args.obs_dim, args.act_dim, 256)
+            contenders["SB3 SAC (gradient_steps=1)"] = sb3_sac(args.obs_dim, args.act_dim, 256, dev)
         except ImportError as e:
             print(f"(a) stable-baselines3 not importable ({e}); skipping the comparison")
     rates = {k: [] for k in contenders}
     for _ in range(args.rounds):
         for k, fn in contenders.items():
-            rates[k].append(_timed(fn, args.seconds / args.rounds, warmup=2))
+            rates[k].append(_timed(fn, args.seconds / args.rounds, warmup=2, device=dev))
     print(f"(a) gradient updates/s at SB3's config (2 critics, 256x256, batch 256, UTD 1), {args.rounds} interleaved windows:")
     for k, r in rates.items():
         print(f"(a)   {k:48s} best {max(r):7.1f}   median {float(np.median(r)):7.1f}")
@@ -164,20 +186,24 @@ def main(argv=None) -> int:
                   f"median {np.median(rates[k]) / np.median(rates[sb3_key]):.2f}x  (target >= 1.5x)")
 
     # (b) RLPD default -----------------------------------------------------
-    variants = {"eager (default)": RLPDConfig(), "agent.compile=true": RLPDConfig(compile=True)}  # N=10, M=2, UTD=8
+    variants = {"eager (default)": config(), "agent.compile=true": config(compile=True)}  # N=10, M=2, UTD=8
     cfg = variants["eager (default)"]
     fns = {k: our_agent(args.obs_dim, args.act_dim, c) for k, c in variants.items()}
     mm_sizes = [(cfg.batch_size, cfg.hidden_dims[0], cfg.hidden_dims[0]),
                 (cfg.batch_size * cfg.num_critics, cfg.hidden_dims[0], cfg.hidden_dims[0]), (1024, 1024, 1024)]
+    if dev.startswith("cuda"):
+        mm_sizes.append((8192, 8192, 8192))
     call_r, mm_r = {k: [] for k in fns}, []
     for _ in range(args.rounds):  # interleave with the matmul reference (shared-machine noise)
         for k, fn in fns.items():
-            call_r[k].append(_timed(fn, args.seconds / args.rounds, warmup=1))
-        mm_r.append(mm_throughput(mm_sizes, seconds=0.5))
+            call_r[k].append(_timed(fn, args.seconds / args.rounds, warmup=1, device=dev))
+        mm_r.append(mm_throughput(mm_sizes, seconds=0.5, device=dev))
     flops = rlpd_flops(args.obs_dim, args.act_dim, cfg)
     B, H = cfg.batch_size, cfg.hidden_dims[0]
     mm = {k: max(m[k] for m in mm_r) for k in mm_r[0]}
-    ref = mm[(B, H, H)]
+    ref_shape = max(mm, key=mm.get)  # the machine's measured peak among the shapes
+    ref = mm[ref_shape]
+    ref_name = "x".join(map(str, ref_shape))
     print(f"(b) RLPD default N={cfg.num_critics} M={cfg.critic_subset} UTD={cfg.utd_ratio} batch={B}; "
           f"matmul FLOPs per update() call: {flops / 1e9:.3f} GFLOP")
     for (m, k, n), g in mm.items():
@@ -185,9 +211,9 @@ def main(argv=None) -> int:
     for name, rates in call_r.items():
         calls = max(rates)
         achieved = calls * flops / 1e9
-        med = float(np.median(rates)) * flops / 1e9 / float(np.median([m[(B, H, H)] for m in mm_r]))
+        med = float(np.median(rates)) * flops / 1e9 / float(np.median([m[ref_shape] for m in mm_r]))
         print(f"(b) {name:20s} {calls * cfg.utd_ratio:6.1f} critic updates/s ({calls:.2f} update() calls/s = actor "
-              f"updates/s), {achieved:.1f} GFLOP/s = {100 * achieved / ref:.1f}% of the {B}x{H}x{H} mm "
+              f"updates/s), {achieved:.1f} GFLOP/s = {100 * achieved / ref:.1f}% of the {ref_name} mm "
               f"(median windows {100 * med:.1f}%)  (target >= 60%)")
     return 0
 

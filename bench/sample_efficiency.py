@@ -2,6 +2,7 @@
 
     python bench/sample_efficiency.py                 # state observations, 5,000 env steps
     python bench/sample_efficiency.py --images        # two 128x128 cameras, 20,000 env steps
+    python bench/sample_efficiency.py --images --device cuda   # the same, learner on a GPU
 
 Records ``--demos`` successful scripted demonstrations, then trains online with 50/50 demo
 sampling (RLPD) and prints the deterministic success rate over ``--eval-episodes`` episodes
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--discrete-gripper", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where the agent trains and acts: cpu or cuda[:N]")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--bc-weight", type=float, default=0.0)
     p.add_argument("--target-entropy", type=float, default=None, help="default -|A|/2")
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
                            bc_weight=args.bc_weight, target_entropy=args.target_entropy,
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
-                           discrete_gripper=args.discrete_gripper, seed=args.seed,
+                           discrete_gripper=args.discrete_gripper, seed=args.seed, device=args.device,
                            encoder=EncoderConfig(normalize_inputs=not args.no_input_norm))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
