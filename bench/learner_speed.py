@@ -199,7 +199,7 @@ def main(argv=None) -> int:
             call_r[k].append(_timed(fn, args.seconds / args.rounds, warmup=1, device=dev))
         mm_r.append(mm_throughput(mm_sizes, seconds=0.5, device=dev))
     flops = rlpd_flops(args.obs_dim, args.act_dim, cfg)
-    B, H = cfg.batch_size, cfg.hidden_dims[0]
+    B = cfg.batch_size
     mm = {k: max(m[k] for m in mm_r) for k in mm_r[0]}
     ref_shape = max(mm, key=mm.get)  # the machine's measured peak among the shapes
     ref = mm[ref_shape]
