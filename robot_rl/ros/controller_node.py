@@ -644,8 +644,10 @@ class ControllerNode(Node):
         real tick runs warm; docs/deployment.md has the latency figures."""
         t0 = time.perf_counter()
         self.poll_inputs()
+        if self._rehearsal is None:  # switched off: the input taking is all that is left
+            return
         snap, stamps, _, stamp = self.snapshot()
-        if snap is None or self._rehearsal is None:
+        if snap is None:
             return
         res = self._rehearsal.rehearse(snap, time.perf_counter(), stamps)
         if res.target is not None:
