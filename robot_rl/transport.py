@@ -25,11 +25,16 @@ Metadata: ``actor_id``, ``seq`` (message counter), ``first_step`` (actor-wide tr
 counter of row 0), ``keys`` (name -> dtype and shape), ``count``.
 
 Actor weights: ``RLPDAgent.actor_state_dict()`` flattened to ``<module>/<param>`` tensors,
-metadata ``version`` (the learner's publication counter) and ``updates``.
+metadata ``version`` (the learner's publication counter), ``updates`` and ``learner`` (a
+random id of the learner process: a restarted learner counts versions from its checkpoint, so
+an actor orders weights by version only within one learner id).
 
 Decoding never trusts the sender: size limit first, then magic, version, kind, lengths, CRC,
-JSON, safetensors, then key names, dtypes and shapes against what the receiver expects.
-Every failure raises ``TransportError`` whose ``reason`` is a short category for counting.
+JSON, safetensors, then key names, dtypes and shapes against what the receiver expects, then
+values: no NaN/inf, integers in range, actions inside the receiver's action bounds, rewards
+within ``MAX_ABS_REWARD`` (one finite 1e30 action or reward would still turn every weight
+NaN at the first update). Every failure raises ``TransportError`` whose ``reason`` is a short
+category for counting.
 """
 from __future__ import annotations
 
@@ -49,6 +54,9 @@ KINDS = {KIND_TRANSITIONS: "transitions", KIND_WEIGHTS: "weights"}
 _HEADER = struct.Struct("<4sHBBIIII")
 HEADER_SIZE = _HEADER.size  # 24
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_ABS_REWARD = 1e6  # far beyond any sane reward scale, far below float32 overflow in a TD loss
+ACTION_TOLERANCE = 1e-5  # float rounding of a tanh-squashed, rescaled action at its bounds
+INT64_MAX, INT32_MAX = 2**63 - 1, 2**31 - 1
 
 _STEP_FIELDS = {  # per-step arrays of a transition batch: name -> dtype
     "reward": np.float32, "terminated": np.bool_, "truncated": np.bool_, "intervened": np.bool_,
@@ -109,8 +117,9 @@ def unpack(data: bytes | bytearray | memoryview, max_bytes: int = DEFAULT_MAX_BY
         raise TransportError("crc_mismatch", "payload CRC32 does not match the header")
     try:
         meta = json.loads(meta_b)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TransportError("bad_metadata", f"metadata is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8/JSON, nested too deep, huge numbers
+        raise TransportError("bad_metadata", f"metadata is not readable JSON: "
+                                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(meta, dict):
         raise TransportError("bad_metadata", "metadata is not a JSON object")
     try:
@@ -194,19 +203,23 @@ def encode_transitions(steps: Sequence[StepRecord], actor_id: int, seq: int, fir
     return pack(KIND_TRANSITIONS, meta, t)
 
 
-def _int(meta: Mapping[str, Any], key: str) -> int:
-    v = meta.get(key)
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TransportError("bad_metadata", f"metadata {key!r} must be an integer, got {v!r}")
+def _int(meta: Mapping[str, Any], key: str, hi: int = INT64_MAX, default: Optional[int] = None) -> int:
+    """A metadata integer in ``[0, hi]`` (``default`` when absent, if one is given)."""
+    v = meta.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+        raise TransportError("bad_metadata", f"metadata {key!r} must be an integer in "
+                                             f"[0, {hi}], got {str(v)[:40]!r}")
     return v
 
 
 def decode_transitions(data: bytes, obs_spec: Mapping[str, Mapping[str, Any]], action_dim: int,
-                       max_bytes: int = DEFAULT_MAX_BYTES) -> TransitionBatch:
-    """Decode and validate a transition batch against the observation spec and action size."""
+                       max_bytes: int = DEFAULT_MAX_BYTES,
+                       action_bounds: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> TransitionBatch:
+    """Decode and validate a transition batch against the observation spec, the action size
+    and, if given, the action space's ``(low, high)``."""
     _, meta, t = unpack(data, max_bytes, KIND_TRANSITIONS)
-    actor_id, seq, first_step, count = (_int(meta, k) for k in
-                                        ("actor_id", "seq", "first_step", "count"))
+    actor_id = _int(meta, "actor_id", INT32_MAX)  # the replay stores it as int32
+    seq, first_step, count = (_int(meta, k) for k in ("seq", "first_step", "count"))
     if count < 1:
         raise TransportError("bad_shape", f"batch announces {count} transitions")
     first = t.get("first")
@@ -239,6 +252,18 @@ def decode_transitions(data: bytes, obs_spec: Mapping[str, Mapping[str, Any]], a
                                         for k, s in obs_spec.items() if s["dtype"] == "float32"]:
         if name in t and not np.all(np.isfinite(t[name])):
             raise TransportError("non_finite", f"{name!r} contains NaN or inf")
+    if np.any(np.abs(t["reward"]) > MAX_ABS_REWARD):
+        raise TransportError("out_of_range", f"reward {float(np.abs(t['reward']).max()):.3g} exceeds "
+                                             f"the limit of +-{MAX_ABS_REWARD:g}")
+    if action_bounds is not None:
+        low, high = (np.asarray(b, np.float32).reshape(-1) for b in action_bounds)
+        tol = ACTION_TOLERANCE * np.maximum(1.0, high - low)
+        outside = np.any((t["action"] < low - tol) | (t["action"] > high + tol), axis=1)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise TransportError("out_of_range", f"action of step {i} {t['action'][i].tolist()} lies "
+                                                 f"outside the action space {low.tolist()} .. "
+                                                 f"{high.tolist()}")
     firsts = {int(r): j for j, r in enumerate(first)}
     batch = TransitionBatch(actor_id, seq, first_step)
     for i in range(count):
@@ -306,10 +331,11 @@ def flatten_state(sd: Mapping[str, Any], prefix: str = "") -> Dict[str, np.ndarr
     return out
 
 
-def encode_weights(actor_state: Mapping[str, Any], version: int, updates: int = 0) -> bytes:
+def encode_weights(actor_state: Mapping[str, Any], version: int, updates: int = 0,
+                   learner: str = "") -> bytes:
     """``RLPDAgent.actor_state_dict()`` -> message bytes."""
     t = flatten_state(actor_state)
-    meta = {"version": int(version), "updates": int(updates),
+    meta = {"version": int(version), "updates": int(updates), "learner": str(learner),
             "keys": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in t.items()}}
     return pack(KIND_WEIGHTS, meta, t)
 
@@ -317,11 +343,17 @@ def encode_weights(actor_state: Mapping[str, Any], version: int, updates: int = 
 def decode_weights(data: bytes, reference: Mapping[str, Any],
                    max_bytes: int = DEFAULT_MAX_BYTES) -> Tuple[Dict[str, Any], int, Dict[str, Any]]:
     """Decode weights and check every name, dtype and shape against ``reference`` (this agent's
-    ``actor_state_dict()``). Returns ``(state_dict of torch tensors, version, metadata)``."""
+    ``actor_state_dict()``). Returns ``(state_dict of torch tensors, version, metadata)``, where
+    ``metadata["updates"]`` is a checked integer and ``metadata["learner"]`` a string."""
     import torch
 
     _, meta, t = unpack(data, max_bytes, KIND_WEIGHTS)
     version = _int(meta, "version")
+    meta["updates"] = _int(meta, "updates", default=0)
+    meta.setdefault("learner", "")
+    if not isinstance(meta["learner"], str) or len(meta["learner"]) > 64:
+        raise TransportError("bad_metadata", f"metadata 'learner' must be a string of at most 64 "
+                                             f"characters, got {str(meta['learner'])[:40]!r}")
     ref = flatten_state(reference)
     unknown, missing = sorted(set(t) - set(ref)), sorted(set(ref) - set(t))
     if unknown or missing:

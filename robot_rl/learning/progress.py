@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import time
 from typing import Any, Dict, Mapping, Optional
 
@@ -33,19 +34,27 @@ class Progress:
         self.updates_per_s = 0.0
         self.env_steps_per_s = 0.0
 
-    def episode(self, ev: Mapping[str, Any], step: int) -> None:
+    def episode(self, ev: Mapping[str, Any], step: int) -> bool:
+        """Count an episode-end event; False for other events. ``ValueError`` (counting nothing)
+        if its ``return``, ``length`` or ``intervention_rate`` is not a finite number."""
         if ev.get("event") not in ("success", "failure", "timeout"):
-            return
-        self.episodes += 1
+            return False
         ok = float(ev["event"] == "success")
-        self.window.append((ok, float(ev.get("intervention_rate", 0.0)), int(ev.get("length", 0)),
-                            float(ev.get("return", 0.0))))
+        fields = {}
+        for name, default in (("return", 0.0), ("length", 0), ("intervention_rate", 0.0)):
+            v = ev.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"episode event field {name!r} must be a finite number, got {str(v)[:40]!r}")
+            fields[name] = v
+        ret, length, rate = float(fields["return"]), int(fields["length"]), float(fields["intervention_rate"])
+        self.episodes += 1
+        self.window.append((ok, rate, length, ret))
         if self.writer is not None:
-            self.writer.add_scalar("episode/return", float(ev.get("return", 0.0)), step)
-            self.writer.add_scalar("episode/length", int(ev.get("length", 0)), step)
+            self.writer.add_scalar("episode/return", ret, step)
+            self.writer.add_scalar("episode/length", length, step)
             self.writer.add_scalar("episode/success", ok, step)
-            self.writer.add_scalar("episode/intervention_rate",
-                                   float(ev.get("intervention_rate", 0.0)), step)
+            self.writer.add_scalar("episode/intervention_rate", rate, step)
+        return True
 
     def rates(self) -> Dict[str, float]:
         if not self.window:

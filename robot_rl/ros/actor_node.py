@@ -5,12 +5,14 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
 
 * ``/rl/actor_weights`` in (transient_local): decoded and checked in the callback, applied by
   the acting thread before its next action (never blocks acting). Without a learner the actor
-  keeps acting with the last weights it got.
+  keeps acting with the last weights it got. Newer versions replace older ones; weights from a
+  new learner process (a restart, which counts versions from its checkpoint) are always taken.
 * ``/rl/transitions`` out: a batch every ``actor.send_every`` steps and at every episode end.
 * ``/intervention/action`` in (sensor_msgs/Joy): ``axes[:action_dim]`` in the policy's action
   frame [-1, 1], ``buttons[0] == 1`` while the human holds the dead-man button. It replaces the
   policy action if the newest message has the button pressed and arrived within two control
-  periods; such steps are flagged ``intervened``. With ``hil.device: sim_human`` the actor
+  periods; such steps are flagged ``intervened``. A message with NaN/inf axes is ignored and
+  counted (``rejections.intervention_non_finite``). With ``hil.device: sim_human`` the actor
   first waits (at most one control period) for the simulated human's answer to the current
   observation (a Joy stamped with its time), and counts answers on time and late.
 * ``/episode/event`` out (std_msgs/String JSON): ``{"actor_id", "episode", "event", "return",
@@ -65,7 +67,9 @@ class ActorNode(Node):
         self.weights_version = 0
         self.weights_received = 0
         self.rejected: dict[str, int] = {}
-        self._pending: Optional[tuple] = None
+        self._pending: Optional[tuple] = None  # (state dict, version, learner id)
+        self._learner_id: Optional[str] = None  # of the newest weights received
+        self._applied_learner: Optional[str] = None  # of the weights acting now
         self._lock = threading.Lock()
         self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes, stamp)
         self._joy_changed = threading.Condition()
@@ -104,11 +108,20 @@ class ActorNode(Node):
             self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
             self.get_logger().warning(f"rejected actor weights: {exc}", throttle_duration_sec=1.0)
             return
+        learner = meta["learner"]
         with self._lock:
-            if self._pending is None or version > self._pending[1]:
-                self._pending = (sd, version)
+            # Versions order weights within one learner process; a restarted learner (new id)
+            # counts from its checkpoint and must not be ignored for being "older".
+            if self._pending is None or learner != self._pending[2] or version > self._pending[1]:
+                self._pending = (sd, version, learner)
         self.weights_received += 1
-        updates = int(meta.get("updates", 0))
+        if learner != self._learner_id:
+            if self._learner_id is not None:
+                self.get_logger().info(f"weights from a new learner process ({learner}, v{version}); "
+                                       f"following it")
+            self._learner_id = learner
+            self._lead_offset = self._learner_updates = None  # its update count starts anew
+        updates = meta["updates"]
         if updates > 0:
             if self._lead_offset is None:  # the learner's start-up lag (demos, min_online)
                 self._lead_offset = self.sent_steps - updates
@@ -116,10 +129,11 @@ class ActorNode(Node):
 
     def _wait_for_learner(self) -> None:
         """Pace the robot to the learner (actor.max_lead); never wait on a silent learner."""
-        if self.ac.max_lead <= 0 or self._learner_updates is None:
-            return
-        while not self._stop.is_set():
-            lead = self.sent_steps - self._learner_updates - self._lead_offset
+        while self.ac.max_lead > 0 and not self._stop.is_set():
+            updates, offset = self._learner_updates, self._lead_offset  # reset by a new learner
+            if updates is None or offset is None:
+                return
+            lead = self.sent_steps - updates - offset
             if (lead <= self.ac.max_lead
                     or time.monotonic() - self._learner_seen > self.ac.learner_timeout):
                 return
@@ -127,8 +141,14 @@ class ActorNode(Node):
 
     def _on_joy(self, msg: Joy) -> None:
         pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
+        axes = np.asarray(msg.axes, np.float32)
+        if not np.all(np.isfinite(axes)):  # clipping keeps NaN: the robot must never get it
+            self.rejected["intervention_non_finite"] = self.rejected.get("intervention_non_finite", 0) + 1
+            self.get_logger().warning(f"ignored an intervention command with NaN/inf axes "
+                                      f"{axes.tolist()}", throttle_duration_sec=1.0)
+            return
         with self._joy_changed:
-            self._joy = (time.monotonic(), pressed, np.asarray(msg.axes, np.float32),
+            self._joy = (time.monotonic(), pressed, axes,
                          msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
             self._joy_changed.notify_all()
 
@@ -150,7 +170,8 @@ class ActorNode(Node):
 
     def _report(self) -> None:
         st = {"actor_id": self.ac.actor_id, "state": self.state,
-              "weights_version": self.weights_version, "weights_received": self.weights_received,
+              "weights_version": self.weights_version, "weights_learner": self._applied_learner,
+              "weights_received": self.weights_received,
               "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
               "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
               "steps_since_intervention": self.sm.steps_since_intervention,
@@ -165,9 +186,9 @@ class ActorNode(Node):
     def _apply_weights(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        if pending is not None and pending[1] > self.weights_version:
+        if pending is not None and (pending[1] > self.weights_version or pending[2] != self._applied_learner):
             self.agent.load_actor_state_dict(pending[0])
-            self.weights_version = pending[1]
+            self.weights_version, self._applied_learner = pending[1], pending[2]
 
     def _choose(self, obs, obs_stamp: float) -> tuple[np.ndarray, bool]:
         self._await_human(obs_stamp)

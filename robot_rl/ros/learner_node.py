@@ -7,7 +7,8 @@ Topics (names and QoS below):
   (human-intervened steps to the demo buffer too, HIL-SERL).
 * ``/rl/actor_weights`` (UInt8MultiArray, transport weights) out, reliable + transient_local
   depth 1 so a late actor gets the newest weights; published at start and every
-  ``learner.publish_every`` updates.
+  ``learner.publish_every`` updates, tagged with this process's random learner id (a resumed
+  learner counts versions from its checkpoint, possibly below what actors already hold).
 * ``/episode/event`` (std_msgs/String JSON) in: success / intervention statistics.
 * ``/rl/learner_status`` (std_msgs/String JSON) out every ``learner.log_every`` s: counters,
   real UTD, updates/s, buffer sizes, rejected messages by reason, weight lag.
@@ -33,6 +34,7 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -104,6 +106,7 @@ class LearnerNode(Node):
         self.run_dir = lc.run_dir
         self.replay_dir = os.path.join(lc.run_dir, "replay")
         self.ckpt_dir = os.path.join(lc.run_dir, "checkpoint")
+        # A replay dir with chunks but no manifest is refused by the replay writer below.
         has_replay = os.path.isfile(os.path.join(self.replay_dir, "manifest.json"))
         if not self.resume and (has_replay or checkpoint_exists(self.ckpt_dir)):
             raise ConfigError(f"learner.run_dir {lc.run_dir!r} already holds a run; pass --resume "
@@ -135,6 +138,15 @@ class LearnerNode(Node):
             if "online_rng" in extra:
                 self.online.load_state_dict({"rng": extra["online_rng"]})
                 self.demo.load_state_dict({"rng": extra["demo_rng"]})
+        elif self.resume and has_replay:
+            self.get_logger().warning(
+                f"--resume: {self.ckpt_dir} holds no checkpoint (the run stopped before its first "
+                f"one?): the {len(self.online)} stored transitions are kept, the agent starts fresh")
+        if len(self.online) < int(extra.get("online_count", 0)):
+            self.get_logger().error(
+                f"the online buffer on disk holds {len(self.online)} transitions, fewer than the "
+                f"{extra['online_count']} of the last checkpoint: replay chunks in "
+                f"{self.replay_dir} were removed or lost")
         if self.resume:
             self.resumed_digest = buffer_digest(self.online)
             saved = extra.get("online_digest", "")
@@ -159,6 +171,9 @@ class LearnerNode(Node):
         self._closed = False
         self.progress = Progress(os.path.join(lc.run_dir, "tb") if lc.tensorboard else None)
         self._train_time = 0.0
+        self.train_error: Optional[BaseException] = None
+        self.learner_id = uuid.uuid4().hex[:16]
+        self.action_bounds = (self.action_space.low, self.action_space.high)
 
         self.pub_weights = self.create_publisher(UInt8MultiArray, ACTOR_WEIGHTS, WEIGHTS_QOS)
         self.pub_status = self.create_publisher(String, LEARNER_STATUS, STATUS_QOS)
@@ -175,18 +190,25 @@ class LearnerNode(Node):
             f"from {lc.demos or '-'}, online {len(self.online)}, demo buffer {len(self.demo)}, "
             f"updates {self.updates}, weights v{self.version}"
             + (f", buffer digest {self.resumed_digest}" if self.resume else ""))
+        mem = self.online.memory_report()
+        self.get_logger().info(
+            f"replay memory: {mem['bytes_per_transition'] / 1024:.1f} KiB per transition, "
+            f"{mem['total_bytes'] / 2**30:.2f} GiB for the online capacity of {lc.capacity} "
+            f"(+ {self.demo.memory_report()['total_bytes'] / 2**30:.2f} GiB demo buffer), "
+            f"allocated as data arrives")
 
     # -- inputs (executor thread) ----------------------------------------------------------------
-    def _reject(self, reason: str, text: str) -> None:
+    def _reject(self, reason: str, text: str, what: str = "transition message") -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self.get_logger().warning(f"rejected a transition message ({text}); "
+        self.get_logger().warning(f"rejected a {what} ({text}); "
                                   f"{sum(self.rejected.values())} rejected so far",
                                   throttle_duration_sec=1.0)
 
     def _on_transitions(self, msg: UInt8MultiArray) -> None:
         try:
             batch = transport.decode_transitions(transport.from_msg(msg), self.obs_spec,
-                                                 self.adim, self.lc.max_message_bytes)
+                                                 self.adim, self.lc.max_message_bytes,
+                                                 self.action_bounds)
         except transport.TransportError as exc:
             self._reject(exc.reason, str(exc))
             return
@@ -197,11 +219,10 @@ class LearnerNode(Node):
     def _on_event(self, msg: String) -> None:
         try:
             ev = json.loads(msg.data)
-        except json.JSONDecodeError:
-            return
-        if isinstance(ev, dict) and ev.get("event") in ("success", "failure", "timeout"):
-            self.episode_events += 1
-            self.progress.episode(ev, self.env_steps)
+            if isinstance(ev, dict) and self.progress.episode(ev, self.env_steps):
+                self.episode_events += 1
+        except (ValueError, TypeError, RecursionError) as exc:
+            self._reject("bad_event", f"episode event {msg.data[:80]!r}: {exc}", "episode event")
 
     # -- training (own thread) -------------------------------------------------------------------
     def _add(self, transitions: List[transport.Transition]) -> None:
@@ -258,12 +279,15 @@ class LearnerNode(Node):
                 except queue.Empty:
                     pass
         except Exception as exc:  # surface instead of a silently dead thread
-            self.get_logger().fatal(f"training thread stopped: {exc!r}")
+            self.train_error = exc
+            self.get_logger().fatal(f"training thread stopped: {exc!r}; the learner exits "
+                                    f"(everything received is saved)")
             raise
 
     def _publish_weights(self) -> None:
         self.version += 1
-        data = transport.encode_weights(self.agent.actor_state_dict(), self.version, self.updates)
+        data = transport.encode_weights(self.agent.actor_state_dict(), self.version, self.updates,
+                                        self.learner_id)
         try:
             self.pub_weights.publish(transport.to_msg(data))
         except Exception as exc:  # context shut down under us
@@ -299,9 +323,13 @@ class LearnerNode(Node):
                 "weight_lag": self.lag_sum / self.lag_n if self.lag_n else 0.0,
                 "episodes": self.progress.episodes, **self.progress.rates(),
                 "resumed": self.resume, "resumed_digest": self.resumed_digest,
-                "training": self.steps_at_start >= 0}
+                "training": self.steps_at_start >= 0 and self.train_error is None,
+                "learner_id": self.learner_id}
 
     def _report(self) -> None:
+        if self.train_error is not None:  # out of spin: the process exits, close() saves
+            raise RuntimeError(f"learner training thread stopped: {self.train_error!r}") \
+                from self.train_error
         self.progress.tick(self.updates, self.env_steps)
         st = self.status()
         scalars = {f"train/{k}": v for k, v in self.last_metrics.items()}
@@ -326,6 +354,12 @@ class LearnerNode(Node):
         self._closed = True
         self._stop.set()
         self._thread.join(timeout=30.0)
+        if not self._thread.is_alive():  # what arrived during the last update is kept too
+            try:
+                while True:
+                    self._add(self._queue.get_nowait())
+            except queue.Empty:
+                pass
         self.save(digest=True)
         self.online.close()
         self.progress.close()

@@ -178,3 +178,54 @@ def test_weights_round_trip_and_rejections():
         T.decode_transitions(data, SPEC, 4)
     with pytest.raises(T.TransportError, match="oversize"):
         T.decode_weights(data, dst.actor_state_dict(), max_bytes=100)
+
+
+def test_values_that_would_poison_training_are_rejected():
+    """Finite but absurd values pass a NaN check yet turn every weight NaN at the first update
+    (a 1e30 action, a 3e38 reward); out-of-range ids overflow the replay's int32 column."""
+    _, _, t = T.unpack(_good())
+    bounds = (-np.ones(4, np.float32), np.ones(4, np.float32))
+    T.decode_transitions(_good(), SPEC, 4, action_bounds=bounds)  # in range: accepted
+    huge_action = {**t, "action": np.full((2, 4), 1e30, np.float32)}
+    edge_action = {**t, "action": np.full((2, 4), 1.0 + 1e-7, np.float32)}  # float rounding
+    T.decode_transitions(_packed(edge_action), SPEC, 4, action_bounds=bounds)
+    cases = [
+        ("out_of_range", _packed(huge_action), "outside the action space"),
+        ("out_of_range", _packed({**t, "reward": np.array([3e38, 0], np.float32)}), "reward"),
+        ("bad_metadata", _packed(t, {"actor_id": 2**31, "seq": 0, "first_step": 0, "count": 2}),
+         "actor_id"),
+        ("bad_metadata", _packed(t, {"actor_id": -1, "seq": 0, "first_step": 0, "count": 2}),
+         "actor_id"),
+        ("bad_metadata", _packed(t, {"actor_id": 0, "seq": True, "first_step": 0, "count": 2}), "seq"),
+    ]
+    for reason, data, text in cases:
+        with pytest.raises(T.TransportError, match=text) as err:
+            T.decode_transitions(data, SPEC, 4, action_bounds=bounds)
+        assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("meta_json", [b"[" * 100_000 + b"]" * 100_000,  # RecursionError
+                                       b'{"actor_id": ' + b"9" * 5000 + b"}",  # int digit limit
+                                       b"\xff\xfe"])  # not UTF-8
+def test_unreadable_metadata_is_a_transport_error(meta_json):
+    body = meta_json + b""
+    head = struct.pack("<4sHBBIIII", T.MAGIC, T.FORMAT_VERSION, T.KIND_TRANSITIONS, 0,
+                       len(meta_json), 0, zlib.crc32(b"", zlib.crc32(meta_json)), 0)
+    with pytest.raises(T.TransportError) as err:
+        T.decode_transitions(head + body, SPEC, 4)
+    assert err.value.reason == "bad_metadata"
+
+
+def test_weights_metadata_is_checked():
+    ref = _agent().actor_state_dict()
+    data = T.encode_weights(ref, version=3, updates=40, learner="abc123")
+    _, version, meta = T.decode_weights(data, ref)
+    assert (version, meta["updates"], meta["learner"]) == (3, 40, "abc123")
+    _, _, t = T.unpack(data)
+    for bad in ({"version": 1, "updates": "x"}, {"version": 1, "updates": -5},
+                {"version": 1, "learner": 7}, {"version": 2**63}):
+        with pytest.raises(T.TransportError) as err:
+            T.decode_weights(T.pack(T.KIND_WEIGHTS, bad, t), ref)
+        assert err.value.reason == "bad_metadata"
+    _, _, meta = T.decode_weights(T.pack(T.KIND_WEIGHTS, {"version": 1}, t), ref)  # older sender
+    assert meta["updates"] == 0 and meta["learner"] == ""

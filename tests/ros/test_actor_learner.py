@@ -127,9 +127,13 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
         doc = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
         saved = doc["tree"]["extra"]
         assert saved["online_count"] > 0 and saved["updates"] > 0
-        learn = NodeGraph([NodeSpec("learner", "learner", "robot_rl.ros.learner_node",
-                                    {"config_file": str(path), "learner.resume": True})],
-                          log_dir=tmp_path / "logs").start()
+        def resumed_learner(**params):
+            return NodeGraph([NodeSpec("learner", "learner", "robot_rl.ros.learner_node",
+                                       {"config_file": str(path), "learner.resume": True, **params})],
+                             log_dir=tmp_path / "logs").start()
+
+        # no checkpoint after this one: a crash later resumes from the versions saved above
+        learn = resumed_learner(**{"learner.checkpoint_every": 10**6})
         probe.latest.pop(LEARNER_STATUS, None)
         st = probe.wait(LEARNER_STATUS, lambda s: s["resumed"], 60, "resumed learner", learn,
                         logs)
@@ -140,6 +144,23 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
         st = probe.wait(LEARNER_STATUS, lambda s: s["updates"] > saved["updates"] + 5, 60,
                         "training after resume", learn, logs)
         assert st["online"] > saved["online_count"]
+
+        # killed between checkpoints, the next learner counts versions from the older checkpoint,
+        # below what the actor holds: the actor follows the new learner process anyway
+        first_id = st["learner_id"]
+        act = probe.wait(ACTOR_STATUS, lambda s: s["weights_learner"] == first_id
+                         and s["weights_version"] >= saved["version"] + 3, 60,
+                         "actor on the resumed learner's weights", robot, logs)
+        learn.processes["learner"].kill()
+        learn.stop()
+        learn = resumed_learner(**{"learner.publish_every": 10**6})  # publishes only at start
+        probe.latest.pop(LEARNER_STATUS, None)
+        st = probe.wait(LEARNER_STATUS, lambda s: s["resumed"], 60, "learner after a crash", learn,
+                        logs)
+        assert st["learner_id"] != first_id and st["weights_version"] == saved["version"] + 1
+        probe.wait(ACTOR_STATUS, lambda s: s["weights_learner"] == st["learner_id"]
+                   and s["weights_version"] == saved["version"] + 1 < act["weights_version"],
+                   30, "actor taking the restarted learner's lower version", robot, logs)
     finally:
         probe.close()
         learn.stop()

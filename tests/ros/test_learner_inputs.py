@@ -1,0 +1,70 @@
+"""The learner node's input handling, in process (real rclpy node, not spun): what arrives is
+checked, counted when refused, and kept on disk at shutdown."""
+import json
+
+import numpy as np
+import pytest
+import rclpy
+from std_msgs.msg import String
+
+from robot_rl import transport
+from robot_rl.config import load_config, save_config
+from robot_rl.learning.replay import ReplayBuffer
+
+SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
+         "agent.hidden_dims": [32, 32], "agent.num_critics": 2, "agent.batch_size": 8,
+         "learner.min_online": 10**6, "learner.tensorboard": False, "learner.flush_every": 1000}
+
+
+@pytest.fixture
+def learner(tmp_path):
+    from robot_rl.ros.learner_node import LearnerNode
+
+    cfg = load_config(None, {**SMALL, "learner.run_dir": str(tmp_path / "run")})
+    save_config(cfg, tmp_path / "config.yaml")
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={tmp_path / 'config.yaml'}"])
+    node = LearnerNode()
+    yield node
+    node.close()
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _steps(n, action=0.5):
+    return [transport.StepRecord(
+        action=np.full(4, action, np.float32), reward=0.0, terminated=False, truncated=k == n - 1,
+        next_obs={"state": np.full(8, k + 1, np.float32), "object": np.zeros(6, np.float32)},
+        step=k, obs={"state": np.zeros(8, np.float32), "object": np.zeros(6, np.float32)} if k == 0 else None)
+        for k in range(n)]
+
+
+def _msg(node, steps, first_step=0):
+    return transport.to_msg(transport.encode_transitions(steps, 0, 0, first_step, node.obs_spec))
+
+
+def test_refused_inputs_are_counted_by_reason(learner):
+    learner._on_transitions(_msg(learner, _steps(2, action=5.0)))  # outside the [-1, 1] box
+    for data in ('{"event": "success", "length": "abc"}', '{"event": "timeout", "return": NaN}',
+                 "[" * 100_000):
+        learner._on_event(String(data=data))
+    learner._on_event(String(data=json.dumps({"event": "success", "return": 1.0, "length": 3})))
+    assert learner.rejected == {"out_of_range": 1, "bad_event": 3}
+    assert learner.episode_events == 1 and learner._queue.empty()
+
+
+def test_transitions_received_during_the_last_update_are_saved_at_shutdown(learner, tmp_path):
+    learner._stop.set()  # the training thread ends; what arrives now is only queued
+    learner._thread.join(timeout=10)
+    learner._on_transitions(_msg(learner, _steps(5)))
+    assert learner._queue.qsize() == 1
+    learner.close()
+    stored = ReplayBuffer.load(str(tmp_path / "run" / "replay"), resume=False, verbose=False)
+    assert len(stored) == 5
+    assert stored.get([4])["next_obs"]["state"][0, 0].item() == 5.0
+
+
+def test_a_dead_training_thread_stops_the_node(learner):
+    learner.train_error = RuntimeError("disk full")
+    assert not learner.status()["training"]
+    with pytest.raises(RuntimeError, match="disk full"):
+        learner._report()
