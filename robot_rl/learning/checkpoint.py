@@ -13,6 +13,11 @@ survive a round trip exactly (optimizer state, RNG states, counters). Saving wri
 (``<path>.old`` is used if the crash hit between the two renames). Loading checks the format,
 the version, the tensor file's SHA-256 and every tensor reference and raises ``CheckpointError``
 naming the file and the problem.
+
+``save_agent`` also stores ``"spaces"``: the agent's observation spec ``{key: {"shape", "dtype"}}``
+(as in the replay manifest) and its action ``shape``/``low``/``high``. ``load_agent`` refuses an
+agent whose spaces differ, because weights can fit another camera size or action range and then
+load silently into the wrong task. Checkpoints from builds before this record load unchecked.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import hashlib
 import json
 import os
 import shutil
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
@@ -162,21 +167,38 @@ def _config_diff(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: s
     return diff
 
 
+def _agent_spaces(agent) -> Dict[str, Any]:
+    """What the agent was built for, in JSON terms (see the module docstring)."""
+    from robot_rl.transport import obs_spec_of
+
+    act = agent.action_space
+    return {"observation": obs_spec_of(agent.observation_space),
+            "action": {"shape": list(act.shape),
+                       "low": np.asarray(act.low, np.float64).tolist(),
+                       "high": np.asarray(act.high, np.float64).tolist()}}
+
+
 def save_agent(path: str, agent, extra: Optional[Mapping[str, Any]] = None) -> None:
     """Full agent state (weights, targets, optimizers, temperature, counters, RNG) plus
-    ``extra`` (learner counters, buffer RNG...) and the global torch RNG."""
+    ``extra`` (learner counters, buffer RNG...), the global torch RNG and the agent's spaces."""
     save_checkpoint(path, {"agent": agent.state_dict(), "extra": dict(extra or {}),
-                           "torch_rng": torch.get_rng_state()})
+                           "torch_rng": torch.get_rng_state(), "spaces": _agent_spaces(agent)})
 
 
 def load_agent(path: str, agent) -> Dict[str, Any]:
     """Restore ``agent`` from ``path``; returns ``extra``. Raises ``CheckpointError`` if the
-    checkpoint is corrupt or was written for a different architecture."""
+    checkpoint is corrupt or was written for a different architecture or other spaces."""
     from dataclasses import asdict
 
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "agent" not in state:
         raise CheckpointError(f"checkpoint {path!r} holds no agent state")
+    saved_spaces = state.get("spaces")
+    if isinstance(saved_spaces, Mapping):  # absent in checkpoints from older builds
+        diff = _config_diff(saved_spaces, _agent_spaces(agent))
+        if diff:
+            raise CheckpointError(f"checkpoint {path!r} was saved for other observation/action "
+                                  f"spaces than this agent has: {'; '.join(diff)}")
     sd = state["agent"]
     try:
         agent.load_state_dict(sd)

@@ -25,8 +25,11 @@ def record(cfg: Config, out: str, episodes: int, env=None, seed: int = 0, noise:
     """Write ``episodes`` successful expert episodes to ``out``; returns a summary."""
     from robot_rl.learning.replay import ReplayBuffer
 
-    if os.path.isfile(os.path.join(out, "manifest.json")):
-        raise FileExistsError(f"{out!r} already holds a replay directory; choose a new --out")
+    if episodes <= 0:  # would write nothing and "succeed"; the learner would fail much later
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if os.path.isdir(out) and os.listdir(out):  # a replay dir, or chunks that lost their manifest
+        raise FileExistsError(f"{out!r} is not empty; demonstrations go to a new directory, "
+                              f"choose another --out")
     own_env = env is None
     if env is None:
         from robot_rl.envs.pick_cube import PickCubeEnv
@@ -92,6 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--noise", type=float, default=0.05, help="expert action noise (diversity)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.episodes <= 0:  # would write no demonstrations yet exit 0
+        p.error(f"--episodes must be >= 1, got {args.episodes}")
     try:
         cfg = load_config(args.config or None, parse_sets(args.set))
         env = None

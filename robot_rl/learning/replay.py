@@ -36,6 +36,17 @@ On-disk format (pickle-free, also the demo file format) -- a directory:
   ``terminated``/``truncated``/``intervened`` (bool), ``actor_id`` (int32).
   Chunks are written to a temp file, fsynced and atomically renamed, so a
   crash loses at most the transitions not yet flushed.
+* Each chunk's safetensors metadata holds ``crc32``: zlib.crc32 (8 hex digits)
+  over the bytes of every tensor, in sorted tensor-name order. It is verified
+  on read, so a bit flip or a partial overwrite is reported instead of trained
+  on. Chunks written before the checksum existed have no ``crc32`` entry; they
+  are still read, unverified.
+
+Validation: ``add`` rejects non-finite actions, rewards and float observations
+and images that are not uint8; reading chunks rejects the same, so a demo file
+written by another tool cannot smuggle NaN/inf into training. A directory with
+chunk files but no ``manifest.json`` is refused (its data could be neither
+checked nor resumed; appending to it would mix it with new data).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -58,10 +70,35 @@ __all__ = ["ReplayBuffer", "DemoOnlineBuffers", "ChunkWriter", "read_manifest", 
 FORMAT_NAME = "robot_rl.replay"
 FORMAT_VERSION = 1
 _CHUNK_RE = re.compile(r"^chunk_(\d{8})\.safetensors$")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _chunk_name(i: int) -> str:
     return f"chunk_{i:08d}.safetensors"
+
+
+def _chunk_crc32(tensors: Mapping[str, np.ndarray]) -> str:
+    """CRC32 of a chunk's tensors; sorted names so writer and reader agree on the order."""
+    crc = 0
+    for name in sorted(tensors):
+        crc = zlib.crc32(np.ascontiguousarray(tensors[name]), crc)
+    return f"{crc:08x}"
+
+
+def _first_nonfinite_row(a: np.ndarray) -> Optional[int]:
+    if a.size == 0:
+        return None
+    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _as_float32(x: Any) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype == np.float32:  # the usual case, called per step: skip the errstate cost
+        return a
+    # Values beyond float32's range become inf here, which the caller rejects as non-finite.
+    with np.errstate(over="ignore"):
+        return a.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- #
@@ -101,15 +138,25 @@ def _list_chunks(path: str) -> List[Tuple[int, str]]:
 
 def iter_chunks(path: str, manifest: Dict[str, Any]):
     """Yield chunk dicts of numpy arrays, validated against the manifest."""
-    from safetensors.numpy import load_file
+    from safetensors import safe_open
 
     obs_spec = manifest["observation"]
     adim = int(manifest["action_dim"])
     for _, fname in _list_chunks(path):
         try:
-            c = load_file(fname)
+            with safe_open(fname, framework="numpy") as f:
+                meta = f.metadata() or {}
+                c = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:
             raise ValueError(f"corrupt replay chunk {fname!r}: {e}") from e
+        stored = meta.get("crc32")
+        if stored is not None:  # absent in chunks from builds before the checksum: read unverified
+            actual = _chunk_crc32(c)
+            if stored != actual:
+                raise ValueError(
+                    f"corrupt replay chunk {fname!r}: checksum mismatch (metadata says crc32 {stored}, "
+                    f"the data has {actual}); the file was damaged or modified after it was written"
+                )
         need = ["frame_id", "obs_frame", "next_frame", "action", "reward", "terminated", "truncated", "actor_id", "intervened"]
         need += [f"obs.{k}" for k in obs_spec]
         missing = [k for k in need if k not in c]
@@ -127,6 +174,14 @@ def iter_chunks(path: str, manifest: Dict[str, Any]):
         for k in ("next_frame", "reward", "terminated", "truncated", "actor_id", "intervened"):
             if c[k].shape != (nt,):
                 raise ValueError(f"corrupt replay chunk {fname!r}: {k} shape {c[k].shape}, expected ({nt},)")
+        floats = ["action", "reward"] + [f"obs.{k}" for k, spec in obs_spec.items() if spec["dtype"] == "float32"]
+        for k in floats:
+            row = _first_nonfinite_row(c[k])
+            if row is not None:
+                raise ValueError(
+                    f"replay chunk {fname!r}: tensor {k!r} has NaN or inf in row {row}, expected finite values "
+                    f"(training on it would poison the networks)"
+                )
         yield fname, c
 
 
@@ -141,10 +196,19 @@ class ChunkWriter:
         self.action_dim = action_dim
         self.flush_every = int(flush_every)
         os.makedirs(path, exist_ok=True)
+        mpath = os.path.join(path, "manifest.json")
+        orphans = [n for n in os.listdir(path) if _CHUNK_RE.match(n)]
+        if orphans and not os.path.isfile(mpath):
+            # A fresh manifest would adopt chunks of unknown spec, and new chunks would be
+            # numbered after (and later read together with) that unchecked old data.
+            raise ValueError(
+                f"replay directory {path!r} holds {len(orphans)} chunk file(s) but no manifest.json, so "
+                f"the data can be neither checked nor resumed; restore its manifest.json or move the "
+                f"chunk files elsewhere"
+            )
         for name in os.listdir(path):  # leftovers of a crash mid-write
             if name.endswith(".tmp"):
                 os.remove(os.path.join(path, name))
-        mpath = os.path.join(path, "manifest.json")
         manifest = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -196,7 +260,7 @@ class ChunkWriter:
         t = self._tr
         t["obs_frame"].append(ofid)
         t["next_frame"].append(nfid)
-        t["action"].append(np.asarray(action, np.float32))
+        t["action"].append(np.array(action, np.float32))  # a copy: the caller may reuse its array
         t["reward"].append(float(reward))
         t["terminated"].append(bool(terminated))
         t["truncated"].append(bool(truncated))
@@ -228,7 +292,8 @@ class ChunkWriter:
         }
         for k, spec in self.obs_spec.items():
             tensors[f"obs.{k}"] = np.ascontiguousarray(np.stack(self._frames[k]).astype(spec["dtype"]))
-        data = save(tensors, metadata={"format": FORMAT_NAME, "version": str(FORMAT_VERSION)})
+        meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "crc32": _chunk_crc32(tensors)}
+        data = save(tensors, metadata=meta)
         atomic_write_bytes(os.path.join(self.path, _chunk_name(self.next_chunk)), data)
         self.next_chunk += 1
         self._reset_pending()
@@ -318,15 +383,31 @@ class ReplayBuffer:
         }
 
     # -- adding ------------------------------------------------------------- #
-    def _check_obs(self, obs: Mapping[str, Any], what: str) -> None:
+    def _checked_obs(self, obs: Mapping[str, Any], what: str) -> Dict[str, np.ndarray]:
+        """``obs`` as arrays of the stored dtypes; ValueError for anything that would be stored wrong."""
         if not isinstance(obs, Mapping):
             raise ValueError(f"{self.name}.add: {what} must be a dict with keys {sorted(self.obs_spec)}, got {type(obs).__name__}")
+        out = {}
         for k, s in self.obs_spec.items():
             if k not in obs:
                 raise ValueError(f"{self.name}.add: {what} is missing key {k!r}; expected keys {sorted(self.obs_spec)}")
-            shp = np.shape(obs[k])
-            if tuple(shp) != tuple(s["shape"]):
-                raise ValueError(f"{self.name}.add: {what}[{k!r}] has shape {tuple(shp)}, expected {tuple(s['shape'])}")
+            a = np.asarray(obs[k])
+            if a.shape != tuple(s["shape"]):
+                raise ValueError(f"{self.name}.add: {what}[{k!r}] has shape {a.shape}, expected {tuple(s['shape'])}")
+            if s["dtype"] == "uint8":
+                # Casting would be silently wrong: a [0, 1] float image becomes all zeros, 300 wraps to 44.
+                if a.dtype != np.uint8:
+                    raise ValueError(f"{self.name}.add: image {what}[{k!r}] has dtype {a.dtype}, expected uint8 (0..255)")
+            else:
+                if a.dtype.kind not in "fiu":  # bool/complex/object/str are not measurements
+                    raise ValueError(f"{self.name}.add: {what}[{k!r}] has dtype {a.dtype}, expected real numbers (stored as float32)")
+                a = _as_float32(a)
+                if not np.isfinite(a).all():
+                    raise ValueError(
+                        f"{self.name}.add: {what}[{k!r}] contains NaN or inf (or values beyond float32), expected finite values"
+                    )
+            out[k] = a
+        return out
 
     def _as_dict(self, obs: Any) -> Mapping[str, Any]:
         if isinstance(obs, Mapping):
@@ -367,12 +448,17 @@ class ReplayBuffer:
         """Append one transition. ``terminated`` and ``truncated`` are kept
         separate: only ``terminated`` stops bootstrapping (time limits must
         bootstrap, Pardo et al. 2018)."""
-        obs, next_obs = self._as_dict(obs), self._as_dict(next_obs)
-        self._check_obs(obs, "obs")
-        self._check_obs(next_obs, "next_obs")
-        action = np.asarray(action, np.float32).reshape(-1)
+        # Everything is checked before anything is stored: a rejected transition leaves no trace.
+        obs = self._checked_obs(self._as_dict(obs), "obs")
+        next_obs = self._checked_obs(self._as_dict(next_obs), "next_obs")
+        action = _as_float32(action).reshape(-1)
         if action.shape != (self.action_dim,):
             raise ValueError(f"{self.name}.add: action has {action.shape[0]} elements, expected {self.action_dim}")
+        if not np.isfinite(action).all():
+            raise ValueError(f"{self.name}.add: action {action.tolist()} contains NaN or inf, expected finite values")
+        reward = float(reward)
+        if not abs(reward) <= _FLOAT32_MAX:  # also False for NaN
+            raise ValueError(f"{self.name}.add: reward is {reward}, expected a finite float32 value")
         shared = self._chain is not None and self._frame_alive(self._chain) and self._same_frame(self._chain, obs)
         ogid = self._chain if shared else self._write_frame(obs)
         ngid = self._write_frame(next_obs)

@@ -96,3 +96,34 @@ def test_crash_between_renames_falls_back_to_previous(tmp_path):
     assert load_checkpoint(str(path)) == {"v": 1}
     save_checkpoint(str(path), {"v": 2})
     assert load_checkpoint(str(path)) == {"v": 2} and not os.path.exists(str(path) + ".old")
+
+
+def image_agent(size, low=-1.0):
+    obs = spaces.Dict({"image_wrist": spaces.Box(0, 255, (size, size, 3), np.uint8),
+                       "state": spaces.Box(-np.inf, np.inf, (6,), np.float32)})
+    act = spaces.Box(low, 1, (3,), np.float32)
+    return RLPDAgent(obs, act, RLPDConfig(hidden_dims=(32, 32), num_critics=2, batch_size=8))
+
+
+def test_other_spaces_are_refused_even_when_weights_fit(tmp_path):
+    # The image encoder's weights do not depend on the image size, nor the networks' on the
+    # action bounds: without the stored spaces both loads would succeed silently.
+    save_agent(str(tmp_path / "ck"), image_agent(24))
+    with pytest.raises(CheckpointError, match=r"other observation/action spaces.*"
+                       r"action\.low: checkpoint \[-1\.0, -1\.0, -1\.0\], now \[-2\.0, -2\.0, -2\.0\]; "
+                       r"observation\.image_wrist\.shape: checkpoint \[24, 24, 3\], now \[20, 20, 3\]$"):
+        load_agent(str(tmp_path / "ck"), image_agent(20, low=-2.0))
+    save_agent(str(tmp_path / "ck2"), agent())
+    with pytest.raises(CheckpointError, match=r"observation\.image_wrist: checkpoint None"):
+        load_agent(str(tmp_path / "ck2"), image_agent(24))
+    assert load_agent(str(tmp_path / "ck"), image_agent(24)) == {}
+
+
+def test_checkpoint_without_spaces_record_still_loads(tmp_path):
+    path = tmp_path / "ck"
+    save_agent(str(path), agent(), {"updates": 1})
+    doc = json.loads((path / "state.json").read_text())
+    assert doc["tree"]["spaces"]["action"] == {"shape": [3], "low": [-1.0] * 3, "high": [1.0] * 3}
+    del doc["tree"]["spaces"]  # as written by builds before the record existed
+    (path / "state.json").write_text(json.dumps(doc))
+    assert load_agent(str(path), agent()) == {"updates": 1}

@@ -164,11 +164,17 @@ def test_persistence_crash_resume(tmp_path):
     _check_against(buf3, record[:20] + rec2)
 
 
+def _ten_steps_on_disk(d):
+    """One 10-step episode written to replay dir ``d`` in chunks of 5; returns its record."""
+    buf = ReplayBuffer(_space(), 2, capacity=50, persist_dir=d, flush_every=5, verbose=False)
+    record = _run_episodes(buf, [10], lambda ep: "term")
+    buf.close()
+    return record
+
+
 def test_corrupt_files_raise_clear_errors(tmp_path):
     d = str(tmp_path / "r")
-    buf = ReplayBuffer(_space(), 2, capacity=50, persist_dir=d, flush_every=5, verbose=False)
-    _run_episodes(buf, [10], lambda ep: "term")
-    buf.close()
+    _ten_steps_on_disk(d)
     chunk = os.path.join(d, "chunk_00000001.safetensors")
     with open(chunk, "r+b") as f:
         f.truncate(40)
@@ -207,3 +213,128 @@ def test_demo_online_routing_and_sampling():
     d, o = both.sample(16)
     assert d["action"].shape == (8, 2) and o["action"].shape == (8, 2)
     assert set(d["obs"]["state"][:, 1].tolist()) <= {3.0, 4.0, 5.0}
+
+
+def test_add_rejects_non_finite_values_and_stores_nothing():
+    buf = ReplayBuffer(_space(), 2, capacity=8, verbose=False, name="demo")
+    good = _frame(0, 0)
+    with pytest.raises(ValueError, match=r"demo\.add: action .*NaN or inf, expected finite"):
+        buf.add(good, np.array([np.nan, 0.0]), 0.0, good, False, False)
+    with pytest.raises(ValueError, match=r"demo\.add: reward is inf, expected a finite float32 value"):
+        buf.add(good, np.zeros(2), float("inf"), good, False, False)
+    with pytest.raises(ValueError, match=r"demo\.add: next_obs\['state'\] contains NaN or inf"):
+        buf.add(good, np.zeros(2), 0.0, dict(good, state=np.array([0.0, np.inf], np.float32)), False, False)
+    with pytest.raises(ValueError, match=r"obs\['tactile'\] contains NaN or inf"):
+        buf.add(dict(good, tactile=np.full((3, 4), np.nan, np.float32)), np.zeros(2), 0.0, good, False, False)
+    with pytest.raises(ValueError, match=r"obs\['state'\] contains NaN or inf \(or values beyond float32\)"):
+        buf.add(dict(good, state=np.array([1e39, 0.0])), np.zeros(2), 0.0, good, False, False)  # inf as float32
+    assert len(buf) == 0 and buf.n_frames == 0  # a rejected transition leaves no trace
+
+
+def test_add_requires_uint8_images_and_real_float_keys():
+    buf = ReplayBuffer(_space(), 2, capacity=8, verbose=False, name="demo")
+    good = _frame(0, 0)
+    float_img = np.full((6, 5, 3), 0.8, np.float32)  # a [0, 1] image would be stored as all zeros
+    with pytest.raises(ValueError, match=r"image obs\['cam'\] has dtype float32, expected uint8 \(0\.\.255\)"):
+        buf.add(dict(good, cam=float_img), np.zeros(2), 0.0, good, False, False)
+    with pytest.raises(ValueError, match=r"image next_obs\['cam'\] has dtype int64, expected uint8"):
+        buf.add(good, np.zeros(2), 0.0, dict(good, cam=np.full((6, 5, 3), 300, np.int64)), False, False)
+    with pytest.raises(ValueError, match=r"obs\['state'\] has dtype bool, expected real numbers"):
+        buf.add(dict(good, state=np.array([True, False])), np.zeros(2), 0.0, good, False, False)
+    assert len(buf) == 0
+    # Float keys still take any real numeric dtype, stored as float32.
+    buf.add(dict(good, state=np.array([1, 2], np.int64)), np.zeros(2), 0.0, dict(good, state=[3.0, 4.0]), False, False)
+    b = buf.get([0])
+    assert b["obs"]["state"].tolist() == [[1.0, 2.0]] and b["next_obs"]["state"].tolist() == [[3.0, 4.0]]
+
+
+def _rewrite_chunk(fname, change=lambda tensors: None):
+    """Rewrite a chunk with ``change(tensors)`` applied and no checksum, as an older build or
+    another tool writing demo files would."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    with safe_open(fname, framework="numpy") as f:
+        meta = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k).copy() for k in f.keys()}
+    change(tensors)
+    meta.pop("crc32", None)
+    with open(fname, "wb") as f:
+        f.write(save(tensors, metadata=meta))
+
+
+def test_reading_chunks_rejects_non_finite_values(tmp_path):
+    d = str(tmp_path / "demos")
+    _ten_steps_on_disk(d)
+    chunk = os.path.join(d, "chunk_00000001.safetensors")
+
+    def nan_reward(t):
+        t["reward"][3] = np.nan
+
+    _rewrite_chunk(chunk, nan_reward)
+    with pytest.raises(ValueError, match=r"chunk_00000001.*'reward' has NaN or inf in row 3, expected finite"):
+        ReplayBuffer.load(d, verbose=False)
+
+    def fine_reward_inf_tactile(t):
+        t["reward"][3] = 0.0
+        t["obs.tactile"][2, 1, 1] = -np.inf
+
+    _rewrite_chunk(chunk, fine_reward_inf_tactile)
+    with pytest.raises(ValueError, match=r"chunk_00000001.*'obs.tactile' has NaN or inf in row 2"):
+        ReplayBuffer(_space(), 2, capacity=50, verbose=False).extend_from_disk(d)
+
+
+def test_chunk_checksum_detects_damage_and_old_chunks_still_load(tmp_path):
+    from safetensors import safe_open
+
+    d = str(tmp_path / "r")
+    record = _ten_steps_on_disk(d)
+    chunk = os.path.join(d, "chunk_00000000.safetensors")
+    raw = bytearray(open(chunk, "rb").read())
+    raw[-1] ^= 0x01  # one bit in the tensor data; the header stays valid
+    open(chunk, "wb").write(bytes(raw))
+    with pytest.raises(ValueError, match=r"corrupt replay chunk .*chunk_00000000\.safetensors.*checksum mismatch"):
+        ReplayBuffer.load(d, verbose=False)
+    raw[-1] ^= 0x01
+    open(chunk, "wb").write(bytes(raw))
+    with safe_open(chunk, framework="numpy") as f:
+        assert len(f.metadata()["crc32"]) == 8
+    _rewrite_chunk(chunk)  # a chunk from before the checksum is read, unverified
+    _check_against(ReplayBuffer.load(d, resume=False, verbose=False), record)
+
+
+def test_chunks_without_manifest_are_refused(tmp_path):
+    d = str(tmp_path / "replay")
+    _ten_steps_on_disk(d)
+    os.remove(os.path.join(d, "manifest.json"))
+    with pytest.raises(ValueError, match=r"holds 2 chunk file\(s\) but no manifest\.json.*restore its manifest\.json or move"):
+        ReplayBuffer(_space(), 2, capacity=50, persist_dir=d, verbose=False)
+    assert sorted(os.listdir(d)) == ["chunk_00000000.safetensors", "chunk_00000001.safetensors"]  # untouched
+
+
+def test_record_demos_rejects_bad_episode_counts_and_used_directories(tmp_path, capsys):
+    from robot_rl.learning.record_demos import main, record
+
+    out = str(tmp_path / "demos")
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", out, "--episodes", "0"])
+    assert exc.value.code == 2
+    assert "--episodes must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="episodes must be >= 1, got -3"):
+        record(None, out, -3)
+    assert not os.path.exists(out)
+    os.makedirs(out)
+    open(os.path.join(out, "chunk_00000000.safetensors"), "wb").close()  # manifest lost
+    assert main(["--out", out, "--episodes", "1"]) == 2  # refused before recording anything
+    assert "is not empty" in capsys.readouterr().err
+    assert os.listdir(out) == ["chunk_00000000.safetensors"]
+
+
+def test_persisted_action_is_a_copy_of_the_callers_array(tmp_path):
+    d = str(tmp_path / "r")
+    buf = ReplayBuffer(_space(), 2, capacity=8, persist_dir=d, flush_every=4, verbose=False)
+    action = np.array([0.25, -0.5], np.float32)
+    buf.add(_frame(0, 0), action, 0.0, _frame(0, 1), False, False)
+    action[:] = 9.0  # a caller reusing its buffer before the chunk is flushed
+    buf.close()
+    assert ReplayBuffer.load(d, resume=False, verbose=False).get([0])["action"].tolist() == [[0.25, -0.5]]
