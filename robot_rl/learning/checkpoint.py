@@ -155,10 +155,18 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # the agent
 # --------------------------------------------------------------------------------------------
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
 def _config_diff(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list:
     diff = []
     for k in sorted(set(saved) | set(current)):
-        a, b = saved.get(k), current.get(k)
+        a, b = saved.get(k, _ABSENT), current.get(k, _ABSENT)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             diff += _config_diff(a, b, f"{prefix}{k}.")
         elif (list(a) if isinstance(a, (list, tuple)) else a) != \
