@@ -26,6 +26,7 @@ a fatal log (the node stays up and reports ``state: failed``).
 """
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -66,7 +67,7 @@ class ActorNode(Node):
         self.period = 1.0 / cfg.control_rate_hz
         self.weights_version = 0
         self.weights_received = 0
-        self.rejected: dict[str, int] = {}
+        self.rejected: collections.Counter = collections.Counter()  # by reason
         self._pending: Optional[tuple] = None  # (state dict, version, learner id)
         self._learner_id: Optional[str] = None  # of the newest weights received
         self._applied_learner: Optional[str] = None  # of the weights acting now
@@ -105,8 +106,7 @@ class ActorNode(Node):
             sd, version, meta = transport.decode_weights(
                 transport.from_msg(msg), self._reference, self.ac.max_message_bytes)
         except transport.TransportError as exc:
-            self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
-            self.get_logger().warning(f"rejected actor weights: {exc}", throttle_duration_sec=1.0)
+            self._reject(exc.reason, f"rejected actor weights: {exc}")
             return
         learner = meta["learner"]
         with self._lock:
@@ -127,6 +127,10 @@ class ActorNode(Node):
                 self._lead_offset = self.sent_steps - updates
             self._learner_updates, self._learner_seen = updates, time.monotonic()
 
+    def _reject(self, reason: str, text: str) -> None:
+        self.rejected[reason] += 1
+        self.get_logger().warning(text, throttle_duration_sec=1.0)
+
     def _wait_for_learner(self) -> None:
         """Pace the robot to the learner (actor.max_lead); never wait on a silent learner."""
         while self.ac.max_lead > 0 and not self._stop.is_set():
@@ -143,9 +147,8 @@ class ActorNode(Node):
         pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
         axes = np.asarray(msg.axes, np.float32)
         if not np.all(np.isfinite(axes)):  # clipping keeps NaN: the robot must never get it
-            self.rejected["intervention_non_finite"] = self.rejected.get("intervention_non_finite", 0) + 1
-            self.get_logger().warning(f"ignored an intervention command with NaN/inf axes "
-                                      f"{axes.tolist()}", throttle_duration_sec=1.0)
+            self._reject("intervention_non_finite",
+                         f"ignored an intervention command with NaN/inf axes {axes.tolist()}")
             return
         with self._joy_changed:
             self._joy = (time.monotonic(), pressed, axes,

@@ -27,6 +27,7 @@ agent state and counters.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -161,7 +162,7 @@ class LearnerNode(Node):
         self.steps_at_start = int(extra.get("steps_at_start", -1))
         self.episode_events = int(extra.get("episode_events", 0))
         self.credit = 0.0
-        self.rejected: Dict[str, int] = {}
+        self.rejected: collections.Counter = collections.Counter()  # by reason
         self.assembler = transport.TransitionAssembler()
         self.intervened_steps = 0
         self.lag_sum, self.lag_n = 0.0, 0
@@ -199,7 +200,7 @@ class LearnerNode(Node):
 
     # -- inputs (executor thread) ----------------------------------------------------------------
     def _reject(self, reason: str, text: str, what: str = "transition message") -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.rejected[reason] += 1
         self.get_logger().warning(f"rejected a {what} ({text}); "
                                   f"{sum(self.rejected.values())} rejected so far",
                                   throttle_duration_sec=1.0)

@@ -1,5 +1,5 @@
-"""The learner node's input handling, in process (real rclpy node, not spun): what arrives is
-checked, counted when refused, and kept on disk at shutdown."""
+"""The learner's (and the actor's) input handling, in process (real rclpy nodes, not spun):
+what arrives is checked, counted when refused, and kept on disk at shutdown."""
 import json
 
 import numpy as np
@@ -68,3 +68,23 @@ def test_a_dead_training_thread_stops_the_node(learner):
     assert not learner.status()["training"]
     with pytest.raises(RuntimeError, match="disk full"):
         learner._report()
+
+
+def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):
+    from sensor_msgs.msg import Joy
+
+    from robot_rl.ros.actor_node import ActorNode
+
+    cfg = load_config(None, SMALL)
+    save_config(cfg, tmp_path / "config.yaml")
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={tmp_path / 'config.yaml'}"])
+    node = ActorNode()  # no robot: its acting thread only waits for one
+    try:
+        node._on_joy(Joy(axes=[0.1, float("nan"), 0.0, 0.0], buttons=[1]))
+        assert node._joy is None and node.rejected == {"intervention_non_finite": 1}
+        node._on_joy(Joy(axes=[0.1, 0.2, 0.0, 0.0], buttons=[1]))
+        assert node._joy[1] and np.allclose(node._joy[2], [0.1, 0.2, 0.0, 0.0])
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
