@@ -35,10 +35,14 @@ class RosRobotEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, cfg: Config, node_name: str = "robot_env", use_object_pose: bool = True,
-                 timeout: float = 5.0, startup_timeout: float | None = None):
+                 timeout: float = 5.0, startup_timeout: float | None = None,
+                 stop: threading.Event | None = None):
         """``timeout``: per step/reset; ``startup_timeout``: for the very first observation
-        (node processes that were just started need several seconds), default ``timeout``."""
+        (node processes that were just started need several seconds), default ``timeout``;
+        ``stop``: once set, a wait for observations ends at once with ObservationTimeout (a
+        node shutting down does not wait out the timeout)."""
         self.cfg = cfg
+        self._stop = stop
         self.timeout = startup_timeout if startup_timeout is not None else timeout
         self.period = 1.0 / cfg.control_rate_hz
         self._owns_context = not rclpy.ok()
@@ -77,7 +81,11 @@ class RosRobotEnv(gym.Env):
         self._spin = threading.Thread(target=self._executor.spin, daemon=True)
         self._spin.start()
 
-        first = self._wait_for(-np.inf)
+        try:
+            first = self._wait_for(-np.inf)
+        except BaseException:
+            self.close()  # a caller that retries must not pile up nodes and spinning threads
+            raise
         self.timeout = timeout
         self.task = PickCubeTask(cfg, first.ee_quat)
         self.action_space = self.task.action_space
@@ -101,13 +109,15 @@ class RosRobotEnv(gym.Env):
                 if len(ready) == len(self._streams):
                     return self._snapshot()
                 remaining = deadline - time.monotonic()
+                missing = sorted(set(self._streams) - set(ready))
+                if self._stop is not None and self._stop.is_set():
+                    raise ObservationTimeout(f"stopped while waiting for {missing}")
                 if remaining <= 0:
-                    missing = sorted(set(self._streams) - set(ready))
                     raise ObservationTimeout(
                         f"no fresh data within {self.timeout} s on {missing}; is the robot "
                         f"(or `robot-rl sim`) running on ROS_DOMAIN_ID "
                         f"{os.environ.get('ROS_DOMAIN_ID', '0')}?")
-                self._cv.wait(remaining)
+                self._cv.wait(remaining if self._stop is None else min(remaining, 0.05))
 
     def _snapshot(self) -> Snapshot:
         joints = self._latest["joints"][1]

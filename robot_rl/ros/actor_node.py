@@ -224,7 +224,7 @@ class ActorNode(Node):
         while not self._stop.is_set():
             try:
                 env = RosRobotEnv(self.cfg, node_name=f"{self.get_name()}_env",
-                                  timeout=self.ac.observation_timeout)
+                                  timeout=self.ac.observation_timeout, stop=self._stop)
                 env.timeout = self.ac.reset_timeout
                 return env
             except ObservationTimeout as exc:

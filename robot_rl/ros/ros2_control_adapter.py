@@ -7,7 +7,10 @@ on a forward position controller (one value per finger joint: half the opening e
 
 If the hardware state stops arriving for ``driver.state_timeout`` the loop stops commanding and
 reports it: the robot's own communication watchdog then brakes the arm, which is safer than
-sending torques computed from stale positions.
+sending torques computed from stale positions. A state's age counts from when DDS received it,
+not from when this process got round to its callback, so a state that waited out a stall of the
+process is stale. After such a stall the loop drops the ticks it missed instead of sending them
+back to back.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from robot_rl.config import Config
+from robot_rl.deploy.control_loop import RateLoop
 from robot_rl.robot.adapter import JointReading
 from robot_rl.robot.controller import ImpedanceController
 from robot_rl.robot.kinematics import ArmKinematics
@@ -40,7 +44,7 @@ class Ros2ControlAdapter:
         self.names = list(cfg.robot.arm_joints) + list(cfg.robot.gripper_joints)
         self._reading: JointReading | None = None
         self._stamp = 0.0
-        self._received = 0.0  # host monotonic time of the last hardware state
+        self._received_ns = 0  # system clock (as DDS stamps receptions) of the last state
         self._holding = False
         self._pub_effort = node.create_publisher(Float64MultiArray,
                                                  cfg.driver.effort_command_topic, 1)
@@ -49,13 +53,15 @@ class Ros2ControlAdapter:
         node.create_subscription(JointState, cfg.driver.hardware_state_topic, self._on_state,
                                  m.SENSOR_QOS)
         self._width = cfg.robot.gripper_max_width
+        # No busy-wait before deadlines: this loop shares the machine with the rest of the stack.
+        self.loop = RateLoop(cfg.driver.loop_rate_hz, spin_s=0.0)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._control_loop, daemon=True),
                          threading.Thread(target=self._publish_loop, daemon=True)]
         for thread in self._threads:
             thread.start()
 
-    def _on_state(self, msg: JointState) -> None:
+    def _on_state(self, msg: JointState, info: dict) -> None:
         try:
             index = {n: i for i, n in enumerate(msg.name)}
             missing = [n for n in self.names if n not in index]
@@ -76,19 +82,21 @@ class Ros2ControlAdapter:
         first = self._reading is None
         self._reading = JointReading(self.names, position, velocity, effort)
         self._stamp = m.from_time(msg.header.stamp)
-        self._received = time.monotonic()
+        self._received_ns = info.get("received_timestamp") or time.time_ns()
         if first:
             with self.lock:
                 self.controller.hold(position[:len(self.cfg.robot.arm_joints)])
 
     def _control_loop(self) -> None:
-        period = 1.0 / self.cfg.driver.loop_rate_hz
         n = len(self.cfg.robot.arm_joints)
-        deadline = time.monotonic()
+        timeout_ns = self.cfg.driver.state_timeout * 1e9
         while not self._stop.is_set():
-            deadline += period
+            self.loop.wait()
             reading = self._reading
-            stale = reading is None or time.monotonic() - self._received > self.cfg.driver.state_timeout
+            # A clock step backwards makes the age negative: treated as stale too (until the
+            # next state), the safe side.
+            age_ns = time.time_ns() - self._received_ns
+            stale = reading is None or not 0 <= age_ns <= timeout_ns
             if stale:
                 if reading is not None and not self._holding:
                     self.node.get_logger().error(
@@ -103,7 +111,6 @@ class Ros2ControlAdapter:
                 with self.lock:
                     tau = self.controller.compute(reading.position[:n], reading.velocity[:n])
                 self._pub_effort.publish(Float64MultiArray(data=[float(v) for v in tau]))
-            self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def _publish_loop(self) -> None:
         period = 1.0 / self.cfg.driver.publish_rate_hz

@@ -1,6 +1,8 @@
 """The learner's (and the actor's) input handling, in process (real rclpy nodes, not spun):
 what arrives is checked, counted when refused, and kept on disk at shutdown."""
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -68,6 +70,33 @@ def test_a_dead_training_thread_stops_the_node(learner):
     assert not learner.status()["training"]
     with pytest.raises(RuntimeError, match="disk full"):
         learner._report()
+
+
+@pytest.mark.parametrize("observation_timeout", [0.3, 5.0])
+def test_actor_waiting_for_a_robot_stops_at_once_and_leaves_nothing_running(tmp_path,
+                                                                          observation_timeout):
+    from robot_rl.ros.actor_node import ActorNode
+
+    cfg = load_config(None, {**SMALL, "actor.observation_timeout": observation_timeout})
+    save_config(cfg, tmp_path / "config.yaml")
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={tmp_path / 'config.yaml'}"])
+    before = set(threading.enumerate())
+    node = ActorNode()
+    try:
+        # With the short timeout the actor gives up waiting several times; each attempt used to
+        # leave a node and its spinning thread behind. With the long one, close() used to wait
+        # for the timeout and give up on the acting thread after 3 s.
+        time.sleep(1.2)
+        assert node.state == "waiting_for_robot"
+        start = time.monotonic()
+        node.close()
+        assert time.monotonic() - start < 1.0
+        leftover = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert leftover == []
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
 
 
 def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):

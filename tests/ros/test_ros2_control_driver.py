@@ -2,6 +2,8 @@
 
 The test plays the hardware side (joint_state_broadcaster output in, forward_command_controller
 efforts out), which is exactly what the driver sees on a real arm."""
+import os
+import signal
 import threading
 import time
 
@@ -39,7 +41,7 @@ class Hardware:
         self.node = rclpy.create_node("fake_hardware_side")
         self.names = cfg.robot.arm_joints + cfg.robot.gripper_joints
         self.q = np.array(cfg.robot.home + [0.04, 0.04])
-        self.efforts, self.gripper = [], []
+        self.efforts, self.gripper, self.published = [], [], []
         self.pub = self.node.create_publisher(JointState, "/hw/joint_states", m.SENSOR_QOS)
         self.node.create_subscription(Float64MultiArray, "/hw/effort_commands",
                                       lambda msg: self.efforts.append((time.monotonic(), msg.data)), 10)
@@ -60,6 +62,7 @@ class Hardware:
                 self.pub.publish(JointState(name=[self.names[i] for i in order],
                                             position=[float(self.q[i]) for i in order],
                                             velocity=[0.0] * len(order)))
+                self.published.append(time.monotonic())
             executor.spin_once(timeout_sec=0.005)
 
     def wait_efforts(self, n, timeout=20.0):
@@ -67,6 +70,19 @@ class Hardware:
         while len(self.efforts) < n and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.efforts
+
+    def wait_quiet(self, quiet, timeout):
+        """True once no effort has arrived for ``quiet`` seconds (within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last = self.efforts[-1][0] if self.efforts else 0.0
+            if time.monotonic() - last >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def published_after(self, t):
+        return sum(1 for p in self.published if p > t)
 
     def close(self):
         self.stop.set()
@@ -103,13 +119,37 @@ def test_driver_sends_gravity_torques_holds_and_stops_on_stale_state(driver):
         assert force[2] < -5.0  # pushes down, bounded by reference limiting
         assert np.linalg.norm(force[:3]) <= cfg.controller.stiffness_pos * cfg.controller.max_pos_error + 1
 
-        # Hardware state stops: the driver stops commanding within the state timeout.
+        # Hardware state stops: the driver stops commanding within the state timeout. After a
+        # stall of its process it used to send the missed ticks back to back (125 commands from
+        # stale states); now at most one state timeout's worth follows, plus what was in flight.
         hw.publishing = False
-        time.sleep(0.3)
-        count = len(hw.efforts)
-        time.sleep(0.5)
-        assert len(hw.efforts) == count
+        stopped = time.monotonic()
+        assert hw.wait_quiet(0.5, timeout=5.0), "efforts kept arriving after the state stopped"
+        late = [round(t - stopped, 3) for t, _ in hw.efforts if t > stopped]
+        in_flight = 10  # the test's subscription depth
+        assert len(late) <= cfg.driver.state_timeout * cfg.driver.loop_rate_hz + in_flight, (
+            f"{len(late)} efforts after the hardware state stopped (s after the stop): {late}; "
+            f"states published after the stop: {hw.published_after(stopped)}")
         log = (tmp / "logs" / "joint_driver.log").read_text()
         assert "stopped commanding torques" in log
     finally:
+        hw.close()
+
+
+def test_driver_after_a_stall_drops_missed_ticks_instead_of_bursting(driver):
+    cfg, nodes, _ = driver
+    hw = Hardware(cfg)
+    try:
+        assert len(hw.wait_efforts(50)) >= 50
+        stall = 0.4  # 80 ticks at 200 Hz
+        os.kill(nodes.processes["joint_driver"].pid, signal.SIGSTOP)
+        time.sleep(stall)
+        os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        time.sleep(0.5)
+        burst = [t for t, _ in hw.efforts if resumed <= t < resumed + 0.1]
+        # 0.1 s at 200 Hz is 20 ticks; firing the missed ones back to back would add up to 80.
+        assert 5 <= len(burst) <= 0.1 * cfg.driver.loop_rate_hz + 5, len(burst)
+    finally:
+        os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
         hw.close()
