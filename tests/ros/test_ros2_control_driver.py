@@ -146,10 +146,11 @@ def test_driver_after_a_stall_drops_missed_ticks_instead_of_bursting(driver):
         time.sleep(stall)
         os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
         resumed = time.monotonic()
-        time.sleep(0.5)
+        before = len(hw.efforts)
+        assert len(hw.wait_efforts(before + 20, timeout=10.0)) >= before + 20  # commanding again
         burst = [t for t, _ in hw.efforts if resumed <= t < resumed + 0.1]
         # 0.1 s at 200 Hz is 20 ticks; firing the missed ones back to back would add up to 80.
-        assert 5 <= len(burst) <= 0.1 * cfg.driver.loop_rate_hz + 5, len(burst)
+        assert len(burst) <= 0.1 * cfg.driver.loop_rate_hz + 5, len(burst)
     finally:
         os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
         hw.close()
