@@ -309,7 +309,8 @@ class KeyboardDevice(Device):
 # -- sensor_msgs/Joy topic ---------------------------------------------------------------------
 class JoyTopicDevice(Device):
     """Latest ``sensor_msgs/Joy`` on ``topic`` (the ROS ``joy`` node's /joy), received by
-    ``node``'s executor. Stale for longer than ``timeout`` -> DeviceError."""
+    ``node``'s executor. Stale for longer than ``timeout`` -> DeviceError. A message's age counts
+    from when DDS received it: one that waited out a stall of this process is already old."""
     name = "Joy topic"
 
     def __init__(self, node, topic: str = "/joy", timeout: float = 0.5):
@@ -321,9 +322,13 @@ class JoyTopicDevice(Device):
         self._sub = node.create_subscription(Joy, topic, self._on_joy, 10)
         self._node = node
 
-    def _on_joy(self, msg) -> None:
+    def _on_joy(self, msg, info: dict) -> None:
+        now = time.monotonic()
+        received_ns = info.get("received_timestamp")
+        # DDS stamps receptions on the system clock; ages here are on the monotonic one.
+        received = now - (time.time_ns() - received_ns) / 1e9 if received_ns else now
         with self._lock:
-            self._latest = (time.monotonic(), msg)
+            self._latest = (received, msg)
 
     def read(self) -> DeviceState:
         with self._lock:

@@ -215,3 +215,28 @@ def test_keyboard_with_real_pygame_events(monkeypatch):
         dev.close()
     with pytest.raises(ValueError, match="unknown key name 'hyperspace'"):
         KeyboardDevice(["hyperspace"] + [""] * 11, ["space"])
+
+
+def test_joy_topic_age_counts_from_dds_reception_not_from_the_callback():
+    import rclpy
+    from sensor_msgs.msg import Joy
+
+    from robot_rl.hil.devices import JoyTopicDevice
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("joy_device_test", context=context)
+    try:
+        dev = JoyTopicDevice(node, "/joy_device_test", timeout=0.5)
+        msg = Joy(axes=[0.5, -0.25], buttons=[1])
+        # Received by DDS 2 s ago, handled only now (a stall of the node's process).
+        dev._on_joy(msg, {"received_timestamp": time.time_ns() - 2_000_000_000})
+        with pytest.raises(DeviceError, match="no message for 2.0 s"):
+            dev.read()
+        dev._on_joy(msg, {"received_timestamp": time.time_ns()})
+        state = dev.read()
+        np.testing.assert_allclose(state.axes6, [0.5, -0.25, 0, 0, 0, 0])
+        assert state.buttons == [True]
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
