@@ -258,10 +258,13 @@ class PhaseLock:
     stream period, so that a late or missing sample (age ~ one stream period) nudges the
     grid instead of yanking it; the clamp also bounds what the lock adds to a tick period.
     Only for streams faster than the loop: at equal rates a late sample would be missed
-    altogether, and the loop should free-run. ``track(seq, age, loop_period)`` decides that
-    from the stream's publication sequence numbers (samples sent per tick, median of the last
-    8 new samples >= 2; ``locked`` says whether it does) and returns the shift, 0 when not
-    locked.
+    altogether, and the loop should free-run. ``track(seq, age, loop_period, tick)`` decides
+    that from the stream's publication sequence numbers: samples sent per tick of the grid,
+    counted between the ticks that saw a new sample (median of the last 8 >= 1.5; ``locked``
+    says whether it does), and returns the shift, 0 when not locked. Per grid tick, not per
+    tick that saw a new sample: on a loaded machine a stream at the loop's rate often delivers
+    two samples to one tick and none to the next (or the loop skips a tick), which is still
+    one sample per tick.
     """
 
     def __init__(self, target_age_s: float, gain: float = 0.25, max_step_fraction: float = 0.05):
@@ -273,22 +276,25 @@ class PhaseLock:
         self.max_step_fraction = max_step_fraction
         self.locked = False
         self._last_seq: int | None = None
-        self._per_tick: deque[int] = deque(maxlen=8)  # samples the stream sent per tick
+        self._last_tick = 0
+        self._per_tick: deque[float] = deque(maxlen=8)  # samples the stream sent per grid tick
 
-    def track(self, seq: int | None, age_ns: int, loop_period_ns: int) -> int:
+    def track(self, seq: int | None, age_ns: int, loop_period_ns: int, tick: int) -> int:
         """Grid shift for the newest sample (publication sequence number ``seq``, ``age_ns``
-        old at the tick). A repeated ``seq`` (no new sample) changes nothing; an unknown one
-        (``None``: the rmw gives none) or one that went back (a restarted publisher) unlocks."""
+        old at grid tick ``tick``, :attr:`Tick.index`). A repeated ``seq`` (no new sample)
+        changes nothing; an unknown one (``None``: the rmw gives none) or one that went back (a
+        restarted publisher) unlocks."""
         if seq is not None and seq == self._last_seq:
             return 0
         last, self._last_seq = self._last_seq, seq
+        last_tick, self._last_tick = self._last_tick, tick
         if seq is None or last is None or seq < last:
             self.locked = False
             return 0
-        self._per_tick.append(seq - last)
+        self._per_tick.append((seq - last) / max(1, tick - last_tick))
         per_tick = sorted(self._per_tick)[len(self._per_tick) // 2]
-        self.locked = per_tick >= 2
-        return self.update(age_ns, loop_period_ns // per_tick) if self.locked else 0
+        self.locked = per_tick >= 1.5
+        return self.update(age_ns, int(loop_period_ns / per_tick)) if self.locked else 0
 
     def update(self, age_ns: int, stream_period_ns: int) -> int:
         """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""

@@ -50,7 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_rl.config import Config
-from robot_rl.deploy.control_loop import LatencyStats, PhaseLock, RateLoop, SampleBuffer
+from robot_rl.deploy.control_loop import LatencyStats, PhaseLock, RateLoop, SampleBuffer, Tick
 from robot_rl.deploy.errors import DeployError, IllegalTransitionError
 from robot_rl.deploy.safety import RobotState, SafetyConfig, SafetyLayer, SafetyMode, SafetyReport
 from robot_rl.envs.task import PickCubeTask, Snapshot
@@ -594,7 +594,7 @@ class ControllerNode(Node):
             while not self._stop.is_set():
                 tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s)
                 self.poll_inputs()
-                self._lock_phase(tick.start_ns)
+                self._lock_phase(tick)
                 snap, stamps, newest_ns, stamp = self.snapshot()
                 res = self.core.step(snap, time.perf_counter(), stamps)
                 if res.target is not None:
@@ -625,15 +625,15 @@ class ControllerNode(Node):
             self.log.fatal(f"control loop stopped: {exc!r}")
             raise
 
-    def _lock_phase(self, tick_ns: int) -> None:
+    def _lock_phase(self, tick: Tick) -> None:
         """Nudge the tick grid towards ``deploy.sync_age_s`` after the sync input's arrivals
         while that stream is faster than the loop (:meth:`PhaseLock.track`); a stream at the
         loop's rate or slower, a stopped one, or an rmw without sequence numbers leaves the
         grid free-running."""
         sample = self._inputs.get(self._sync) if self._sync else None
         if sample is not None:
-            self.loop.shift(self._phase_lock.track(self._sync_seq, tick_ns - sample.recv_ns,
-                                                   self.loop.period_ns))
+            self.loop.shift(self._phase_lock.track(self._sync_seq, tick.start_ns - sample.recv_ns,
+                                                   self.loop.period_ns, tick.index))
 
     def _warm(self) -> None:
         """The rehearsal before a deadline (deploy.warm_s): take what has arrived and run a whole

@@ -128,18 +128,35 @@ def test_phase_lock_tracks_only_a_stream_faster_than_the_loop():
     an unknown or restarted sequence unlocks."""
     lock = PhaseLock(target_age_s=0.0003)
     period = 10_000_000
-    assert lock.track(100, 900_000, period) == 0 and not lock.locked  # first sample: no rate yet
-    assert lock.track(110, 900_000, period) == -50_000 and lock.locked
-    assert lock.track(110, 5_000_000, period) == 0 and lock.locked  # no new sample
-    assert lock.track(None, 900_000, period) == 0 and not lock.locked  # rmw without numbers
+    assert lock.track(100, 900_000, period, 0) == 0 and not lock.locked  # first: no rate yet
+    assert lock.track(110, 900_000, period, 1) == -50_000 and lock.locked
+    assert lock.track(110, 5_000_000, period, 2) == 0 and lock.locked  # no new sample
+    assert lock.track(None, 900_000, period, 3) == 0 and not lock.locked  # rmw without numbers
     equal = PhaseLock(target_age_s=0.0003)
     for seq in range(1, 10):
-        assert equal.track(seq, 900_000, period) == 0
+        assert equal.track(seq, 900_000, period, seq) == 0
     assert not equal.locked
-    lock.track(200, 0, period)
-    lock.track(210, 0, period)
+    lock.track(200, 0, period, 4)
+    lock.track(210, 0, period, 5)
     assert lock.locked
-    assert lock.track(3, 900_000, period) == 0 and not lock.locked  # publisher restarted
+    assert lock.track(3, 900_000, period, 6) == 0 and not lock.locked  # publisher restarted
+
+
+def test_phase_lock_counts_samples_per_grid_tick_not_per_tick_that_saw_one():
+    """A stream at the loop's rate on a loaded machine: samples arrive in pairs, every other
+    tick sees none, and now and then the loop skips a grid tick. That is one sample per tick,
+    and the grid must not lock (it did: CI saw the 500 Hz controller lock to its 500 Hz
+    state stream); a stream really twice as fast still locks, skipped ticks or not."""
+    period = 2_000_000
+    equal, double = PhaseLock(target_age_s=0.0003), PhaseLock(target_age_s=0.0003)
+    seq, tick = 0, 0
+    for k in range(40):
+        tick += 3 if k % 5 == 4 else 2  # a skipped grid tick now and then
+        seq += tick - seq  # all the samples sent since the last tick arrive together
+        equal.track(seq, 100_000, period, tick)
+        double.track(2 * seq, 100_000, period, tick)
+        assert not equal.locked
+    assert double.locked
 
 
 def test_phase_lock_validates_its_arguments():
