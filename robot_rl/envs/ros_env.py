@@ -109,15 +109,18 @@ class RosRobotEnv(gym.Env):
                 if len(ready) == len(self._streams):
                     return self._snapshot()
                 remaining = deadline - time.monotonic()
-                missing = sorted(set(self._streams) - set(ready))
                 if self._stop is not None and self._stop.is_set():
-                    raise ObservationTimeout(f"stopped while waiting for {missing}")
+                    raise ObservationTimeout(f"stopped while waiting for {self._missing(ready)}")
                 if remaining <= 0:
+                    missing = self._missing(ready)
                     raise ObservationTimeout(
                         f"no fresh data within {self.timeout} s on {missing}; is the robot "
                         f"(or `robot-rl sim`) running on ROS_DOMAIN_ID "
                         f"{os.environ.get('ROS_DOMAIN_ID', '0')}?")
                 self._cv.wait(remaining if self._stop is None else min(remaining, 0.05))
+
+    def _missing(self, ready: list[str]) -> list[str]:
+        return sorted(set(self._streams) - set(ready))
 
     def _snapshot(self) -> Snapshot:
         joints = self._latest["joints"][1]

@@ -152,7 +152,7 @@ def test_phase_lock_counts_samples_per_grid_tick_not_per_tick_that_saw_one():
     seq, tick = 0, 0
     for k in range(40):
         tick += 3 if k % 5 == 4 else 2  # a skipped grid tick now and then
-        seq += tick - seq  # all the samples sent since the last tick arrive together
+        seq = tick  # one sample per grid tick; those since the last tick arrive together
         equal.track(seq, 100_000, period, tick)
         double.track(2 * seq, 100_000, period, tick)
         assert not equal.locked

@@ -141,10 +141,10 @@ def test_driver_after_a_stall_drops_missed_ticks_instead_of_bursting(driver):
     hw = Hardware(cfg)
     try:
         assert len(hw.wait_efforts(50)) >= 50
-        stall = 0.4  # 80 ticks at 200 Hz
-        os.kill(nodes.processes["joint_driver"].pid, signal.SIGSTOP)
-        time.sleep(stall)
-        os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
+        pid = nodes.processes["joint_driver"].pid
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.4)  # 80 ticks at 200 Hz
+        os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
         before = len(hw.efforts)
         assert len(hw.wait_efforts(before + 20, timeout=10.0)) >= before + 20  # commanding again
@@ -152,5 +152,5 @@ def test_driver_after_a_stall_drops_missed_ticks_instead_of_bursting(driver):
         # 0.1 s at 200 Hz is 20 ticks; firing the missed ones back to back would add up to 80.
         assert len(burst) <= 0.1 * cfg.driver.loop_rate_hz + 5, len(burst)
     finally:
-        os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)
+        os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)  # even if a wait failed
         hw.close()
