@@ -1,4 +1,4 @@
-"""Learner speed benchmark (CPU, fp32).
+"""Learner speed benchmark.
 
 (a) our agent at Stable-Baselines3's SAC config (2 critics, 256x256, batch
     256, UTD 1) vs SB3 SAC, same process, same data dims, same threads.
@@ -6,11 +6,13 @@
 (b) RLPD default (N=10 critics, M=2 target subset, UTD critic updates per
     actor update): critic updates/s, matmul FLOPs counted from the network
     shapes, and the share of this machine's measured fp32 torch.mm throughput.
-Both eager (the default) and with ``agent.compile=true`` (torch.compile of the
-critic and actor losses; compiled once before timing). The reference throughput is
-the best of the measured torch.mm shapes (the largest is the machine's peak on a GPU,
-where small matmuls are launch-bound). ``--device cuda`` runs everything, SB3 included,
-on the GPU with TF32 off (fp32 means fp32).
+Eager (the default), with ``agent.compile=true`` (torch.compile of the critic and actor
+losses; compiled once before timing) and, where the hardware multiplies bf16 natively, with
+``agent.precision=bf16`` as well (bf16 autocast; SB3 stays fp32). The reference throughput is
+the best of the measured fp32 torch.mm shapes (the largest is the machine's peak on a GPU,
+where small matmuls are launch-bound); the bf16 torch.mm rate is printed beside it, so a bf16
+update can be read against both. ``--device cuda`` runs everything, SB3 included, on the GPU
+with TF32 off (fp32 means fp32).
 
 Usage: python bench/learner_speed.py [--seconds 8] [--rounds 4] [--obs-dim 17] [--act-dim 6] [--threads N] [--device cpu|cuda]
 """
@@ -31,7 +33,7 @@ import gymnasium as gym  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
 from robot_rl.learning.replay import ReplayBuffer  # noqa: E402
-from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig  # noqa: E402
+from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig, has_native_bf16  # noqa: E402
 
 FILL = 20_000
 
@@ -98,12 +100,12 @@ def sb3_sac(obs_dim: int, act_dim: int, batch: int, device: str = "cpu"):
     return lambda: model.train(gradient_steps=1, batch_size=batch)
 
 
-def mm_throughput(sizes, seconds: float = 1.0, device: str = "cpu") -> dict:
-    """fp32 GFLOP/s of torch.mm for (m, k, n) shapes."""
+def mm_throughput(sizes, seconds: float = 1.0, device: str = "cpu", dtype=torch.float32) -> dict:
+    """GFLOP/s of torch.mm for (m, k, n) shapes."""
     out = {}
     for m, k, n in sizes:
-        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
-        c = torch.empty(m, n, device=device)
+        a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+        c = torch.empty(m, n, device=device, dtype=dtype)
         rate = _timed(lambda: torch.mm(a, b, out=c), seconds, device=device)
         out[(m, k, n)] = rate * 2 * m * k * n / 1e9
     return out
@@ -154,6 +156,10 @@ def main(argv=None) -> int:
     def config(**kw) -> RLPDConfig:
         return RLPDConfig(device=dev, **kw)
 
+    bf16 = has_native_bf16(torch.device(dev))
+    if not bf16:
+        print(f"no agent.precision=bf16 variants: {dev} has no native bf16 matmul")
+
     # (a) SB3 config -------------------------------------------------------
     # The machine may be shared: interleave short windows of every contender
     # and report the best window of each (least disturbed) and the median.
@@ -167,6 +173,11 @@ def main(argv=None) -> int:
         "ours, no LayerNorm, agent.compile=true": our_agent(
             args.obs_dim, args.act_dim, config(compile=True, **no_ln, **sb3_arch)),
     }
+    if bf16:
+        contenders["ours, LayerNorm, compile + precision=bf16"] = our_agent(
+            args.obs_dim, args.act_dim, config(compile=True, precision="bf16", **sb3_arch))
+        contenders["ours, no LayerNorm, compile + precision=bf16"] = our_agent(
+            args.obs_dim, args.act_dim, config(compile=True, precision="bf16", **no_ln, **sb3_arch))
     if not args.skip_sb3:
         try:
             contenders["SB3 SAC (gradient_steps=1)"] = sb3_sac(args.obs_dim, args.act_dim, 256, dev)
@@ -181,23 +192,27 @@ def main(argv=None) -> int:
         print(f"(a)   {k:48s} best {max(r):7.1f}   median {float(np.median(r)):7.1f}")
     sb3_key = "SB3 SAC (gradient_steps=1)"
     if sb3_key in rates:
-        for k in list(rates)[:4]:
+        for k in [k for k in rates if k != sb3_key]:
             print(f"(a) ratio [{k}] / SB3: best {max(rates[k]) / max(rates[sb3_key]):.2f}x, "
                   f"median {np.median(rates[k]) / np.median(rates[sb3_key]):.2f}x  (target >= 1.5x)")
 
     # (b) RLPD default -----------------------------------------------------
     variants = {"eager (default)": config(), "agent.compile=true": config(compile=True)}  # N=10, M=2, UTD=8
+    if bf16:
+        variants["compile + precision=bf16"] = config(compile=True, precision="bf16")
     cfg = variants["eager (default)"]
     fns = {k: our_agent(args.obs_dim, args.act_dim, c) for k, c in variants.items()}
     mm_sizes = [(cfg.batch_size, cfg.hidden_dims[0], cfg.hidden_dims[0]),
                 (cfg.batch_size * cfg.num_critics, cfg.hidden_dims[0], cfg.hidden_dims[0]), (1024, 1024, 1024)]
     if dev.startswith("cuda"):
         mm_sizes.append((8192, 8192, 8192))
-    call_r, mm_r = {k: [] for k in fns}, []
+    call_r, mm_r, mm_bf16 = {k: [] for k in fns}, [], []
     for _ in range(args.rounds):  # interleave with the matmul reference (shared-machine noise)
         for k, fn in fns.items():
             call_r[k].append(_timed(fn, args.seconds / args.rounds, warmup=1, device=dev))
         mm_r.append(mm_throughput(mm_sizes, seconds=0.5, device=dev))
+        if bf16:
+            mm_bf16.append(mm_throughput(mm_sizes, seconds=0.5, device=dev, dtype=torch.bfloat16))
     flops = rlpd_flops(args.obs_dim, args.act_dim, cfg)
     B = cfg.batch_size
     mm = {k: max(m[k] for m in mm_r) for k in mm_r[0]}
@@ -208,13 +223,17 @@ def main(argv=None) -> int:
           f"matmul FLOPs per update() call: {flops / 1e9:.3f} GFLOP")
     for (m, k, n), g in mm.items():
         print(f"(b) measured torch.mm fp32 {m}x{k} @ {k}x{n}: {g:.1f} GFLOP/s")
+    bf16_peak = max(max(m.values()) for m in mm_bf16) if mm_bf16 else None
+    if bf16_peak:
+        print(f"(b) measured torch.mm bf16, best of the same shapes: {bf16_peak:.1f} GFLOP/s")
     for name, rates in call_r.items():
         calls = max(rates)
         achieved = calls * flops / 1e9
         med = float(np.median(rates)) * flops / 1e9 / float(np.median([m[ref_shape] for m in mm_r]))
         print(f"(b) {name:20s} {calls * cfg.utd_ratio:6.1f} critic updates/s ({calls:.2f} update() calls/s = actor "
               f"updates/s), {achieved:.1f} GFLOP/s = {100 * achieved / ref:.1f}% of the {ref_name} mm "
-              f"(median windows {100 * med:.1f}%)  (target >= 60%)")
+              f"(median windows {100 * med:.1f}%)  (target >= 60%)"
+              + (f"; {100 * achieved / bf16_peak:.1f}% of the bf16 mm" if "bf16" in name else ""))
     return 0
 
 

@@ -8,6 +8,7 @@ Measured recipes (README, docs/learning.md): state ``--critics 2 --utd 4 --bc-we
 task.max_episode_steps=50`` (100 % by 2,000 steps, 3 min); images ``--images --critics 2 --utd 1
 --batch 128 --bc-weight 2 --set task.max_episode_steps=50`` (seed 0: 100 % at 5,000 steps, about an hour
 on 2 CPU cores; seed 1: 100 % at 6,000; the image defaults, UTD 4 and batch 256, cost ~8 h per 5,000 steps there).
+``--precision bf16`` (on a CPU with native bf16): state 95 % at 2,000, images seed 0 100 % at 5,000 in 29 min.
 
 Records ``--demos`` successful scripted demonstrations, then trains online with 50/50 demo
 sampling (RLPD) and prints the deterministic success rate over ``--eval-episodes`` episodes
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where the agent trains and acts: cpu or cuda[:N]")
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="agent.precision")
+    p.add_argument("--compile", action="store_true", help="agent.compile (torch.compile the losses)")
     p.add_argument("--bc-weight", type=float, default=0.0)
     p.add_argument("--target-entropy", type=float, default=None, help="default -|A|/2")
     p.add_argument("--no-input-norm", action="store_true", help="raw state inputs (no demo statistics)")
@@ -92,6 +95,7 @@ def main(argv=None) -> int:
                            utd_ratio=args.utd or (4 if args.images else 8),
                            batch_size=args.batch, demo_ratio=0.5, discount=args.discount,
                            discrete_gripper=args.discrete_gripper, seed=args.seed, device=args.device,
+                           precision=args.precision, compile=args.compile,
                            encoder=EncoderConfig(normalize_inputs=not args.no_input_norm))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
@@ -102,7 +106,8 @@ def main(argv=None) -> int:
     n_demo = bs // 2
     print(f"# {'images' if args.images else 'state'}: {rec['episodes']} demos "
           f"({rec['transitions']} transitions), UTD {u}, batch {bs}, critics {args.critics}, "
-          f"discount {args.discount}, discrete gripper {args.discrete_gripper}", flush=True)
+          f"discount {args.discount}, discrete gripper {args.discrete_gripper}, precision {args.precision}"
+          f"{', compiled' if args.compile else ''}", flush=True)
     results = [{"env_steps": 0, "success_rate": evaluate(agent, eval_env, args.eval_episodes, 10_000)}]
     print(json.dumps(results[-1]), flush=True)
     obs, _ = env.reset(seed=args.seed)

@@ -71,6 +71,10 @@ class RLPDConfig:
     num_threads: Optional[int] = None  # torch.set_num_threads if set
     fused_optimizer: bool = True
     compile: bool = False  # torch.compile the critic/actor losses (see docs/learning.md)
+    # "bf16": the critic and actor losses run under bfloat16 autocast (matmuls, convolutions and
+    # the activations between them); weights, optimizer state, Q outputs, log-probs and losses
+    # stay fp32. Needs native bf16 (AVX512-BF16/AMX CPU, or a CUDA GPU of compute capability 8+).
+    precision: str = "fp32"
     tune_malloc: bool = True  # glibc: keep freed activation buffers (see tune_malloc)
 
     def validate(self) -> None:
@@ -94,6 +98,8 @@ class RLPDConfig:
             raise ValueError(f"RLPDConfig.hidden_dims must be non-empty positive ints, got {self.hidden_dims}")
         if self.log_std_min >= self.log_std_max:
             raise ValueError("RLPDConfig.log_std_min must be < log_std_max")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"RLPDConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
 

@@ -106,6 +106,15 @@ def td_target(
     return reward + discount * (1.0 - terminated) * v
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 natively (RLPDConfig.precision='bf16' only pays there;
+    elsewhere bf16 matmuls are emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    # torch.cpu's probes are private: treat their absence as "no".
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 class ReluSavingOutput(torch.autograd.Function):
     """ReLU whose backward reads its output instead of a saved boolean mask.
 
@@ -173,23 +182,24 @@ class EnsembleCritic(nn.Module):
 
     def forward_with(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``x``: B x in (shared by members) or K x B x in. Returns K x B."""
-        n_layers = len(self.dims) - 1
         k = params[0].shape[0]
         h = x.unsqueeze(0).expand(k, *x.shape) if x.dim() == 2 else x
         j = 0
-        for i in range(n_layers):
-            w, b = params[j], params[j + 1]
+        for _ in range(len(self.dims) - 2):
+            h = torch.baddbmm(params[j + 1], h, params[j])
             j += 2
-            h = torch.baddbmm(b, h, w)
-            if i < n_layers - 1:
-                if self.layer_norm:
-                    # In-place add/relu on the fresh LayerNorm output: LN's
-                    # backward needs its input, not its output, so this is
-                    # autograd-safe and saves two allocations per layer.
-                    h = F.layer_norm(h, (h.shape[-1],)).add_(params[j])
-                    j += 1
-                h = ReluSavingOutput.apply(h) if self.compiled else torch.relu_(h)
-        return h.squeeze(-1)
+            if self.layer_norm:
+                # In-place add/relu on the fresh LayerNorm output: LN's
+                # backward needs its input, not its output, so this is
+                # autograd-safe and saves two allocations per layer.
+                h = F.layer_norm(h, (h.shape[-1],)).add_(params[j])
+                j += 1
+            h = ReluSavingOutput.apply(h) if self.compiled else torch.relu_(h)
+        w, b = params[j], params[j + 1]
+        # Under bf16 autocast the Q head still runs in fp32: Q values of 10-100 in bf16 would
+        # be rounded to 0.06-0.5, coarser than the TD errors being learned.
+        with torch.autocast(h.device.type, enabled=False):
+            return torch.baddbmm(b, h.to(w.dtype), w).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with(self.param_list(), x)
@@ -214,7 +224,8 @@ class TanhGaussianActor(nn.Module):
         self.log_std_max = log_std_max
 
     def dist_params(self, feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        mean, pre = self.head(self.trunk(feat)).chunk(2, dim=-1)
+        # float(): under bf16 autocast the squashing, log-probs and entropy stay fp32.
+        mean, pre = self.head(self.trunk(feat)).float().chunk(2, dim=-1)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(pre) + 1.0)
         return mean, log_std
 
@@ -342,12 +353,21 @@ class RLPDAgent:
         self.num_critic_updates = 0
         self.num_actor_updates = 0
         self._critic_loss_fn, self._actor_loss_fn = self._critic_loss, self._actor_loss
+        if cfg.precision == "bf16" and not has_native_bf16(self.device):
+            need = "a CUDA GPU of compute capability 8.0 or newer" if self.device.type == "cuda" else "a CPU with AVX512-BF16 or AMX"
+            raise ValueError(f"RLPDConfig.precision='bf16' needs {need} (on {self.device} bf16 matmuls would be "
+                             "emulated and slower than fp32); set agent.precision: fp32")
+        self._bf16 = cfg.precision == "bf16"
         if cfg.compile:
             if self.device.type == "cpu":
                 require_cpp_compiler()
             self.critic.compiled = True
             self._critic_loss_fn = torch.compile(self._critic_loss, dynamic=False)
             self._actor_loss_fn = torch.compile(self._actor_loss, dynamic=False)
+
+    def _precision(self) -> torch.autocast:
+        """The autocast region of the loss computations (a no-op at fp32); backward runs outside."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
 
     def _adam(self, params: List[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         if self.config.fused_optimizer:
@@ -473,8 +493,9 @@ class RLPDAgent:
             nobs = self.encoder.augment(nobs, self.gen)
         # Frozen trunk: evaluated once for the whole UTD batch, shared by all
         # critics, the target and the actor.
-        pre_o = self.encoder.precompute(obs)
-        pre_n = self.encoder.precompute(nobs)
+        with self._precision():
+            pre_o = self.encoder.precompute(obs)
+            pre_n = self.encoder.precompute(nobs)
         a_norm = self.normalize_action(batch["action"])
         a_cont, g_idx = self._split_action(a_norm)
         reward, term = batch["reward"], batch["terminated"]
@@ -515,12 +536,15 @@ class RLPDAgent:
             target = self._target(nfeat, nfeat_t, reward, term, eps, subset)
         feat = self.encoder(obs, pre_o)
         q = self.critic(torch.cat([feat, act], -1))  # N x B
-        return (q - target).pow(2).mean(), q.detach(), target, feat.detach(), nfeat
+        # float(): the gripper critic and the actor step take these features outside this
+        # function's autocast region (a no-op at fp32).
+        return (q - target).pow(2).mean(), q.detach(), target, feat.detach().float(), nfeat.float()
 
     def _critic_step(self, obs, pre_o, nobs, pre_n, act, reward, term, g_idx, want_metrics: bool = True):
         eps = self._noise(act.shape[0])
         subset = self.sample_subset() if self.config.critic_subset < self.config.num_critics else None
-        loss, qd, target, feat, nfeat = self._critic_loss_fn(obs, pre_o, nobs, pre_n, act, reward, term, eps, subset)
+        with self._precision():
+            loss, qd, target, feat, nfeat = self._critic_loss_fn(obs, pre_o, nobs, pre_n, act, reward, term, eps, subset)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
@@ -539,7 +563,8 @@ class RLPDAgent:
 
     def _actor_step(self, feat: torch.Tensor, demo_feat: Optional[torch.Tensor] = None,
                     demo_action: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        actor_loss, temp_loss, bc, logp_d = self._actor_loss_fn(feat, self._noise(feat.shape[0]), demo_feat, demo_action)
+        with self._precision():
+            actor_loss, temp_loss, bc, logp_d = self._actor_loss_fn(feat, self._noise(feat.shape[0]), demo_feat, demo_action)
         alpha = self.alpha
         self.actor_opt.zero_grad(set_to_none=True)
         (actor_loss + temp_loss).backward()

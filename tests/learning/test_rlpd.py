@@ -8,7 +8,7 @@ from gymnasium import spaces
 
 from robot_rl.learning.gripper_critic import GripperCritic, discretize_gripper
 from robot_rl.learning.networks import EncoderConfig
-from robot_rl.learning.rlpd import EnsembleCritic, RLPDAgent, RLPDConfig, td_target
+from robot_rl.learning.rlpd import EnsembleCritic, RLPDAgent, RLPDConfig, has_native_bf16, td_target
 
 OBS = spaces.Box(-np.inf, np.inf, (5,), np.float32)
 ACT = spaces.Box(np.array([-2.0, 0.0, -1.0], np.float32), np.array([2.0, 1.0, 3.0], np.float32))
@@ -265,8 +265,13 @@ def _img_batch(n, seed=0):
             "terminated": torch.zeros(n), "truncated": torch.zeros(n)}
 
 
-def test_image_agent_frozen_trunk_and_discrete_gripper():
-    cfg = _cfg(discrete_gripper=True, encoder=EncoderConfig(freeze_image_encoder=True, cnn_channels=8, image_feature_dim=32))
+@pytest.mark.parametrize("precision", [
+    "fp32",  # bf16: the frozen trunk's precompute runs under autocast too; acting and export stay fp32
+    pytest.param("bf16", marks=pytest.mark.skipif(not has_native_bf16(torch.device("cpu")), reason="no native bf16 here")),
+])
+def test_image_agent_frozen_trunk_and_discrete_gripper(precision):
+    cfg = _cfg(discrete_gripper=True, precision=precision,
+               encoder=EncoderConfig(freeze_image_encoder=True, cnn_channels=8, image_feature_dim=32))
     agent = RLPDAgent(IMG_SPACE, GRIP_ACT, cfg)
     assert agent.target_entropy == -1.5  # 3 arm dims
     trunk = [p.clone() for p in agent.encoder.images["wrist"].trunk.parameters()]
@@ -374,3 +379,41 @@ def test_compile_without_a_cpp_compiler_is_refused(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     with pytest.raises(RuntimeError, match="agent.compile=false"):
         RLPDAgent(OBS, ACT, _cfg(compile=True))
+
+
+@pytest.mark.parametrize("compile_losses", [False, True])
+def test_bf16_precision_runs_reduced_matmuls_but_keeps_fp32_state_and_outputs(compile_losses):
+    """agent.precision=bf16: the losses differ from fp32 (bf16 matmuls really ran) but stay
+    close (Q head, log-probs and losses in fp32), and weights, optimizer state and targets
+    stay fp32; eager and compiled. On a CPU without native bf16 the option is refused instead."""
+    cfg = dict(utd_ratio=2, batch_size=16, bc_weight=1.0, discrete_gripper=True, compile=compile_losses,
+               encoder=EncoderConfig(cnn_channels=8, image_feature_dim=32))
+    if not has_native_bf16(torch.device("cpu")):
+        with pytest.raises(ValueError, match="precision='bf16' needs"):
+            RLPDAgent(IMG_SPACE, GRIP_ACT, _cfg(precision="bf16", **cfg))
+        return
+    fp32 = RLPDAgent(IMG_SPACE, GRIP_ACT, _cfg(**cfg))
+    bf16 = RLPDAgent(IMG_SPACE, GRIP_ACT, _cfg(precision="bf16", **cfg))
+    for s in range(3):
+        demo, online = _img_batch(16, seed=10 + s), _img_batch(16, seed=20 + s)
+        m32, m16 = fp32.update(demo, online), bf16.update(demo, online)
+        for k in ("critic_loss", "actor_loss", "q_mean", "entropy"):
+            assert m16[k] == pytest.approx(m32[k], rel=0.05, abs=0.02), k
+    assert m16["critic_loss"] != m32["critic_loss"]
+    tensors = [*bf16.critic.parameters(), *bf16.actor.parameters(), *bf16.encoder.parameters(), *bf16.critic_target_params,
+               *(v for st in bf16.critic_opt.state.values() for v in st.values() if torch.is_tensor(v))]
+    assert {t.dtype for t in tensors} == {torch.float32}
+    feat = torch.randn(16, bf16.critic.dims[0])
+    with bf16._precision():
+        q = bf16.critic(feat)
+        _, logp = bf16.actor.sample(feat[:, :bf16.encoder.out_dim], torch.randn(16, bf16.cont_dim))
+    assert q.dtype == logp.dtype == torch.float32
+
+
+def test_bf16_without_native_support_is_refused(monkeypatch):
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    with pytest.raises(ValueError, match="AVX512-BF16 or AMX.*agent.precision: fp32"):
+        RLPDAgent(OBS, ACT, _cfg(precision="bf16"))
+    with pytest.raises(ValueError, match="'fp32' or 'bf16'"):
+        RLPDAgent(OBS, ACT, _cfg(precision="fp16"))
