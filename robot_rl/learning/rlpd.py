@@ -294,6 +294,10 @@ class RLPDAgent:
         if cfg.tune_malloc:
             tune_malloc()
         self.device = torch.device(cfg.device)
+        if cfg.precision == "bf16" and not has_native_bf16(self.device):
+            need = "a CUDA GPU of compute capability 8.0 or newer" if self.device.type == "cuda" else "a CPU with AVX512-BF16 or AMX"
+            raise ValueError(f"RLPDConfig.precision='bf16' needs {need} (on {self.device} bf16 matmuls would be "
+                             "emulated and slower than fp32); set agent.precision: fp32")
         self.observation_space = as_dict_space(observation_space)
         self.action_space = action_space
         self.flat_obs = not isinstance(observation_space, spaces.Dict)
@@ -353,11 +357,6 @@ class RLPDAgent:
         self.num_critic_updates = 0
         self.num_actor_updates = 0
         self._critic_loss_fn, self._actor_loss_fn = self._critic_loss, self._actor_loss
-        if cfg.precision == "bf16" and not has_native_bf16(self.device):
-            need = "a CUDA GPU of compute capability 8.0 or newer" if self.device.type == "cuda" else "a CPU with AVX512-BF16 or AMX"
-            raise ValueError(f"RLPDConfig.precision='bf16' needs {need} (on {self.device} bf16 matmuls would be "
-                             "emulated and slower than fp32); set agent.precision: fp32")
-        self._bf16 = cfg.precision == "bf16"
         if cfg.compile:
             if self.device.type == "cpu":
                 require_cpp_compiler()
@@ -367,7 +366,7 @@ class RLPDAgent:
 
     def _precision(self) -> torch.autocast:
         """The autocast region of the loss computations (a no-op at fp32); backward runs outside."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
     def _adam(self, params: List[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         if self.config.fused_optimizer:

@@ -265,11 +265,8 @@ def _img_batch(n, seed=0):
             "terminated": torch.zeros(n), "truncated": torch.zeros(n)}
 
 
-@pytest.mark.parametrize("precision", [
-    "fp32",  # bf16: the frozen trunk's precompute runs under autocast too; acting and export stay fp32
-    pytest.param("bf16", marks=pytest.mark.skipif(not has_native_bf16(torch.device("cpu")), reason="no native bf16 here")),
-])
 def test_image_agent_frozen_trunk_and_discrete_gripper(precision):
+    # bf16: the frozen trunk's precompute runs under autocast too; acting and export stay fp32
     cfg = _cfg(discrete_gripper=True, precision=precision,
                encoder=EncoderConfig(freeze_image_encoder=True, cnn_channels=8, image_feature_dim=32))
     agent = RLPDAgent(IMG_SPACE, GRIP_ACT, cfg)

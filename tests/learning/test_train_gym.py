@@ -5,11 +5,10 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium import spaces
 
 from robot_rl.learning.replay import ReplayBuffer
-from robot_rl.learning.rlpd import RLPDConfig, has_native_bf16
+from robot_rl.learning.rlpd import RLPDConfig
 from robot_rl.learning.train_gym import TrainGymConfig, evaluate, main, train
 
 
@@ -55,10 +54,6 @@ class _Random:
         return self.space.sample()
 
 
-@pytest.mark.parametrize("precision", [
-    "fp32",
-    pytest.param("bf16", marks=pytest.mark.skipif(not has_native_bf16(torch.device("cpu")), reason="this CPU has no native bf16 (refusal: test_rlpd)")),
-])
 def test_learns_point_reach(precision):
     cfg = TrainGymConfig(
         agent=RLPDConfig(num_critics=2, critic_subset=2, utd_ratio=1, hidden_dims=(64, 64), batch_size=64, seed=0,
