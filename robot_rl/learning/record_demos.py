@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -20,64 +19,43 @@ from robot_rl.config import Config, load_config
 from robot_rl.envs.expert import PickExpert
 
 
+class ExpertPolicy:
+    """The scripted pick expert as a policy callable: it plans from the env's ``snapshot``
+    (simulator state, so recording with it needs the MuJoCo stand-in)."""
+
+    def __init__(self, expert: PickExpert, env, action_dim: int):
+        self.expert, self.env, self.action_dim = expert, env, action_dim
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def __call__(self, obs) -> np.ndarray:
+        return self.expert.act(self.env.snapshot, self.action_dim)
+
+
 def record(cfg: Config, out: str, episodes: int, env=None, seed: int = 0, noise: float = 0.05,
            max_attempts: Optional[int] = None, verbose: bool = True) -> Dict[str, Any]:
     """Write ``episodes`` successful expert episodes to ``out``; returns a summary."""
-    from robot_rl.learning.replay import ReplayBuffer
+    from robot_rl.learning.demos import record_episodes
 
     if episodes <= 0:  # would write nothing and "succeed"; the learner would fail much later
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if os.path.isdir(out) and os.listdir(out):  # a replay dir, or chunks that lost their manifest
-        raise FileExistsError(f"{out!r} is not empty; demonstrations go to a new directory, "
-                              f"choose another --out")
     own_env = env is None
     if env is None:
         from robot_rl.envs.pick_cube import PickCubeEnv
 
         env = PickCubeEnv(cfg)
-    rng = np.random.default_rng(seed)
-    expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=noise, rng=rng)
-    adim = int(env.action_space.shape[0])
-    max_attempts = max_attempts or 3 * episodes + 5
-    pending = []
-    buf = None
-    kept, attempts, steps, t0 = 0, 0, 0, time.perf_counter()
+    expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=noise,
+                        rng=np.random.default_rng(seed))
     try:
-        while kept < episodes:
-            if attempts >= max_attempts:
-                raise RuntimeError(f"only {kept}/{episodes} successful demonstrations after "
-                                   f"{attempts} attempts; is the task solvable with this config?")
-            attempts += 1
-            obs, _ = env.reset(seed=seed + attempts)
-            expert.reset()
-            pending.clear()
-            done, success = False, False
-            while not done:
-                snap = env.snapshot if hasattr(env, "snapshot") else env._snap
-                action = expert.act(snap, adim)
-                nobs, r, term, trunc, info = env.step(action)
-                pending.append((obs, action, float(r), nobs, bool(term), bool(trunc)))
-                obs, done = nobs, term or trunc
-                success = bool(info.get("success", term))
-            if not success:
-                continue
-            if buf is None:
-                buf = ReplayBuffer(env.observation_space, adim, capacity=max(1, len(pending)),
-                                   persist_dir=out, flush_every=1000, verbose=False, name="demos")
-            for tr in pending:
-                buf.add(*tr, actor_id=0, intervened=False)
-            kept += 1
-            steps += len(pending)
-            if verbose:
-                print(f"[record-demos] demo {kept}/{episodes}: {len(pending)} steps "
-                      f"(attempt {attempts})", flush=True)
+        rec = record_episodes(env, ExpertPolicy(expert, env, int(env.action_space.shape[0])),
+                              episodes, out=out, seed=seed, max_attempts=max_attempts,
+                              verbose=verbose)
     finally:
-        if buf is not None:
-            buf.close()
         if own_env:
             env.close()
-    return {"out": out, "episodes": kept, "attempts": attempts, "transitions": steps,
-            "wall_s": time.perf_counter() - t0}
+    return {"out": out, "episodes": len(rec.episode_lengths), "attempts": rec.attempts,
+            "transitions": rec.transitions, "wall_s": rec.wall_s}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

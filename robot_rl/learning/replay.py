@@ -618,28 +618,40 @@ class ReplayBuffer:
                 for k, s in man["observation"].items()
             }
         )
+        frame_slack = None
         if capacity is None:
-            capacity = max(1, count_transitions(path))
-        buf = cls(obs_space, int(man["action_dim"]), capacity, seed=seed, verbose=verbose, name=name)
+            transitions, frames = stored_counts(path)
+            capacity = max(1, transitions)
+            # Every stored episode holds one frame more than its transitions: room for all of
+            # them, or the first transitions of a many-episode demo set would be evicted.
+            frame_slack = max(capacity // 100 + 2, frames - transitions + 1)
+        buf = cls(obs_space, int(man["action_dim"]), capacity, seed=seed, frame_slack=frame_slack,
+                  verbose=verbose, name=name)
         buf.extend_from_disk(path)
         if resume:
             buf.writer = ChunkWriter(path, buf.obs_spec, buf.action_dim, flush_every or int(man["flush_every"]))
         return buf
 
 
-def count_transitions(path: str) -> int:
-    """Number of transitions stored in a replay directory (reads headers only)."""
+def stored_counts(path: str) -> Tuple[int, int]:
+    """Transitions and frames stored in a replay directory (reads headers only)."""
     from safetensors import safe_open
 
     read_manifest(path)
-    n = 0
+    transitions = frames = 0
     for _, fname in _list_chunks(path):
         try:
             with safe_open(fname, framework="numpy") as f:
-                n += int(f.get_slice("obs_frame").get_shape()[0])
+                transitions += int(f.get_slice("obs_frame").get_shape()[0])
+                frames += int(f.get_slice("frame_id").get_shape()[0])
         except Exception as e:
             raise ValueError(f"corrupt replay chunk {fname!r}: {e}") from e
-    return n
+    return transitions, frames
+
+
+def count_transitions(path: str) -> int:
+    """Number of transitions stored in a replay directory (reads headers only)."""
+    return stored_counts(path)[0]
 
 
 # --------------------------------------------------------------------------- #

@@ -1,13 +1,20 @@
 """Train the RLPD agent on any Gymnasium env (Box or Dict obs, Box actions).
 
-Python API: ``train(env_id_or_env, config, steps, demos_path=None, log_dir=None)``
-CLI:        ``python -m robot_rl.learning.train_gym Pendulum-v1 --steps 5000``
+Python API::
 
-The loop is the online part of RLPD/SERL: act, store the transition (with
-``terminated``/``truncated`` kept apart), and once ``learning_starts`` steps
-are collected do one ``agent.update`` per env step with ``utd_ratio``
-minibatches, half from demos when a demo directory (replay on-disk format) is
-given.
+    rec = record_episodes(env, my_policy, episodes=20)          # robot_rl.learning.demos
+    res = train(env, TrainGymConfig(eval_every=1000, eval_episodes=10), 20_000,
+                demos=rec.buffer, callback=lambda p: print(p["step"], p.get("success_rate")))
+    res["agent"], res["evaluations"], res["best"]
+
+CLI: ``robot-rl train-gym Pendulum-v1 --steps 5000 [--demos DIR] [--set eval_every=1000]``
+
+The loop is the online part of RLPD/SERL: act, store the transition (with ``terminated`` /
+``truncated`` kept apart), and once ``learning_starts`` steps are collected do one
+``agent.update`` per env step with ``utd_ratio`` minibatches, ``agent.demo_ratio`` of each from
+the demonstrations when they are given. With demonstrations the default is no random warm-up:
+the demonstrations are the exploration (RLPD, SERL), and random actions would only dilute them.
+Success is read from ``info["is_success"]`` or ``info["success"]`` (``demos.episode_success``).
 """
 
 from __future__ import annotations
@@ -15,18 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
 
+from .demos import DemoRecording, episode_success
 from .replay import ReplayBuffer, read_manifest
 from .rlpd import RLPDAgent, RLPDConfig
 
-__all__ = ["TrainGymConfig", "train", "main", "evaluate"]
+__all__ = ["TrainGymConfig", "train", "main", "evaluate", "evaluate_policy"]
+
+RANDOM_WARMUP_STEPS = 1000  # learning_starts without demonstrations
 
 
 @dataclass
@@ -35,11 +44,14 @@ class TrainGymConfig:
 
     agent: RLPDConfig = field(default_factory=RLPDConfig)
     buffer_capacity: int = 1_000_000
-    learning_starts: int = 1000  # uniform-random actions (and no updates) before this step
+    # Uniform-random actions (and no updates) before this step; None: 0 with demonstrations,
+    # RANDOM_WARMUP_STEPS without.
+    learning_starts: Optional[int] = None
     log_every: int = 1000  # env steps between TensorBoard scalar flushes
     flush_every: int = 1000  # replay persistence chunk size (if replay_dir is set)
     replay_dir: Optional[str] = None  # persist the online buffer here
-    eval_episodes: int = 0  # deterministic episodes after training
+    eval_every: int = 0  # env steps between deterministic evaluations (0: none during training)
+    eval_episodes: int = 0  # episodes per evaluation, and after training
     seed: int = 0
     verbose: bool = True
 
@@ -54,6 +66,18 @@ class TrainGymConfig:
             d["agent"] = RLPDConfig.from_dict(d["agent"])
         return cls(**d)
 
+    def validate(self) -> None:
+        for name in ("buffer_capacity", "log_every", "flush_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TrainGymConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("eval_every", "eval_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainGymConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.learning_starts is not None and self.learning_starts < 0:
+            raise ValueError(f"TrainGymConfig.learning_starts must be >= 0 or None, got {self.learning_starts}")
+        if self.eval_every and not self.eval_episodes:
+            raise ValueError("TrainGymConfig.eval_every needs eval_episodes >= 1 (episodes per evaluation)")
+
 
 def _make_env(env_id_or_env: Union[str, gym.Env], seed: int) -> gym.Env:
     env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) else env_id_or_env
@@ -65,18 +89,56 @@ def _make_env(env_id_or_env: Union[str, gym.Env], seed: int) -> gym.Env:
     return env
 
 
-def evaluate(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> List[float]:
-    """Deterministic-policy episode returns."""
-    rets = []
+def evaluate_policy(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> Dict[str, Any]:
+    """Deterministic-policy episodes: returns, success rate, mean steps of the successful ones."""
+    returns, successes, lengths = [], [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
-        done, ret = False, 0.0
+        done, ret, steps = False, 0.0, 0
         while not done:
-            obs, r, term, trunc, _ = env.step(agent.act(obs, deterministic=True))
+            obs, r, term, trunc, info = env.step(agent.act(obs, deterministic=True))
             ret += float(r)
+            steps += 1
             done = term or trunc
-        rets.append(ret)
-    return rets
+        returns.append(ret)
+        success = episode_success(info, term, trunc)
+        successes.append(success)
+        if success:
+            lengths.append(steps)
+    return {"returns": returns, "return_mean": float(np.mean(returns)),
+            "success_rate": float(np.mean(successes)),
+            "mean_steps_to_success": float(np.mean(lengths)) if lengths else None}
+
+
+def evaluate(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> List[float]:
+    """Deterministic-policy episode returns."""
+    return evaluate_policy(agent, env, episodes, seed)["returns"]
+
+
+def _demo_buffer(demos: Union[str, ReplayBuffer, DemoRecording, None], online: ReplayBuffer,
+                 seed: int, verbose: bool) -> Optional[ReplayBuffer]:
+    """Demonstrations given as a replay directory, a ``ReplayBuffer`` or a ``DemoRecording``,
+    checked against the env's spaces; None when there are none."""
+    if isinstance(demos, DemoRecording):
+        demos = demos.buffer
+    if demos is None:
+        return None
+    if isinstance(demos, ReplayBuffer):
+        spec, adim, where = demos.obs_spec, demos.action_dim, "the demonstration buffer"
+    else:
+        man = read_manifest(demos)
+        spec, adim, where = man["observation"], int(man["action_dim"]), f"demos in {demos!r}"
+    if spec != online.obs_spec or adim != online.action_dim:
+        raise ValueError(f"train: {where} have observation={spec} action_dim={adim}, "
+                         f"env needs observation={online.obs_spec} action_dim={online.action_dim}")
+    if not isinstance(demos, ReplayBuffer):
+        demos = ReplayBuffer.load(demos, resume=False, seed=seed + 1, verbose=verbose, name="demo")
+    return demos if len(demos) else None
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: a figure that does not exist (no episode ended) is null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def train(
@@ -85,11 +147,21 @@ def train(
     steps: int,
     demos_path: Optional[str] = None,
     log_dir: Optional[str] = None,
+    *,
+    demos: Union[str, ReplayBuffer, DemoRecording, None] = None,
+    eval_env: Optional[gym.Env] = None,
+    callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
 ) -> Dict[str, Any]:
-    """Train for ``steps`` env steps; returns summary metrics.
+    """Train for ``steps`` env steps; returns the agent and summary metrics.
 
-    ``config`` may be a ``TrainGymConfig``, a bare ``RLPDConfig`` (loop
-    defaults) or a dict for ``TrainGymConfig.from_dict``.
+    ``config`` may be a ``TrainGymConfig``, a bare ``RLPDConfig`` (loop defaults) or a dict for
+    ``TrainGymConfig.from_dict``. ``demos`` (or the older ``demos_path``): a replay directory,
+    a ``ReplayBuffer`` or a ``DemoRecording``. Every ``eval_every`` steps the deterministic
+    policy runs ``eval_episodes`` episodes on ``eval_env`` (default: a second instance for an env
+    id, else the training env, whose running episode an evaluation then ends); the best evaluation's actor
+    weights are kept (``res["best"]``). ``callback(progress)`` is called after each episode
+    (``progress["event"] == "episode"``) and each evaluation (``"eval"``) with the step, the
+    live agent and the figures; returning ``False`` stops training there.
     """
     if config is None:
         cfg = TrainGymConfig()
@@ -103,25 +175,23 @@ def train(
         raise ValueError(f"train: config must be TrainGymConfig, RLPDConfig or dict, got {type(config).__name__}")
     if steps <= 0:
         raise ValueError(f"train: steps must be > 0, got {steps}")
+    if demos is not None and demos_path is not None:
+        raise ValueError("train: give demos or demos_path, not both")
+    cfg.validate()
     acfg = cfg.agent
     env = _make_env(env_id_or_env, cfg.seed)
+    if eval_env is None:  # an env id makes a second instance, so evaluations interrupt nothing
+        eval_env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) and cfg.eval_episodes else env
     agent = RLPDAgent(env.observation_space, env.action_space, acfg)
     adim = env.action_space.shape[0]
     online = ReplayBuffer(env.observation_space, adim, cfg.buffer_capacity, persist_dir=cfg.replay_dir,
                           flush_every=cfg.flush_every, seed=cfg.seed, verbose=cfg.verbose, name="online")
-    demo: Optional[ReplayBuffer] = None
-    if demos_path is not None:
-        man = read_manifest(demos_path)
-        if man["observation"] != online.obs_spec or int(man["action_dim"]) != adim:
-            raise ValueError(
-                f"train: demos in {demos_path!r} have observation={man['observation']} action_dim={man['action_dim']}, "
-                f"env needs observation={online.obs_spec} action_dim={adim}"
-            )
-        demo = ReplayBuffer.load(demos_path, resume=False, seed=cfg.seed + 1, verbose=cfg.verbose, name="demo")
-        if len(demo) == 0:
-            demo = None
-        else:
-            agent.fit_input_normalization(demo.observations())
+    demo = _demo_buffer(demos if demos is not None else demos_path, online, cfg.seed, cfg.verbose)
+    if demo is not None:
+        agent.fit_input_normalization(demo.observations())
+    learning_starts = cfg.learning_starts
+    if learning_starts is None:
+        learning_starts = 0 if demo is not None else RANDOM_WARMUP_STEPS
 
     writer = None
     if log_dir is not None:
@@ -137,59 +207,94 @@ def train(
     ep_ret, ep_len = 0.0, 0
     returns: List[float] = []
     lengths: List[int] = []
+    successes: List[bool] = []
+    evaluations: List[Dict[str, Any]] = []
+    best: Optional[Dict[str, Any]] = None
     last: Dict[str, float] = {}
     n_updates = 0
     update_time = 0.0
     t0 = time.perf_counter()
-    for step in range(steps):
-        if step < cfg.learning_starts:
+    step, stopped = 0, False
+    while step < steps and not stopped:
+        if step < learning_starts:
             action = env.action_space.sample()
         else:
             action = agent.act(obs)
-        next_obs, reward, term, trunc, _ = env.step(action)
+        next_obs, reward, term, trunc, info = env.step(action)
         online.add(obs, action, float(reward), next_obs, bool(term), bool(trunc))
         ep_ret += float(reward)
         ep_len += 1
         obs = next_obs
-        if term or trunc:
-            returns.append(ep_ret)
-            lengths.append(ep_len)
-            if writer is not None:
-                writer.add_scalar("episode/return", ep_ret, step)
-                writer.add_scalar("episode/length", ep_len, step)
-            ep_ret, ep_len = 0.0, 0
-            obs, _ = env.reset()
-        if step + 1 >= cfg.learning_starts and len(online) >= 1:
+        if step + 1 >= learning_starts and len(online) >= 1:
             ts = time.perf_counter()
             demo_batch = demo.sample(u * n_demo) if demo is not None and n_demo > 0 else None
             online_batch = online.sample(u * n_on)
             last = agent.update(demo_batch, online_batch)
             update_time += time.perf_counter() - ts
             n_updates += 1
-        if writer is not None and (step + 1) % cfg.log_every == 0:
+        step += 1
+        if term or trunc:
+            success = episode_success(info, term, trunc)
+            returns.append(ep_ret)
+            lengths.append(ep_len)
+            successes.append(success)
+            if writer is not None:
+                writer.add_scalar("episode/return", ep_ret, step)
+                writer.add_scalar("episode/length", ep_len, step)
+                writer.add_scalar("episode/success", float(success), step)
+            if callback is not None:
+                stopped = callback({"event": "episode", "step": step, "agent": agent, "return": ep_ret,
+                                    "length": ep_len, "success": success}) is False
+            ep_ret, ep_len = 0.0, 0
+            obs, _ = env.reset()
+        if cfg.eval_every and step % cfg.eval_every == 0 and not stopped:
+            result = evaluate_policy(agent, eval_env, cfg.eval_episodes)
+            result = {"step": step, **{k: v for k, v in result.items() if k != "returns"}}
+            evaluations.append(result)
+            if best is None or (result["success_rate"], result["return_mean"]) > (best["success_rate"], best["return_mean"]):
+                best = {**result, "actor_state": agent.actor_state_dict()}
+            if writer is not None:
+                writer.add_scalar("eval/return", result["return_mean"], step)
+                writer.add_scalar("eval/success_rate", result["success_rate"], step)
+            if cfg.verbose:
+                print(f"[train-gym] step {step}: eval success {result['success_rate']:.0%}, "
+                      f"return {result['return_mean']:.2f}", flush=True)
+            if callback is not None:
+                stopped = callback({"event": "eval", "agent": agent, **result}) is False
+            if eval_env is env:  # the evaluation used the training env: start a fresh episode
+                online.end_episode()
+                obs, _ = env.reset()
+                ep_ret, ep_len = 0.0, 0
+        if writer is not None and step % cfg.log_every == 0:
             for k, v in last.items():
                 writer.add_scalar(f"train/{k}", v, step)
             if update_time > 0:
                 writer.add_scalar("perf/critic_updates_per_s", n_updates * u / update_time, step)
             writer.add_scalar("buffer/online", len(online), step)
             writer.add_scalar("buffer/demo", len(demo) if demo is not None else 0, step)
-            writer.add_scalar("perf/env_steps_per_s", (step + 1) / (time.perf_counter() - t0), step)
+            writer.add_scalar("perf/env_steps_per_s", step / (time.perf_counter() - t0), step)
     online.close()
-    eval_returns = evaluate(agent, env, cfg.eval_episodes) if cfg.eval_episodes > 0 else []
+    final = evaluate_policy(agent, eval_env, cfg.eval_episodes) if cfg.eval_episodes > 0 else None
+    eval_returns = final["returns"] if final else []
     if writer is not None:
-        if eval_returns:
-            writer.add_scalar("eval/return", float(np.mean(eval_returns)), steps)
+        if final:
+            writer.add_scalar("eval/return", final["return_mean"], step)
+            writer.add_scalar("eval/success_rate", final["success_rate"], step)
         writer.close()
     k = min(5, len(returns))
     return {
         "agent": agent,
-        "steps": steps,
+        "steps": step,
         "episodes": len(returns),
         "episode_returns": returns,
         "episode_lengths": lengths,
+        "episode_successes": successes,
         "final_return_mean": float(np.mean(returns[-k:])) if k else float("nan"),
         "eval_returns": eval_returns,
-        "eval_return_mean": float(np.mean(eval_returns)) if eval_returns else float("nan"),
+        "eval_return_mean": final["return_mean"] if final else float("nan"),
+        "eval_success_rate": final["success_rate"] if final else float("nan"),
+        "evaluations": evaluations,
+        "best": best,
         "critic_updates_per_s": (n_updates * u / update_time) if update_time > 0 else 0.0,
         "wall_s": time.perf_counter() - t0,
         "last_update": last,
@@ -244,8 +349,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .checkpoint import save_agent
 
         save_agent(args.checkpoint, res["agent"])
-    summary = {k: v for k, v in res.items() if k not in ("agent", "episode_returns", "episode_lengths", "last_update")}
-    print(json.dumps(summary, indent=1, default=float))
+    hidden = ("agent", "episode_returns", "episode_lengths", "episode_successes", "last_update", "best")
+    summary = {k: _finite_or_none(v) for k, v in res.items() if k not in hidden}
+    if res["best"] is not None:
+        summary["best"] = {k: v for k, v in res["best"].items() if k != "actor_state"}
+    print(json.dumps(summary, indent=1, default=float, allow_nan=False))
     return 0
 
 
