@@ -17,6 +17,7 @@ NODES = {
     "reset": "robot_rl.ros.reset_node:main",
     "reward": "robot_rl.ros.reward_node:main",
     "controller": "robot_rl.ros.controller_node:main",
+    "standin_hardware": "robot_rl.ros.standin_hardware_node:main",
 }
 
 setup(

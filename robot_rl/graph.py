@@ -63,6 +63,13 @@ def deployment_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
                      {"config_file": config_file})]
 
 
+def standin_hardware_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """A MuJoCo arm behind the ros2_control topics (``driver.*_topic``), for testing the
+    ``joint_driver`` path without a robot; never part of a profile (a real arm is the hardware)."""
+    return [NodeSpec("standin_hardware", "standin_hardware", "robot_rl.ros.standin_hardware_node",
+                     {"config_file": config_file})]
+
+
 PROFILES = {
     "robot": lambda cfg, path: robot_nodes(cfg, path),
     "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),
