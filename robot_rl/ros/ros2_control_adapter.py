@@ -38,8 +38,11 @@ class Ros2ControlAdapter:
         self.cfg = cfg
         self.node = node
         self.kinematics = ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
-        self.controller = ImpedanceController(self.kinematics, cfg.controller,
-                                              np.array(cfg.robot.home))
+        self.controller = ImpedanceController(
+            self.kinematics, cfg.controller, np.array(cfg.robot.home),
+            period_s=1.0 / cfg.driver.loop_rate_hz,
+            hardware_compensates_gravity=cfg.robot.hardware_compensates_gravity,
+            effort_limits=cfg.robot.effort_limits)
         self.lock = threading.Lock()
         self.names = list(cfg.robot.arm_joints) + list(cfg.robot.gripper_joints)
         self._reading: JointReading | None = None

@@ -49,7 +49,9 @@ class SimWorld:
         self._arm_act_view = _as_slice(self._arm_act)
         self.joint_names = list(arm) + list(cfg.robot.gripper_joints)
         self.kin = ArmKinematics(cfg.robot.urdf, arm, cfg.robot.ee_frame)
-        self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home))
+        self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home),
+                                              period_s=cfg.sim.physics_dt,
+                                              effort_limits=cfg.robot.effort_limits)
         self.taxels = {t.name: t for t in taxel_layouts(m, cfg)}
         self._tactile_zero = {name: np.zeros((t.rows, t.cols), np.float32)
                               for name, t in self.taxels.items()}
