@@ -162,3 +162,23 @@ def test_target_with_no_admissible_motion_is_refused(world):
     np.testing.assert_array_equal(ctl.target_q, before)
     # Moving away from the face is fine.
     assert not ctl.set_joint_target(at_face - [0, 0, 0, 0.3, 0, 0, 0])
+
+
+def test_controller_node_box_lies_inside_the_drivers():
+    """The deployment controller's safety box is intersected with controller.workspace_*, so
+    it never sends a TCP target that the driver would clamp (real_panda.yaml has a smaller
+    controller box than the default safety box)."""
+    from pathlib import Path
+
+    from robot_rl.config import load_config
+    from robot_rl.ros.controller_node import safety_config_for
+
+    real = load_config(Path(__file__).resolve().parents[1] / "config" / "real_panda.yaml")
+    assert real.controller.workspace_min != list(real.safety.workspace_min)  # the case at hand
+    safety = safety_config_for(real, 10.0, [])
+    assert list(safety.workspace_min) == real.controller.workspace_min
+    assert list(safety.workspace_max) == real.controller.workspace_max
+    disjoint = load_config(None, {"controller.workspace_min": [0.8, -0.35, 0.01],
+                                  "controller.workspace_max": [0.9, 0.35, 0.55]})
+    with pytest.raises(ValueError, match="do not overlap"):
+        safety_config_for(disjoint, 10.0, [])
