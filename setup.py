@@ -59,6 +59,8 @@ setup(
             "ros-jazzy-geometry-msgs",
             "ros-jazzy-std-srvs",
             "ros-jazzy-trajectory-msgs",
+            # test_msgs' Fibonacci action: the stand-in type for franka_gripper's actions in tests
+            "ros-jazzy-test-msgs",
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],

@@ -2,8 +2,10 @@
 
 Reads ``joint_state_broadcaster`` output, runs the impedance controller on its own thread at
 ``driver.loop_rate_hz`` and sends torques to a ``forward_command_controller`` (effort interface,
-``std_msgs/Float64MultiArray`` in the order of ``robot.arm_joints``). The gripper gets its opening
-on a forward position controller (one value per finger joint: half the opening each).
+``std_msgs/Float64MultiArray`` in the order of ``robot.arm_joints``). The gripper backend is
+``driver.gripper_backend`` (``robot_rl.ros.gripper_backend``): a forward position controller, or
+franka_gripper's action servers (whose finger joints then come from the gripper's own
+JointState, not the arm's; until it arrives the commanded opening stands in for them).
 
 If the hardware state stops arriving for ``driver.state_timeout`` the loop stops commanding and
 reports it: the robot's own communication watchdog then brakes the arm, which is safer than
@@ -27,6 +29,7 @@ from robot_rl.robot.adapter import JointReading
 from robot_rl.robot.controller import ImpedanceController
 from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.ros import messages as m
+from robot_rl.ros.gripper_backend import make_gripper_backend
 
 
 class Ros2ControlAdapter:
@@ -45,14 +48,16 @@ class Ros2ControlAdapter:
             effort_limits=cfg.robot.effort_limits)
         self.lock = threading.Lock()
         self.names = list(cfg.robot.arm_joints) + list(cfg.robot.gripper_joints)
+        self.gripper = make_gripper_backend(cfg, node, getattr(node, "report_status", None))
+        # Joints the hardware JointState must carry.
+        self.state_names = (self.names if self.gripper.fingers_in_hardware_state
+                            else list(cfg.robot.arm_joints))
         self._reading: JointReading | None = None
         self._stamp = 0.0
         self._received_ns = 0  # system clock (as DDS stamps receptions) of the last state
         self._holding = False
         self._pub_effort = node.create_publisher(Float64MultiArray,
                                                  cfg.driver.effort_command_topic, 1)
-        self._pub_gripper = node.create_publisher(Float64MultiArray,
-                                                  cfg.driver.gripper_command_topic, 1)
         node.create_subscription(JointState, cfg.driver.hardware_state_topic, self._on_state,
                                  m.SENSOR_QOS)
         self._width = cfg.robot.gripper_max_width
@@ -67,13 +72,21 @@ class Ros2ControlAdapter:
     def _on_state(self, msg: JointState, info: dict) -> None:
         try:
             index = {n: i for i, n in enumerate(msg.name)}
-            missing = [n for n in self.names if n not in index]
+            missing = [n for n in self.state_names if n not in index]
             if missing:
                 raise ValueError(f"hardware JointState lacks {missing}")
-            pick = [index[n] for n in self.names]
+            pick = [index[n] for n in self.state_names]
             position = np.array(msg.position)[pick]
             velocity = np.array(msg.velocity)[pick] if msg.velocity else np.zeros(len(pick))
             effort = np.array(msg.effort)[pick] if msg.effort else np.zeros(len(pick))
+            if len(pick) < len(self.names):  # fingers from the gripper backend
+                fingers = self.gripper.finger_positions()
+                if fingers is None:
+                    n_f = len(self.names) - len(pick)
+                    fingers = np.full(n_f, self._width / n_f)
+                position = np.concatenate([position, fingers])
+                velocity = np.concatenate([velocity, np.zeros(len(fingers))])
+                effort = np.concatenate([effort, np.zeros(len(fingers))])
         except (ValueError, IndexError) as exc:
             self.node.get_logger().error(f"{self.cfg.driver.hardware_state_topic}: {exc}",
                                          throttle_duration_sec=1.0)
@@ -128,11 +141,8 @@ class Ros2ControlAdapter:
         return self._reading, self._stamp
 
     def set_gripper(self, width: float) -> float:
-        width = float(np.clip(width, 0.0, self.cfg.robot.gripper_max_width))
-        self._width = width
-        fingers = len(self.cfg.robot.gripper_joints)
-        self._pub_gripper.publish(Float64MultiArray(data=[width / fingers] * fingers))
-        return width
+        self._width = self.gripper.command(width)
+        return self._width
 
     def gripper_width(self) -> float:
         if self._reading is None:
