@@ -18,6 +18,7 @@ NODES = {
     "reward": "robot_rl.ros.reward_node:main",
     "controller": "robot_rl.ros.controller_node:main",
     "standin_hardware": "robot_rl.ros.standin_hardware_node:main",
+    "workspace_marker": "robot_rl.ros.workspace_marker_node:main",
 }
 
 setup(
@@ -28,7 +29,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
         (f"share/{PACKAGE}/sim/assets", glob("sim/assets/*")),
     ],
