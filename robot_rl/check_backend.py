@@ -273,9 +273,12 @@ def render_table(results: list[Result], title: str) -> str:
 
 
 def markdown_table(results: list[Result]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # "|q - home|" must not split the cell
+
     lines = ["| check | subject | result | measured | expected |", "|---|---|---|---|---|"]
-    lines += [f"| {r.check} | `{r.subject}` | {r.status} | {r.measured} | {r.expected} |"
-              for r in results]
+    lines += [f"| {r.check} | `{r.subject}` | {r.status} | {cell(r.measured)} | "
+              f"{cell(r.expected)} |" for r in results]
     return "\n".join(lines)
 
 

@@ -131,8 +131,11 @@ def test_joint_target_for_the_box_probe_leaves_the_box():
 def test_table_keeps_status_lines_verbatim():
     results = [cb.Result("command", "ee_target NaN", cb.PASS,
                          "REJECTED: ee_target: not finite: [nan 0. 0.]", "REJECTED:"),
-               cb.Result("rate", "/clock", cb.FAIL, "3 messages", "10.0 Hz")]
+               cb.Result("rate", "/clock", cb.FAIL, "3 messages", "10.0 Hz"),
+               cb.Result("reset", "/scene/reset", cb.PASS, "max |q - home| 0.01 rad", "")]
     text = cb.render_table(results, "title")
     assert "[nan 0. 0.]" in text and "FAIL" in text and "PASS" in text
     md = cb.markdown_table(results)
-    assert md.count("\n") == 3 and "| rate | `/clock` | FAIL |" in md
+    assert md.count("\n") == 4 and "| rate | `/clock` | FAIL |" in md
+    assert "max \\|q - home\\| 0.01 rad" in md
+    assert all(line.count("|") - line.count("\\|") == 6 for line in md.splitlines())
