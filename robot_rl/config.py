@@ -74,13 +74,17 @@ class ControllerConfig:
     joint_limit_stiffness: float = 50.0  # N m/rad repulsion inside the margin
     joint_stiffness: float = 120.0    # N m/rad, joint-target mode
     max_joint_error: float = 0.3      # rad: joint-target reference limiting
+    # Joint targets are approached along the straight joint-space path (the one the workspace
+    # box is checked on) at this max-abs joint speed and acceleration.
+    joint_path_speed: float = 1.0     # rad/s
+    joint_path_accel: float = 4.0     # rad/s^2
     # Largest change of commanded torque per joint, N m/s, applied every control period
     # (Franka's interface rejects > 1000 N m/s).
     max_torque_rate: float = 1000.0
 
     def validate(self) -> None:
         for name in ("stiffness_pos", "stiffness_rot", "max_pos_error", "max_rot_error",
-                     "max_torque_rate"):
+                     "max_torque_rate", "joint_path_speed", "joint_path_accel"):
             check(getattr(self, name) > 0, f"{name} must be > 0")
         check(len(self.workspace_min) == 3 and len(self.workspace_max) == 3,
               "workspace_min and workspace_max need 3 values (x, y, z in m)")

@@ -115,10 +115,19 @@ def test_joint_targets_are_clamped_to_limits(wide_box_world):
     assert ctl.mode == "joint"
 
 
-def _run_joint_target(world, target, steps):
+def steps_to_reach(world, target, settle_s=1.0):
+    """Physics steps for the joint-path reference to arrive (max-abs joint speed
+    controller.joint_path_speed) plus ``settle_s``."""
+    distance = np.max(np.abs(np.asarray(target) - world.arm_q()))
+    seconds = distance / world.cfg.controller.joint_path_speed + settle_s
+    return round(seconds / world.cfg.sim.physics_dt)
+
+
+def _run_joint_target(world, target, steps=None):
     """Step physics one step at a time; worst distance inside the URDF limits, max |tau|/effort."""
     lo, hi = world.kin.limits.lower, world.kin.limits.upper
     world.controller.set_joint_target(target)
+    steps = steps or steps_to_reach(world, world.controller.target_q)
     worst, torque_ratio = np.full(7, np.inf), 0.0
     for _ in range(steps):
         world.step_physics(1)
@@ -141,7 +150,7 @@ def test_single_joint_beyond_limit_stays_within_limits(wide_box_world, park_cube
         park_cube(world)
         target = home.copy()
         target[joint] = beyond
-        worst, torque_ratio = _run_joint_target(world, target, 1500)
+        worst, torque_ratio = _run_joint_target(world, target)
         assert np.all(worst >= 0.0), (joint, beyond, worst)
         assert torque_ratio <= 1.0 + 1e-9
         # Converged onto the clamped target, inside the margin.
@@ -156,7 +165,7 @@ def test_all_joints_beyond_upper_limits_stay_within_limits(wide_box_world):
     joint-space PD uses unit-inertia damping and no error/velocity limiting; see report).
     """
     world = wide_box_world
-    worst, torque_ratio = _run_joint_target(world, world.kin.limits.upper + 0.3, 2000)
+    worst, torque_ratio = _run_joint_target(world, world.kin.limits.upper + 0.3)
     assert torque_ratio <= 1.0 + 1e-9
     assert np.all(worst >= 0.0), f"min distance inside the URDF limits per joint: {worst}"
 
@@ -171,7 +180,7 @@ def test_joint_mode_respects_velocity_limits(wide_box_world):
     target[0] = world.kin.limits.upper[0]
     world.controller.set_joint_target(target)
     peak = np.zeros(7)
-    for _ in range(1500):
+    for _ in range(steps_to_reach(world, target)):
         world.step_physics(1)
         peak = np.maximum(peak, np.abs(world.data.qvel[world._arm_dof]))
     assert abs(world.arm_q()[0] - world.controller.target_q[0]) < 0.01     # it did get there

@@ -27,7 +27,7 @@ import pinocchio as pin
 
 from robot_rl.config import ControllerConfig
 from robot_rl.robot.kinematics import ArmKinematics
-from robot_rl.robot.workspace import WorkspaceBox, check_joint_path
+from robot_rl.robot.workspace import JOINT_PATH_MARGIN, WorkspaceBox, check_joint_path
 
 
 class CommandError(ValueError):
@@ -87,6 +87,8 @@ class ImpedanceController:
         # reference. Starts at zero, as a torque interface does.
         self.last_torque = np.zeros(kinematics.nq)
         self.measured_q = self.home.copy()  # joints seen by the last compute(): path starts
+        self.path_ref = self.home.copy()    # joint mode: the reference travelling the path
+        self._path_speed = 0.0
         self._k = np.array([config.stiffness_pos] * 3 + [config.stiffness_rot] * 3)
         self._d = 2.0 * config.damping_ratio * np.sqrt(self._k)
         self.mode = "cartesian"
@@ -134,7 +136,8 @@ class ImpedanceController:
         for i in np.flatnonzero(clipped != q):
             report.clamped.append(f"{self.kin.joint_names[i]} target {q[i]:.3f} outside "
                                   f"[{self.q_min[i]:.3f}, {self.q_max[i]:.3f}], clamped")
-        path = check_joint_path(self.kin, self.box, self.measured_q, clipped)
+        path = check_joint_path(self.kin, self.box, self.measured_q, clipped,
+                                margin=JOINT_PATH_MARGIN)
         if path.refused:
             raise CommandError(
                 "; ".join(report.clamped + [
@@ -146,6 +149,8 @@ class ImpedanceController:
                 f"{', '.join(path.driving_joints) or 'no single joint'}; target scaled back to "
                 f"{path.fraction:.0%} of the way: {np.round(path.target, 3).tolist()} "
                 f"(TCP {np.round(path.tcp, 3).tolist()})")
+        self.path_ref = self.measured_q.copy()  # the checked path starts where the arm is
+        self._path_speed = 0.0
         self.target_q, self.mode = path.target, "joint"
         return report
 
@@ -156,6 +161,7 @@ class ImpedanceController:
         self.target_rot = pose.rotation.copy()
         self.target_q = np.clip(np.asarray(q, dtype=float), self.q_min, self.q_max)
         self.measured_q = np.array(q, dtype=float)
+        self.path_ref, self._path_speed = self.target_q.copy(), 0.0
 
     # -- the loop ---------------------------------------------------------------------------
     def compute(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
@@ -163,17 +169,19 @@ class ImpedanceController:
         self.last_pose = pose
         self.measured_q[:] = q
         if self.mode == "joint":
-            # Reference-limited joint spring with damping scaled by each joint's inertia, so a
-            # far joint target neither overshoots the limits nor exceeds the velocity limits.
-            # The error is scaled as a whole (not clipped per joint) so the reference moves
-            # along the straight joint-space path that the workspace-box check verified.
-            error = self.target_q - q
+            # A joint spring (damping scaled by each joint's inertia) pulled by a reference that
+            # travels the straight joint-space path the workspace-box check verified, with a
+            # bounded speed and acceleration and its velocity fed forward: the arm stays on
+            # that path instead of cutting across (joints with different bandwidths would).
+            v_ref, a_ref = self._advance_path()
+            error = self.path_ref - q
             largest = float(np.max(np.abs(error)))
-            if largest > self.cfg.max_joint_error:
+            if largest > self.cfg.max_joint_error:  # reference limiting, as a whole
                 error = error * (self.cfg.max_joint_error / largest)
-            inertia = np.diag(self.kin.mass_matrix(q))
+            mass = self.kin.mass_matrix(q)
             stiffness = self.cfg.joint_stiffness
-            tau = stiffness * error - 2.0 * np.sqrt(stiffness * inertia) * dq
+            tau = (stiffness * error - 2.0 * np.sqrt(stiffness * np.diag(mass)) * (dq - v_ref)
+                   + mass @ a_ref)
         else:
             pos_err = _clip_norm(self.target_pos - pose.translation, self.cfg.max_pos_error)
             rot_err = _clip_norm(pin.log3(self.target_rot @ pose.rotation.T),
@@ -190,6 +198,24 @@ class ImpedanceController:
         tau -= self.cfg.joint_damping * dq
         tau += self._joint_limit_torque(q)
         return self._output_stage(tau, gravity)
+
+    def _advance_path(self) -> np.ndarray:
+        """Move ``path_ref`` one period toward ``target_q`` (max-abs joint speed ramped by
+        ``joint_path_accel`` up to ``joint_path_speed`` and down to stop on the target);
+        returns its velocity and acceleration."""
+        delta = self.target_q - self.path_ref
+        remaining = float(np.max(np.abs(delta)))
+        dt, accel, before = self.period_s, self.cfg.joint_path_accel, self._path_speed
+        speed = min(before + accel * dt, self.cfg.joint_path_speed,
+                    math.sqrt(2.0 * accel * remaining))
+        if speed * dt >= remaining:
+            self.path_ref = self.target_q.copy()
+            self._path_speed = 0.0
+            return np.zeros_like(delta), np.zeros_like(delta)
+        self._path_speed = speed
+        direction = delta / remaining
+        self.path_ref = self.path_ref + direction * (speed * dt)
+        return direction * speed, direction * ((speed - before) / dt)
 
     def _output_stage(self, tau: np.ndarray, gravity: np.ndarray) -> np.ndarray:
         """Rate-limit the controller's torque, add gravity where the hardware does not, clamp

@@ -31,6 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 AXES = "xyz"
+# Joint targets are checked against the box shrunk by this much on every side: the arm tracks a
+# joint-space path only approximately (bench/workspace_box.py measures up to ~5 mm outside the
+# path's own TCP line in closed loop), and the admitted target sits right at a face.
+JOINT_PATH_MARGIN = 0.005  # m
 # Joint-space spacing of the checked path points. With it the TCP moves at most a few cm
 # between points, and between two inside points the path cannot bulge out by more than
 # ~1 mm (bench/workspace_box.py measures the worst case against a 16x denser path).
@@ -84,6 +88,11 @@ class WorkspaceBox:
     def describe(self) -> str:
         return f"{np.round(self.lower, 4).tolist()}..{np.round(self.upper, 4).tolist()}"
 
+    def shrunk(self, margin: float) -> "WorkspaceBox":
+        """The box moved ``margin`` inward on every side (kept non-empty)."""
+        margin = min(margin, float(np.min(self.upper - self.lower)) / 4)
+        return WorkspaceBox(self.lower + margin, self.upper - margin)
+
 
 @dataclass
 class PathCheck:
@@ -112,10 +121,12 @@ def path_points(q_start: np.ndarray, q_target: np.ndarray,
 
 
 def check_joint_path(kinematics, box: WorkspaceBox, q_start, q_target,
-                     max_joint_step: float = MAX_JOINT_STEP) -> PathCheck:
-    """Scale ``q_target`` back along its path so that the TCP stays in ``box`` (see module doc)."""
+                     max_joint_step: float = MAX_JOINT_STEP, margin: float = 0.0) -> PathCheck:
+    """Scale ``q_target`` back along its path so that the TCP stays in ``box`` shrunk by
+    ``margin`` (see module doc); the face reported is the configured one."""
     q_start = np.asarray(q_start, dtype=float)
     q_target = np.asarray(q_target, dtype=float)
+    outer, box = box, (box.shrunk(margin) if margin > 0 else box)
     points = path_points(q_start, q_target, max_joint_step)
     allowed = box.excursion(kinematics.forward(q_start).translation)
     last_tcp = kinematics.forward(q_start).translation.copy()
@@ -124,10 +135,12 @@ def check_joint_path(kinematics, box: WorkspaceBox, q_start, q_target,
         out = box.excursion(tcp)
         if out > allowed + 1e-9:
             keep = (k - 1) / (len(points) - 1)
-            faces = box.faces(tcp)
-            return PathCheck(target=points[k - 1].copy(), fraction=keep, face=faces[0],
+            face = box.faces(tcp)[0]
+            limits = outer.lower if face.side == "min" else outer.upper
+            face = Face(face.axis, face.side, float(limits[face.axis]), face.excursion)
+            return PathCheck(target=points[k - 1].copy(), fraction=keep, face=face,
                              driving_joints=_driving_joints(kinematics, points[k - 1],
-                                                            q_target - q_start, faces[0]),
+                                                            q_target - q_start, face),
                              tcp=last_tcp)
         allowed = min(allowed, out)
         last_tcp = tcp.copy()
