@@ -19,6 +19,7 @@ NODES = {
     "controller": "robot_rl.ros.controller_node:main",
     "standin_hardware": "robot_rl.ros.standin_hardware_node:main",
     "workspace_marker": "robot_rl.ros.workspace_marker_node:main",
+    "teleop": "robot_rl.ros.teleop_node:main",
 }
 
 setup(

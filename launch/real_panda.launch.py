@@ -71,7 +71,7 @@ def generate_launch_description():
         ("franka_bringup", "true", "include franka_bringup (false: it runs elsewhere)"),
         ("franka_namespace", "franka", "namespace of the franka_bringup include"),
         ("rviz", "true", "start rviz with config/robot_rl.rviz"),
-        ("profile", "robot", "robot | train | deploy (robot_rl/graph.py)"),
+        ("profile", "robot", "robot | train | deploy | teleop (robot_rl/graph.py)"),
     ]
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)

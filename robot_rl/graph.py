@@ -70,10 +70,21 @@ def standin_hardware_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
                      {"config_file": config_file})]
 
 
+def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """The intervention device moving the arm directly (robot_rl/ros/teleop_node.py)."""
+    base = {"config_file": config_file}
+    nodes = [NodeSpec("teleop", "teleop", "robot_rl.ros.teleop_node", dict(base))]
+    if cfg.hil.device != "none":
+        nodes.append(NodeSpec("intervention", "intervention", "robot_rl.ros.intervention_node",
+                              dict(base)))
+    return nodes
+
+
 PROFILES = {
     "robot": lambda cfg, path: robot_nodes(cfg, path),
     "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),
     "deploy": lambda cfg, path: robot_nodes(cfg, path) + deployment_nodes(cfg, path),
+    "teleop": lambda cfg, path: robot_nodes(cfg, path) + teleop_nodes(cfg, path),
 }
 
 
