@@ -20,6 +20,7 @@ import threading
 import time
 
 import numpy as np
+from rclpy._rclpy_pybind11 import RCLError
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -104,6 +105,13 @@ class Ros2ControlAdapter:
                 self.controller.hold(position[:len(self.cfg.robot.arm_joints)])
 
     def _control_loop(self) -> None:
+        try:
+            self._run_control()
+        except RCLError:
+            if self.node.context.ok():
+                raise  # shut down under us on Ctrl-C is expected; anything else is not
+
+    def _run_control(self) -> None:
         n = len(self.cfg.robot.arm_joints)
         timeout_ns = self.cfg.driver.state_timeout * 1e9
         while not self._stop.is_set():
@@ -129,10 +137,17 @@ class Ros2ControlAdapter:
                 self._pub_effort.publish(Float64MultiArray(data=[float(v) for v in tau]))
 
     def _publish_loop(self) -> None:
-        period = 1.0 / self.cfg.driver.publish_rate_hz
-        while not self._stop.wait(period):
-            if self._reading is not None:
-                self.node.publish_state()
+        # Absolute deadlines: sleeping a period after each publish drifted to ~53 Hz of 100 when
+        # each publish waited for the GIL behind the control thread (18b's check-backend).
+        loop = RateLoop(self.cfg.driver.publish_rate_hz, spin_s=0.0)
+        try:
+            while not self._stop.is_set():
+                loop.wait()
+                if self._reading is not None and not self._stop.is_set():
+                    self.node.publish_state()
+        except RCLError:
+            if self.node.context.ok():
+                raise
 
     def read(self):
         if self._reading is None:
