@@ -133,9 +133,11 @@ def check_rate(stream: Stream, samples: Samples, tolerance: float, wall_time: bo
     expected = f"{stream.rate_hz:.1f} Hz ± {tolerance:.0%}"
     if len(samples.stamps) < 3:
         return Result("rate", stream.topic, FAIL, f"{len(samples.stamps)} messages", expected)
-    backwards = int(np.sum(np.diff(samples.stamps) < 0))
+    steps = np.diff(samples.stamps)
+    backwards = int(np.sum(steps < 0))
     if backwards:
-        return Result("rate", stream.topic, FAIL, f"stamps ran backwards {backwards}×",
+        return Result("rate", stream.topic, FAIL,
+                      f"stamps ran backwards {backwards}× (by up to {-steps.min() * 1e3:.3f} ms)",
                       "non-decreasing stamps")
     rate = stamp_rate(samples.stamps)
     wall_rate = stamp_rate(samples.wall)
