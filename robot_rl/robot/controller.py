@@ -154,6 +154,13 @@ class ImpedanceController:
         self.target_q, self.mode = path.target, "joint"
         return report
 
+    def reset(self, q: np.ndarray) -> None:
+        """A fresh start at ``q`` (a simulator reset): Cartesian hold, no torque history. Not for
+        a running arm: the rate limit must ramp from the torque last sent."""
+        self.mode = "cartesian"
+        self.hold(q)
+        self.last_torque = np.zeros(self.kin.nq)
+
     def hold(self, q: np.ndarray) -> None:
         """Make the current pose the target (used on start, reset and e-stop)."""
         pose = self.kin.forward(q)

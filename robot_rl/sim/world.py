@@ -79,8 +79,7 @@ class SimWorld:
         yaw = self.rng.uniform(*sim.object_yaw_range)
         self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
             x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-        self.controller.mode = "cartesian"
-        self.controller.hold(home)
+        self.controller.reset(home)
         self.set_gripper(self.cfg.robot.gripper_max_width)
         mujoco.mj_forward(self.model, self.data)
         return np.array([x, y, yaw])
