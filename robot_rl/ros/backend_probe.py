@@ -273,6 +273,12 @@ def run(cfg: Config, args) -> tuple[list[cb.Result], cb.Contract]:
     try:
         published, subscribed = probe.wait_for_graph(args.discovery_timeout)
         results = cb.check_presence(spec, published, subscribed)
+        # A publisher in the graph is not yet a matched one: wait for data from every stream
+        # that has a publisher before the measurement starts (a loaded machine takes seconds).
+        deadline = time.monotonic() + args.discovery_timeout
+        while time.monotonic() < deadline and any(
+                s.topic in published and probe.newest(s.topic) is None for s in spec.streams):
+            time.sleep(0.1)
         probe.recording = True
         time.sleep(args.duration)
         # A slow stream (a lockstep sim with no consumer steps every sim.lockstep_timeout)

@@ -1,13 +1,15 @@
 """``robot-rl check-backend`` against live backends over real DDS: the MuJoCo stand-in graph, the
-ros2_control driver path (joint_driver + the stand-in hardware process), and a backend with a
-stream withdrawn, which the checker must catch (non-zero exit, the topic named)."""
+ros2_control driver path (joint_driver + the stand-in hardware process: in
+test_check_backend_ros2_control.py, so that the stand-in graph of this module is not running
+beside it), and a backend with a stream withdrawn, which the checker must catch (non-zero exit,
+the topic named)."""
 import subprocess
 import sys
 
 import pytest
 
 from robot_rl.config import load_config, save_config
-from robot_rl.graph import graph, standin_hardware_nodes
+from robot_rl.graph import graph
 from robot_rl.launcher import NodeGraph
 
 pytestmark = pytest.mark.timeout(180)
@@ -64,19 +66,3 @@ def test_a_withdrawn_stream_is_a_violation(stand_in):
     assert any("/camera/wrist/image_raw" in line and "no publisher" in line for line in failed)
     assert all("wrist" in line for line in failed), "\n".join(failed)  # and nothing else
     assert "violation(s)" in result.stdout
-
-
-def test_ros2_control_driver_path_passes(tmp_path):
-    cfg = load_config(None, {"driver.adapter": "ros2_control", "driver.loop_rate_hz": 500.0,
-                             "cameras": [], "tactile": []})
-    path = tmp_path / "config.yaml"
-    save_config(cfg, path)
-    specs = graph(cfg, str(path)) + standin_hardware_nodes(cfg, str(path))
-    with NodeGraph(specs, log_dir=tmp_path / "logs") as nodes:
-        result = check_backend(path, "--duration", "2")
-        assert not nodes.failed(), nodes.failed()
-    out = result.stdout
-    assert result.returncode == 0, out + result.stderr
-    assert "wall time" in out and "/clock" not in out  # a real arm's clock, no sim time
-    skipped = rows(out, "SKIP")
-    assert len(skipped) == 1 and "/scene/reset" in skipped[0]  # served by the train profile
