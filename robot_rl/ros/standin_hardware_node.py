@@ -38,7 +38,7 @@ class StandinHardwareNode(Node):
         compensates = self.declare_parameter(
             "compensates_gravity",
             bool(getattr(cfg.robot, "hardware_compensates_gravity", False))).value
-        timeout = self.declare_parameter("command_timeout", 0.1).value
+        timeout = self.declare_parameter("command_timeout", 0.02).value
         self.hardware = StandinArmHardware(cfg, compensates_gravity=compensates,
                                            command_timeout=timeout)
         self.lock = threading.Lock()

@@ -9,8 +9,10 @@ tick, with the latest torques applied.
 
 What it reproduces of a Franka under ros2_control, so the driver meets the same behaviour:
 - the arm is braked until the first torque command, and again when commands stop for
-  ``command_timeout`` s (libfranka's communication watchdog stops the arm; here the joints are
-  held where they are);
+  ``command_timeout`` s (default 20 ms: a Franka stops on a few missed 1 kHz packets; here the
+  joints are held where they are). Holding a stale torque longer is what a lenient watchdog
+  would do: at 100 ms, under a load average of 25, the Python driver's stalls let the stale
+  torques carry the TCP 154 mm out of the workspace box in one check-backend run;
 - ``hardware_compensates_gravity``: the Franka's torque interface adds g(q) itself, so a driver
   that also sends g(q) pushes the arm upward; with it off (the plain MuJoCo convention) the
   commanded torque must carry gravity;
@@ -49,7 +51,7 @@ class HardwareCounters:
 
 class StandinArmHardware:
     def __init__(self, cfg: Config, compensates_gravity: bool | None = None,
-                 command_timeout: float = 0.1,
+                 command_timeout: float = 0.02,
                  torque_rate_limit: float = FRANKA_TORQUE_RATE_LIMIT):
         if compensates_gravity is None:
             compensates_gravity = bool(getattr(cfg.robot, "hardware_compensates_gravity", False))
