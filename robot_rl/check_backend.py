@@ -284,6 +284,20 @@ def markdown_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def check_arguments(args) -> None:
+    """Refuse settings that would make every verdict meaningless, naming what is expected."""
+    from robot_rl.schema import ConfigError
+    if not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration}: expected seconds > 0")
+    if not 0 < args.rate_tolerance < 1:
+        raise ConfigError(f"--rate-tolerance {args.rate_tolerance}: expected a fraction in "
+                          f"(0, 1), e.g. 0.2 for ±20 %")
+    if args.latency_limit is not None and not args.latency_limit > 0:
+        raise ConfigError(f"--latency-limit {args.latency_limit}: expected seconds > 0")
+    if not args.discovery_timeout > 0:
+        raise ConfigError(f"--discovery-timeout {args.discovery_timeout}: expected seconds > 0")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=5.0,
                         help="seconds of passive measurement (rates, stamps, latency)")

@@ -111,9 +111,10 @@ def cmd_config(args) -> int:
 
 def cmd_check_backend(args) -> int:
     """Conformance of a live backend with the topic contract; non-zero exit on a violation."""
-    from robot_rl.check_backend import FAIL, markdown_table, render_table
+    from robot_rl.check_backend import FAIL, check_arguments, markdown_table, render_table
     from robot_rl.ros.backend_probe import run
     local_ros_defaults()
+    check_arguments(args)
     cfg = load_config(args.config or None, parse_sets(args.set))
     results, _ = run(cfg, args)
     failed = sum(r.status == FAIL for r in results)

@@ -139,3 +139,14 @@ def test_table_keeps_status_lines_verbatim():
     assert md.count("\n") == 4 and "| rate | `/clock` | FAIL |" in md
     assert "max \\|q - home\\| 0.01 rad" in md
     assert all(line.count("|") - line.count("\\|") == 6 for line in md.splitlines())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--duration", "0"], "--duration 0.0: expected seconds > 0"),
+    (["--rate-tolerance", "20"], "expected a fraction in (0, 1)"),
+    (["--latency-limit", "-1"], "--latency-limit -1.0"),
+])
+def test_cli_refuses_meaningless_settings(argv, message, capsys):
+    from robot_rl.cli import main
+    assert main(["check-backend", *argv]) == 2
+    assert message in capsys.readouterr().err
