@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robot_rl.config import Config
+from robot_rl.schema import ConfigError
 
 
 @dataclass
@@ -72,6 +73,10 @@ def standin_hardware_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
 
 def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     """The intervention device moving the arm directly (robot_rl/ros/teleop_node.py)."""
+    if cfg.hil.device == "sim_human" and cfg.driver.adapter != "sim":
+        # It would drive a real arm from a scripted expert that reads the simulator's state.
+        raise ConfigError("the teleop profile on a real robot needs a person's device: set "
+                         "hil.device to spacemouse, gamepad, keyboard or joy (it is sim_human)")
     base = {"config_file": config_file}
     nodes = [NodeSpec("teleop", "teleop", "robot_rl.ros.teleop_node", dict(base))]
     if cfg.hil.device != "none":

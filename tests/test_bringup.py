@@ -134,3 +134,13 @@ def test_launch_files_import_without_launch_installed():
     if "launch" not in sys.modules and importlib.util.find_spec("launch") is None:
         with pytest.raises(ModuleNotFoundError, match="launch"):
             module.generate_launch_description()
+
+
+def test_teleop_profile_on_a_real_robot_needs_a_persons_device():
+    cfg, items = plan(BringupOptions(robot_ip="172.16.0.2", profile="teleop"))
+    names = [item.name for item in items if isinstance(item, NodeAction)]
+    assert "teleop" in names and "intervention" in names
+    assert cfg.hil.device == "spacemouse"
+    with pytest.raises(ValueError, match="hil.device"):
+        plan(BringupOptions(robot_ip="172.16.0.2", profile="teleop"),
+             {"hil.device": "sim_human"})
