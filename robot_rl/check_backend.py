@@ -233,6 +233,13 @@ def status_answers(statuses: list[str], prefixes: tuple[str, ...], must_contain:
     return None
 
 
+def outside_box(point, box_min, box_max) -> float:
+    """Distance (m) from ``point`` to the box; 0 inside."""
+    point = np.asarray(point, dtype=float)
+    out = np.maximum(np.asarray(box_min) - point, 0.0) + np.maximum(point - np.asarray(box_max), 0.0)
+    return float(np.linalg.norm(out))
+
+
 def outside_box_joint_target(kinematics, q_start: np.ndarray, box_min, box_max,
                              q_min: np.ndarray, q_max: np.ndarray) -> tuple[np.ndarray, str]:
     """A joint target inside the joint limits whose TCP lies outside the workspace box, found by

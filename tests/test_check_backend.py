@@ -150,3 +150,10 @@ def test_cli_refuses_meaningless_settings(argv, message, capsys):
     from robot_rl.cli import main
     assert main(["check-backend", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_distance_outside_the_box():
+    lo, hi = [0.3, -0.2, 0.0], [0.7, 0.2, 0.5]
+    assert cb.outside_box([0.5, 0.0, 0.2], lo, hi) == 0.0
+    assert cb.outside_box([0.8, 0.0, 0.2], lo, hi) == pytest.approx(0.1)
+    assert cb.outside_box([0.8, -0.3, 0.2], lo, hi) == pytest.approx(np.hypot(0.1, 0.1))

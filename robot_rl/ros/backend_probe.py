@@ -126,50 +126,34 @@ class BackendProbe(Node):
         return None
 
 
-def _hold_pose(probe: BackendProbe) -> PoseStamped | None:
-    pose = probe.newest(m.EE_POSE)
-    if pose is None:
-        return None
-    hold = PoseStamped()
-    hold.header.frame_id = probe.cfg.robot.base_frame
-    hold.pose = pose.pose
-    return hold
-
-
 def motion_checks(probe: BackendProbe, cfg: Config) -> list[cb.Result]:
     from robot_rl.robot.controller import ImpedanceController
     from robot_rl.robot.kinematics import ArmKinematics
 
     results = []
-    hold = _hold_pose(probe)
-    joints = probe.newest(m.JOINT_STATES)
-    if hold is None or joints is None:
+    pose, joints = probe.newest(m.EE_POSE), probe.newest(m.JOINT_STATES)
+    if pose is None or joints is None:
         return [cb.Result("commands", "motion probes", cb.FAIL, "no ee_pose / joint_states",
                           "state before commanding")]
-
-    def send_hold():
-        hold.header.stamp = m.to_time(0.0)
-        probe.pub_ee.publish(hold)
-
+    position, quat = m.pose_from_msg(pose)
+    hold = m.pose_msg(position, quat, 0.0, cfg.robot.base_frame)  # where the arm was
     box_min, box_max = np.array(cfg.controller.workspace_min), np.array(cfg.controller.workspace_max)
     excursion = [0.0]
 
     def pump():
         """Keeps a lockstep sim stepping (one period per command) with harmless hold targets,
         and tracks how far the TCP got outside the box."""
-        send_hold()
+        probe.pub_ee.publish(hold)
         pose = probe.newest(m.EE_POSE)
         if pose is not None:
-            p, _ = m.pose_from_msg(pose)
-            out = np.maximum(box_min - p, 0.0) + np.maximum(p - box_max, 0.0)
-            excursion[0] = max(excursion[0], float(np.linalg.norm(out)))
+            distance = cb.outside_box(m.pose_from_msg(pose)[0], box_min, box_max)
+            excursion[0] = max(excursion[0], distance)
 
     def row(check, subject, line, expected):
         results.append(cb.Result(check, subject, cb.PASS if line else cb.FAIL,
                                  line or "no matching status", expected))
 
     clamped_or_refused = ("CLAMPED:", "REJECTED:")
-    position, quat = m.pose_from_msg(hold)
     far = m.pose_msg(position + [box_max[0] + 1.0 - position[0], 0.0, 0.0], quat, 0.0,
                      cfg.robot.base_frame)
     line = probe.expect_status(lambda: probe.pub_ee.publish(far), clamped_or_refused,
