@@ -1,8 +1,9 @@
 """ros2 launch robot_rl real_panda.launch.py robot_ip:=<FCI address> [config:=...] [arm_id:=fr3]
     [use_fake_hardware:=true] [franka_bringup:=false] [rviz:=false] [profile:=robot|train|deploy]
 
-A Franka (Panda or FR3) under robot_rl in one launch: franka_ros2's own bringup (in the `franka`
-namespace), robot_rl's effort controller spawned into its controller manager
+A Franka (Panda or FR3) under robot_rl in one launch: franka_ros2's own bringup (its
+joint_state_publisher and robot_state_publisher moved under /franka/), robot_rl's effort
+controller spawned into its controller manager
 (config/ros2_controllers_panda.yaml), robot_description and TF from robot_rl's URDF, rviz with
 config/robot_rl.rviz, and the robot_rl nodes of robot_rl/graph.py. What it starts is decided
 by robot_rl.bringup.bringup_plan (tested without ROS); this file only turns it into actions.
@@ -32,7 +33,7 @@ def _actions(context):
         robot_ip=arg("robot_ip"), arm_id=arg("arm_id"),
         load_gripper=arg("load_gripper") == "true",
         use_fake_hardware=arg("use_fake_hardware") == "true",
-        franka_bringup=arg("franka_bringup") == "true", franka_namespace=arg("franka_namespace"),
+        franka_bringup=arg("franka_bringup") == "true",
         rviz=arg("rviz") == "true", profile=arg("profile"))
     actions = []
     for item in bringup_plan(load_config(config_file), config_file, share, options):
@@ -69,7 +70,6 @@ def generate_launch_description():
         ("load_gripper", "true", "start franka_gripper's action servers"),
         ("use_fake_hardware", "false", "franka_ros2's fake hardware instead of the arm"),
         ("franka_bringup", "true", "include franka_bringup (false: it runs elsewhere)"),
-        ("franka_namespace", "franka", "namespace of the franka_bringup include"),
         ("rviz", "true", "start rviz with config/robot_rl.rviz"),
         ("profile", "robot", "robot | train | deploy | teleop (robot_rl/graph.py)"),
     ]

@@ -4,13 +4,17 @@ The launch file turns this plan into launch actions; tests check the plan itself
 without ``launch``/``launch_ros``. In order:
 
 1. the arm's own bringup: ``franka_bringup``'s ``franka.launch.py`` (``ros2_control_node`` with
-   the Franka hardware interface, ``joint_state_broadcaster``, the gripper's action servers),
-   pushed into its own namespace (``franka`` by default). Its ``joint_state_publisher`` and
-   ``robot_state_publisher`` would otherwise publish ``/joint_states`` and ``/robot_description``
-   next to robot_rl's, and its TF is sent to ``/<namespace>/tf`` for the same reason;
+   the Franka hardware interface and its own controller configuration,
+   ``joint_state_broadcaster``, the gripper's action servers), as its authors run it. Only the
+   outputs of its ``joint_state_publisher`` and ``robot_state_publisher`` are moved under
+   ``/franka/`` by node-specific remapping rules: they would otherwise publish ``/joint_states``,
+   ``/robot_description`` and TF next to robot_rl's. (A namespace for the whole include would
+   detach the controller manager from franka's parameter file, whose keys name
+   ``controller_manager`` in the root namespace.) The controller manager reads the Franka
+   description from ``/franka/robot_description`` where it subscribes to one;
 2. a spawner loading robot_rl's controllers from ``config/ros2_controllers_panda.yaml`` into that
-   controller manager: the effort ``forward_command_controller`` the joint driver commands (and,
-   for arms whose fingers are ros2_control joints, the gripper's);
+   controller manager (``/controller_manager``): the effort ``forward_command_controller`` the
+   joint driver commands (and, for arms whose fingers are ros2_control joints, the gripper's);
 3. ``robot_state_publisher`` with the URDF robot_rl uses (``robot.urdf``): ``robot_description``
    and TF from robot_rl's ``/joint_states``;
 4. rviz with ``config/robot_rl.rviz`` (robot, TF, TCP target, workspace box, camera images) and
@@ -41,7 +45,6 @@ class BringupOptions:
     load_gripper: bool = True
     use_fake_hardware: bool = False
     franka_bringup: bool = True         # false: the arm's ros2_control is started elsewhere
-    franka_namespace: str = "franka"
     rviz: bool = True
     profile: str = "robot"
 
@@ -79,9 +82,16 @@ def urdf_for_rviz(path: Path) -> str:
     return re.sub(r"package://([^/]+)/", replace, path.read_text())
 
 
-def controller_manager(options: BringupOptions) -> str:
-    return f"/{options.franka_namespace}/controller_manager" if options.franka_bringup \
-        else "/controller_manager"
+CONTROLLER_MANAGER = "/controller_manager"
+# franka.launch.py's own publishers, moved out of robot_rl's topics ("node:topic" rules apply to
+# that node only). The controller manager's description topic follows its publisher.
+FRANKA_REMAPS = [
+    ("joint_state_publisher:/joint_states", "/franka/joint_states_merged"),
+    ("robot_state_publisher:/robot_description", "/franka/robot_description"),
+    ("robot_state_publisher:/tf", "/franka/tf"),
+    ("robot_state_publisher:/tf_static", "/franka/tf_static"),
+    ("controller_manager:~/robot_description", "/franka/robot_description"),
+]
 
 
 def bringup_plan(cfg: Config, config_file: str, share: Path,
@@ -95,21 +105,20 @@ def bringup_plan(cfg: Config, config_file: str, share: Path,
         raise ValueError("robot_ip:=<address of the arm's control unit> is required "
                          "(or use_fake_hardware:=true, or franka_bringup:=false when the "
                          "arm's bringup runs elsewhere)")
-    effort_topic = f"{controller_manager(options).rsplit('/', 1)[0]}/{EFFORT_CONTROLLER}/commands"
+    effort_topic = f"/{EFFORT_CONTROLLER}/commands"
     if cfg.driver.effort_command_topic != effort_topic:
         raise ValueError(f"driver.effort_command_topic is {cfg.driver.effort_command_topic!r} "
                          f"in {config_file}, but the {EFFORT_CONTROLLER} this launch spawns "
                          f"listens on {effort_topic!r}; set it so")
     plan: list[Include | NodeAction] = []
     if options.franka_bringup:
-        ns = options.franka_namespace
         plan.append(Include(
             "franka_bringup", "launch/franka.launch.py",
             {"robot_ip": options.robot_ip or "dont-care", "arm_id": options.arm_id,
              "robot_type": options.arm_id, "load_gripper": _flag(options.load_gripper),
              "use_fake_hardware": _flag(options.use_fake_hardware),
              "fake_sensor_commands": "false", "use_rviz": "false"},
-            namespace=ns, remappings=[("/tf", f"/{ns}/tf"), ("/tf_static", f"/{ns}/tf_static")]))
+            remappings=list(FRANKA_REMAPS)))
     controllers_file = str(share / "config" / CONTROLLERS_FILE)
     spawn = [EFFORT_CONTROLLER]
     # With franka_ros2 the fingers belong to franka_gripper's action servers, not ros2_control.
@@ -117,7 +126,7 @@ def bringup_plan(cfg: Config, config_file: str, share: Path,
         spawn.append(GRIPPER_CONTROLLER)
     plan.append(NodeAction(
         "controller_manager", "spawner", "robot_rl_controllers",
-        arguments=[*spawn, "--controller-manager", controller_manager(options),
+        arguments=[*spawn, "--controller-manager", CONTROLLER_MANAGER,
                    "--param-file", controllers_file,
                    "--controller-type", FORWARD_COMMAND]))
     from robot_rl.robot.description import resolve_urdf

@@ -31,12 +31,20 @@ def test_plan_includes_the_arms_bringup_spawns_our_controllers_and_starts_the_gr
     assert include.launch_file == "launch/franka.launch.py"
     assert include.arguments["robot_ip"] == "172.16.0.2"
     assert include.arguments["use_rviz"] == "false"  # robot_rl's rviz shows the robot
-    assert include.namespace == "franka"
+    assert include.namespace == ""  # franka's parameter file names the root-namespace nodes
+    # Only franka's own joint_state_publisher and robot_state_publisher outputs move: node-
+    # specific rules, so that its joint_state_broadcaster (which franka.launch.py remaps to
+    # franka/joint_states, robot_rl's hardware state) is untouched.
+    remapped = {src.split(":")[0] for src, _ in include.remappings}
+    assert remapped == {"joint_state_publisher", "robot_state_publisher", "controller_manager"}
+    assert all(dst.startswith("/franka/") for _, dst in include.remappings)
+    assert ("joint_state_publisher:/joint_states", "/franka/joint_states_merged") in include.remappings
+    assert cfg.driver.hardware_state_topic == "/franka/joint_states"
     nodes = {item.name: item for item in items if isinstance(item, NodeAction)}
     spawner = nodes["robot_rl_controllers"]
     assert spawner.package == "controller_manager" and spawner.executable == "spawner"
     args = spawner.arguments
-    assert args[args.index("--controller-manager") + 1] == "/franka/controller_manager"
+    assert args[args.index("--controller-manager") + 1] == "/controller_manager"
     assert Path(args[args.index("--param-file") + 1]) == REPO / "config" / bringup.CONTROLLERS_FILE
     # franka_gripper serves the fingers: no gripper controller on a Franka.
     assert bringup.EFFORT_CONTROLLER in args and bringup.GRIPPER_CONTROLLER not in args
@@ -65,14 +73,13 @@ def test_plan_refuses_inconsistent_settings():
     with pytest.raises(ValueError, match="robot_ip"):
         plan(BringupOptions())
     with pytest.raises(ValueError, match="effort_command_topic"):
-        plan(overrides={"driver.effort_command_topic": "/effort_controller/commands"})
+        plan(overrides={"driver.effort_command_topic": "/franka/effort_controller/commands"})
     with pytest.raises(ValueError, match="sim.launch.py"):
         plan(overrides={"driver.adapter": "sim", "robot.hardware_compensates_gravity": False})
     # The arm's bringup started elsewhere (a generic ros2_control arm): the root controller
     # manager, and the gripper's forward controller where the fingers are ros2_control joints.
     cfg, items = plan(BringupOptions(franka_bringup=False, rviz=False),
-                      {"driver.effort_command_topic": "/effort_controller/commands",
-                       "driver.gripper_backend": "position_controller"})
+                      {"driver.gripper_backend": "position_controller"})
     assert not any(isinstance(i, Include) for i in items)
     spawner = next(i for i in items if i.name == "robot_rl_controllers")
     assert "/controller_manager" in spawner.arguments and "gripper_controller" in spawner.arguments
