@@ -183,9 +183,4 @@ class StandinArmHardware:
         return float(np.sum(self.data.qpos[self._grip_qpos]))
 
 
-def torque_rate(previous: np.ndarray, current: np.ndarray, dt: float) -> float:
-    """Worst joint's torque change per second between two commands ``dt`` s apart."""
-    return float(np.max(np.abs(np.asarray(current) - np.asarray(previous)))) / max(dt, 1e-9)
-
-
-__all__ = ["StandinArmHardware", "HardwareCounters", "FRANKA_TORQUE_RATE_LIMIT", "torque_rate"]
+__all__ = ["StandinArmHardware", "HardwareCounters", "FRANKA_TORQUE_RATE_LIMIT"]
