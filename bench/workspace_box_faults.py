@@ -4,8 +4,9 @@ workspace box over 4 s (every 2 ms physics step), and what the controller report
 Works with whichever robot_rl is importable, so the "before" column is reproduced with an older
 checkout on PYTHONPATH (the script itself only uses APIs both have):
 
-    python bench/workspace_box_faults.py                        # this checkout
-    git worktree add /tmp/before 198bbaf && PYTHONPATH=/tmp/before python bench/workspace_box_faults.py
+    python bench/workspace_box_faults.py                  # this checkout
+    git worktree add /tmp/before 198bbaf
+    PYTHONPATH=/tmp/before python bench/workspace_box_faults.py
 """
 import numpy as np
 

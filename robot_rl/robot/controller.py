@@ -73,8 +73,9 @@ class ImpedanceController:
         margin = config.joint_limit_margin
         self.q_min = kinematics.limits.lower + margin
         self.q_max = kinematics.limits.upper - margin
-        self.effort = (kinematics.limits.effort.copy() if effort_limits is None or not len(effort_limits)
-                       else np.asarray(effort_limits, dtype=float))
+        configured = effort_limits is not None and len(effort_limits) > 0
+        self.effort = (np.asarray(effort_limits, dtype=float) if configured
+                       else kinematics.limits.effort.copy())
         if self.effort.shape != (kinematics.nq,) or np.any(self.effort <= 0):
             raise ValueError(f"effort limits need {kinematics.nq} positive values "
                              f"({kinematics.joint_names}), got {self.effort.tolist()}")
@@ -138,15 +139,15 @@ class ImpedanceController:
                                   f"[{self.q_min[i]:.3f}, {self.q_max[i]:.3f}], clamped")
         path = check_joint_path(self.kin, self.box, self.measured_q, clipped,
                                 margin=JOINT_PATH_MARGIN)
+        driving = ", ".join(path.driving_joints) or "no single joint"
         if path.refused:
-            raise CommandError(
-                "; ".join(report.clamped + [
-                    f"TCP would leave the workspace box at {path.face.describe()} at the start "
-                    f"of the path, driven by {', '.join(path.driving_joints) or 'no single joint'}"]))
+            raise CommandError("; ".join(report.clamped + [
+                f"TCP would leave the workspace box at {path.face.describe()} at the start "
+                f"of the path, driven by {driving}"]))
         if path.changed:
             report.clamped.append(
                 f"TCP would leave the workspace box at {path.face.describe()}, driven by "
-                f"{', '.join(path.driving_joints) or 'no single joint'}; target scaled back to "
+                f"{driving}; target scaled back to "
                 f"{path.fraction:.0%} of the way: {np.round(path.target, 3).tolist()} "
                 f"(TCP {np.round(path.tcp, 3).tolist()})")
         self.path_ref = self.measured_q.copy()  # the checked path starts where the arm is

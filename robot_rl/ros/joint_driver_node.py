@@ -71,8 +71,8 @@ class JointDriverNode(Node):
     def _on_ee_target(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.frame:
             self.rejected += 1
-            self.report_status(f"ee_target in frame '{msg.header.frame_id}', expected '{self.frame}'",
-                         error=True)
+            self.report_status(f"ee_target in frame '{msg.header.frame_id}', expected "
+                               f"'{self.frame}'", error=True)
             return
         position, quat = m.pose_from_msg(msg)
         orientation = None if not np.any(quat) else quat  # an all-zero quaternion keeps orientation

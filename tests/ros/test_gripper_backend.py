@@ -111,7 +111,8 @@ def test_franka_gripper_actions_against_standin_servers(client_node):
     cfg = load_config(None, {"driver.gripper_backend": "franka_gripper",
                              "driver.franka_gripper_namespace": "/fg_test/franka_gripper/"})
     reports = []
-    backend = FrankaGripperActions(cfg, client_node, lambda text, error: reports.append((text, error)),
+    backend = FrankaGripperActions(cfg, client_node,
+                                   lambda text, error: reports.append((text, error)),
                                    codec=FibonacciCodec())
     # No server yet: one REJECTED report naming the action, not one per command.
     assert backend.command(0.0) == 0.0 and backend.command(0.0) == 0.0
@@ -138,8 +139,9 @@ def test_franka_gripper_actions_against_standin_servers(client_node):
         reports.clear()
         backend.command(0.01)
         assert wait_for(lambda: reports)
-        assert reports[0][1] and "franka_gripper grasp to 0.0100 m failed: stand-in gripper failed" \
-            in reports[0][0]
+        text, is_error = reports[0]
+        assert is_error
+        assert "franka_gripper grasp to 0.0100 m failed: stand-in gripper failed" in text
     finally:
         server.close()
 
