@@ -17,6 +17,9 @@ NODES = {
     "reset": "robot_rl.ros.reset_node:main",
     "reward": "robot_rl.ros.reward_node:main",
     "controller": "robot_rl.ros.controller_node:main",
+    "standin_hardware": "robot_rl.ros.standin_hardware_node:main",
+    "workspace_marker": "robot_rl.ros.workspace_marker_node:main",
+    "teleop": "robot_rl.ros.teleop_node:main",
 }
 
 setup(
@@ -27,7 +30,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
         (f"share/{PACKAGE}/sim/assets", glob("sim/assets/*")),
     ],
@@ -58,6 +61,8 @@ setup(
             "ros-jazzy-geometry-msgs",
             "ros-jazzy-std-srvs",
             "ros-jazzy-trajectory-msgs",
+            # test_msgs' Fibonacci action: the stand-in type for franka_gripper's actions in tests
+            "ros-jazzy-test-msgs",
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],

@@ -3,6 +3,7 @@
     robot-rl up [--config F] [--set key=value ...]     start the node graph (Ctrl-C stops it)
     robot-rl expert [--episodes N]                      the sim graph driven by the scripted expert
     robot-rl config show|check [--config F]             print or validate a configuration
+    robot-rl check-backend [--config F] [--duration S]  check a running backend's topic contract
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
 from __future__ import annotations
@@ -108,6 +109,26 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_check_backend(args) -> int:
+    """Conformance of a live backend with the topic contract; non-zero exit on a violation."""
+    from robot_rl.check_backend import FAIL, check_arguments, markdown_table, render_table
+    from robot_rl.ros.backend_probe import run
+    local_ros_defaults()
+    check_arguments(args)
+    cfg = load_config(args.config or None, parse_sets(args.set))
+    results, _ = run(cfg, args)
+    failed = sum(r.status == FAIL for r in results)
+    title = (f"check-backend: driver.adapter={cfg.driver.adapter}, "
+             f"{len(results) - failed}/{len(results)} checks without a violation")
+    print(render_table(results, title), end="")
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(markdown_table(results) + "\n")
+    print(f"[robot_rl] check-backend: {failed} violation(s)" if failed
+          else "[robot_rl] check-backend: the backend honours the contract")
+    return 1 if failed else 0
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
     return importlib.import_module(module).main(argv) or 0
@@ -131,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the node graph as processes")
     _common(up)
-    up.add_argument("--profile", default="robot", help="robot | train | deploy")
+    up.add_argument("--profile", default="robot", help="robot | train | deploy | teleop")
     up.add_argument("--run-dir", default="runs/up")
     up.set_defaults(func=cmd_up)
     expert = sub.add_parser("expert", help="drive the sim graph with the scripted expert")
@@ -144,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["show", "check"])
     _common(config)
     config.set_defaults(func=cmd_config)
+    check = sub.add_parser("check-backend",
+                           help="check a running backend against the topic contract")
+    _common(check)
+    from robot_rl.check_backend import add_arguments
+    add_arguments(check)
+    check.set_defaults(func=cmd_check_backend)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser

@@ -37,6 +37,11 @@ class RobotConfig:
         default_factory=lambda: [0.0, -0.4, 0.0, -2.4, 0.0, 2.0, 0.785])
     gripper_max_width: float = 0.08   # fully open distance between the fingers, m
     gripper_force: float = 70.0       # continuous grasp force of the Panda hand, N
+    # A Franka's torque interface adds g(q) itself: the controller must then not add it again.
+    # The MuJoCo stand-in does not (false).
+    hardware_compensates_gravity: bool = False
+    # N m per arm joint; empty: the URDF's effort limits.
+    effort_limits: list[float] = field(default_factory=list)
 
     def validate(self) -> None:
         check(len(self.home) == len(self.arm_joints),
@@ -44,6 +49,11 @@ class RobotConfig:
               f"({len(self.arm_joints)})")
         check(len(set(self.arm_joints)) == len(self.arm_joints), "arm_joints has duplicates")
         check(self.gripper_max_width > 0, "gripper_max_width must be > 0")
+        check(not self.effort_limits or (len(self.effort_limits) == len(self.arm_joints)
+                                         and all(e > 0 for e in self.effort_limits)),
+              f"effort_limits has {len(self.effort_limits)} values {self.effort_limits}; "
+              f"expected [] (URDF limits) or one positive value per arm joint "
+              f"({len(self.arm_joints)})")
 
 
 @dataclass
@@ -64,9 +74,17 @@ class ControllerConfig:
     joint_limit_stiffness: float = 50.0  # N m/rad repulsion inside the margin
     joint_stiffness: float = 120.0    # N m/rad, joint-target mode
     max_joint_error: float = 0.3      # rad: joint-target reference limiting
+    # Joint targets are approached along the straight joint-space path (the one the workspace
+    # box is checked on) at this max-abs joint speed and acceleration.
+    joint_path_speed: float = 1.0     # rad/s
+    joint_path_accel: float = 4.0     # rad/s^2
+    # Largest change of commanded torque per joint, N m/s, applied every control period
+    # (Franka's interface rejects > 1000 N m/s).
+    max_torque_rate: float = 1000.0
 
     def validate(self) -> None:
-        for name in ("stiffness_pos", "stiffness_rot", "max_pos_error", "max_rot_error"):
+        for name in ("stiffness_pos", "stiffness_rot", "max_pos_error", "max_rot_error",
+                     "max_torque_rate", "joint_path_speed", "joint_path_accel"):
             check(getattr(self, name) > 0, f"{name} must be > 0")
         check(len(self.workspace_min) == 3 and len(self.workspace_max) == 3,
               "workspace_min and workspace_max need 3 values (x, y, z in m)")
@@ -88,9 +106,16 @@ class DriverConfig:
     loop_rate_hz: float = 1000.0      # impedance loop on the driver's own thread
     publish_rate_hz: float = 100.0    # JointState / end-effector publication (real hardware)
     state_timeout: float = 0.05       # s without hardware state -> hold and report
+    # position_controller: a forward position controller on gripper_command_topic (one opening
+    # per finger joint). franka_gripper: franka_gripper's move/grasp/homing action servers.
+    gripper_backend: Literal["position_controller", "franka_gripper"] = "position_controller"
+    franka_gripper_namespace: str = "/franka_gripper"
+    gripper_speed: float = 0.1        # m/s, franka_gripper move/grasp speed
+    grasp_epsilon: float = 0.08       # m, franka_gripper grasp tolerance (inner = outer)
 
     def validate(self) -> None:
         check(self.loop_rate_hz > 0 and self.publish_rate_hz > 0, "rates must be > 0")
+        check(self.gripper_speed > 0, "gripper_speed must be > 0 m/s")
 
 
 @dataclass
@@ -162,6 +187,10 @@ class Config:
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")
+        check(not (self.robot.hardware_compensates_gravity and self.driver.adapter == "sim"),
+              "robot.hardware_compensates_gravity is true but driver.adapter is 'sim': the MuJoCo "
+              "stand-in does not compensate gravity; set it false for the sim (true is for a "
+              "Franka on ros2_control)")
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robot_rl.config import Config
+from robot_rl.schema import ConfigError
 
 
 @dataclass
@@ -63,10 +64,32 @@ def deployment_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
                      {"config_file": config_file})]
 
 
+def standin_hardware_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """A MuJoCo arm behind the ros2_control topics (``driver.*_topic``), for testing the
+    ``joint_driver`` path without a robot; never part of a profile (a real arm is the hardware)."""
+    return [NodeSpec("standin_hardware", "standin_hardware", "robot_rl.ros.standin_hardware_node",
+                     {"config_file": config_file})]
+
+
+def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """The intervention device moving the arm directly (robot_rl/ros/teleop_node.py)."""
+    if cfg.hil.device == "sim_human" and cfg.driver.adapter != "sim":
+        # It would drive a real arm from a scripted expert that reads the simulator's state.
+        raise ConfigError("the teleop profile on a real robot needs a person's device: set "
+                         "hil.device to spacemouse, gamepad, keyboard or joy (it is sim_human)")
+    base = {"config_file": config_file}
+    nodes = [NodeSpec("teleop", "teleop", "robot_rl.ros.teleop_node", dict(base))]
+    if cfg.hil.device != "none":
+        nodes.append(NodeSpec("intervention", "intervention", "robot_rl.ros.intervention_node",
+                              dict(base)))
+    return nodes
+
+
 PROFILES = {
     "robot": lambda cfg, path: robot_nodes(cfg, path),
     "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),
     "deploy": lambda cfg, path: robot_nodes(cfg, path) + deployment_nodes(cfg, path),
+    "teleop": lambda cfg, path: robot_nodes(cfg, path) + teleop_nodes(cfg, path),
 }
 
 

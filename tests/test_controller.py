@@ -25,6 +25,19 @@ def settle(world, seconds: float = 0.5) -> None:
     world.step_physics(round(seconds / world.cfg.sim.physics_dt))
 
 
+# A box larger than the arm's reach, so that joint-limit behaviour is tested on its own (the
+# workspace box scales joint targets back before they reach the limits; test_workspace_box.py).
+WIDE_BOX = {"controller.workspace_min": [-2.0, -2.0, -1.0],
+            "controller.workspace_max": [2.0, 2.0, 2.0]}
+
+
+@pytest.fixture
+def wide_box_world(world_factory, park_cube):
+    world = world_factory(WIDE_BOX)
+    park_cube(world)
+    return world
+
+
 def test_substeps_match_control_rate(world):
     assert world.substeps == CONTROL_PERIOD_STEPS
     assert world.model.opt.timestep == pytest.approx(world.cfg.sim.physics_dt)
@@ -68,7 +81,9 @@ def test_target_outside_box_is_clamped_and_tcp_stays_inside(clear_world):
     box_min, box_max = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
     report = world.controller.set_cartesian_target([2.0, 0.0, -0.5])
     assert report
-    assert len(report.clamped) == 1 and "outside workspace box" in report.clamped[0]
+    assert len(report.clamped) == 1 and "outside the workspace box" in report.clamped[0]
+    # Both faces crossed are named, farthest first.
+    assert "x > 0.75 (workspace_max.x), z < 0.01 (workspace_min.z)" in report.clamped[0]
     expected = np.array([box_max[0], 0.0, box_min[2]])
     np.testing.assert_allclose(world.controller.target_pos, expected)
     tol = 5e-3
@@ -85,7 +100,8 @@ def test_target_inside_box_gives_empty_report(world):
     np.testing.assert_allclose(world.controller.target_pos, [0.5, 0.0, 0.3])
 
 
-def test_joint_targets_are_clamped_to_limits(world):
+def test_joint_targets_are_clamped_to_limits(wide_box_world):
+    world = wide_box_world
     ctl = world.controller
     lo, hi = world.kin.limits.lower, world.kin.limits.upper
     margin = world.cfg.controller.joint_limit_margin
@@ -99,10 +115,19 @@ def test_joint_targets_are_clamped_to_limits(world):
     assert ctl.mode == "joint"
 
 
-def _run_joint_target(world, target, steps):
+def steps_to_reach(world, target, settle_s=1.0):
+    """Physics steps for the joint-path reference to arrive (max-abs joint speed
+    controller.joint_path_speed) plus ``settle_s``."""
+    distance = np.max(np.abs(np.asarray(target) - world.arm_q()))
+    seconds = distance / world.cfg.controller.joint_path_speed + settle_s
+    return round(seconds / world.cfg.sim.physics_dt)
+
+
+def _run_joint_target(world, target, steps=None):
     """Step physics one step at a time; worst distance inside the URDF limits, max |tau|/effort."""
     lo, hi = world.kin.limits.lower, world.kin.limits.upper
     world.controller.set_joint_target(target)
+    steps = steps or steps_to_reach(world, world.controller.target_q)
     worst, torque_ratio = np.full(7, np.inf), 0.0
     for _ in range(steps):
         world.step_physics(1)
@@ -114,8 +139,8 @@ def _run_joint_target(world, target, steps):
 
 
 @pytest.mark.parametrize("joint", range(7))
-def test_single_joint_beyond_limit_stays_within_limits(clear_world, park_cube, joint):
-    world = clear_world
+def test_single_joint_beyond_limit_stays_within_limits(wide_box_world, park_cube, joint):
+    world = wide_box_world
     lo, hi = world.kin.limits.lower, world.kin.limits.upper
     home = np.array(world.cfg.robot.home)
     for beyond in (lo[joint] - 0.5, hi[joint] + 0.5):
@@ -125,37 +150,37 @@ def test_single_joint_beyond_limit_stays_within_limits(clear_world, park_cube, j
         park_cube(world)
         target = home.copy()
         target[joint] = beyond
-        worst, torque_ratio = _run_joint_target(world, target, 1500)
+        worst, torque_ratio = _run_joint_target(world, target)
         assert np.all(worst >= 0.0), (joint, beyond, worst)
         assert torque_ratio <= 1.0 + 1e-9
         # Converged onto the clamped target, inside the margin.
         assert abs(world.arm_q()[joint] - world.controller.target_q[joint]) < 0.01
 
 
-def test_all_joints_beyond_upper_limits_stay_within_limits(clear_world):
+def test_all_joints_beyond_upper_limits_stay_within_limits(wide_box_world):
     """Every joint commanded 0.3 rad past its upper limit (no contact with the table on the
     way): no joint may pass its URDF limit at any physics step.
 
     Fails with the current controller: joint 1 overshoots its upper limit by ~0.023 rad (the
     joint-space PD uses unit-inertia damping and no error/velocity limiting; see report).
     """
-    world = clear_world
-    worst, torque_ratio = _run_joint_target(world, world.kin.limits.upper + 0.3, 2000)
+    world = wide_box_world
+    worst, torque_ratio = _run_joint_target(world, world.kin.limits.upper + 0.3)
     assert torque_ratio <= 1.0 + 1e-9
     assert np.all(worst >= 0.0), f"min distance inside the URDF limits per joint: {worst}"
 
 
-def test_joint_mode_respects_velocity_limits(clear_world):
+def test_joint_mode_respects_velocity_limits(wide_box_world):
     """A large joint-space move (joint 1 from home to its upper limit) must not exceed the URDF
     velocity limits (2.175 rad/s on joint 1; a real Panda stops with a reflex error).
 
     Fails with the current controller: joint 1 reaches ~9 rad/s (see report)."""
-    world = clear_world
+    world = wide_box_world
     target = np.array(world.cfg.robot.home)
     target[0] = world.kin.limits.upper[0]
     world.controller.set_joint_target(target)
     peak = np.zeros(7)
-    for _ in range(1500):
+    for _ in range(steps_to_reach(world, target)):
         world.step_physics(1)
         peak = np.maximum(peak, np.abs(world.data.qvel[world._arm_dof]))
     assert abs(world.arm_q()[0] - world.controller.target_q[0]) < 0.01     # it did get there

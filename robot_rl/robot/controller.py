@@ -9,7 +9,13 @@
   refused and the previous target held.
 - Joint limits: a repulsive torque acts inside ``joint_limit_margin`` of each URDF limit, and joint
   targets are clamped to the limits minus the margin.
-- Torques are clamped to the URDF effort limits.
+- Joint targets are also checked against the workspace box along their straight joint-space
+  path (``robot_rl.robot.workspace``): scaled back to the last point inside, or refused.
+- Gravity: g(q) is added unless the hardware adds it itself (``hardware_compensates_gravity``,
+  true for a Franka's torque interface, whose commands are on top of its own gravity model).
+- Output stage, per joint: the commanded torque (without the gravity the controller adds) may
+  change by at most ``max_torque_rate * period_s`` per control period (a Franka rejects jumps
+  above 1000 N m/s), then the total is clamped to the effort limits (URDF or configured).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import pinocchio as pin
 
 from robot_rl.config import ControllerConfig
 from robot_rl.robot.kinematics import ArmKinematics
+from robot_rl.robot.workspace import JOINT_PATH_MARGIN, WorkspaceBox, check_joint_path
 
 
 class CommandError(ValueError):
@@ -52,16 +59,37 @@ def _clip_norm(vec: np.ndarray, limit: float) -> np.ndarray:
 
 
 class ImpedanceController:
-    def __init__(self, kinematics: ArmKinematics, config: ControllerConfig, home: np.ndarray):
+    """``period_s``: the control period the loop calls ``compute`` at (the torque-rate limit is
+    per period); ``effort_limits``: N m per joint, default the URDF's."""
+
+    def __init__(self, kinematics: ArmKinematics, config: ControllerConfig, home: np.ndarray,
+                 *, period_s: float = 0.001, hardware_compensates_gravity: bool = False,
+                 effort_limits=None):
         self.kin = kinematics
         self.cfg = config
         self.home = np.asarray(home, dtype=float)
-        self.box_min = np.asarray(config.workspace_min, dtype=float)
-        self.box_max = np.asarray(config.workspace_max, dtype=float)
+        self.box = WorkspaceBox(config.workspace_min, config.workspace_max)
+        self.box_min, self.box_max = self.box.lower, self.box.upper
         margin = config.joint_limit_margin
         self.q_min = kinematics.limits.lower + margin
         self.q_max = kinematics.limits.upper - margin
-        self.effort = kinematics.limits.effort
+        configured = effort_limits is not None and len(effort_limits) > 0
+        self.effort = (np.asarray(effort_limits, dtype=float) if configured
+                       else kinematics.limits.effort.copy())
+        if self.effort.shape != (kinematics.nq,) or np.any(self.effort <= 0):
+            raise ValueError(f"effort limits need {kinematics.nq} positive values "
+                             f"({kinematics.joint_names}), got {self.effort.tolist()}")
+        if not period_s > 0:
+            raise ValueError(f"control period must be > 0 s, got {period_s}")
+        self.period_s = float(period_s)
+        self.adds_gravity = not hardware_compensates_gravity
+        self.max_torque_step = config.max_torque_rate * self.period_s  # N m per period
+        # The controller's own torque (gravity excluded) sent last period: the rate limit's
+        # reference. Starts at zero, as a torque interface does.
+        self.last_torque = np.zeros(kinematics.nq)
+        self.measured_q = self.home.copy()  # joints seen by the last compute(): path starts
+        self.path_ref = self.home.copy()    # joint mode: the reference travelling the path
+        self._path_speed = 0.0
         self._k = np.array([config.stiffness_pos] * 3 + [config.stiffness_rot] * 3)
         self._d = 2.0 * config.damping_ratio * np.sqrt(self._k)
         self.mode = "cartesian"
@@ -81,11 +109,11 @@ class ImpedanceController:
             raise CommandError(f"Cartesian target position is not finite: {position}"
                                )
         report = ClampReport()
-        clipped = np.clip(position, self.box_min, self.box_max)
-        if not np.array_equal(clipped, position):
+        clipped, faces = self.box.clamp(position)
+        if faces:
             report.clamped.append(
-                f"target {np.round(position, 4).tolist()} outside workspace box "
-                f"{self.box_min.tolist()}..{self.box_max.tolist()}, clamped to "
+                f"target {np.round(position, 4).tolist()} outside the workspace box at "
+                f"{', '.join(f.describe() for f in faces)}, clamped to "
                 f"{np.round(clipped, 4).tolist()}")
         rot = self.target_rot
         if quat_xyzw is not None:
@@ -109,8 +137,30 @@ class ImpedanceController:
         for i in np.flatnonzero(clipped != q):
             report.clamped.append(f"{self.kin.joint_names[i]} target {q[i]:.3f} outside "
                                   f"[{self.q_min[i]:.3f}, {self.q_max[i]:.3f}], clamped")
-        self.target_q, self.mode = clipped, "joint"
+        path = check_joint_path(self.kin, self.box, self.measured_q, clipped,
+                                margin=JOINT_PATH_MARGIN)
+        driving = ", ".join(path.driving_joints) or "no single joint"
+        if path.refused:
+            raise CommandError("; ".join(report.clamped + [
+                f"TCP would leave the workspace box at {path.face.describe()} at the start "
+                f"of the path, driven by {driving}"]))
+        if path.changed:
+            report.clamped.append(
+                f"TCP would leave the workspace box at {path.face.describe()}, driven by "
+                f"{driving}; target scaled back to "
+                f"{path.fraction:.0%} of the way: {np.round(path.target, 3).tolist()} "
+                f"(TCP {np.round(path.tcp, 3).tolist()})")
+        self.path_ref = self.measured_q.copy()  # the checked path starts where the arm is
+        self._path_speed = 0.0
+        self.target_q, self.mode = path.target, "joint"
         return report
+
+    def reset(self, q: np.ndarray) -> None:
+        """A fresh start at ``q`` (a simulator reset): Cartesian hold, no torque history. Not for
+        a running arm: the rate limit must ramp from the torque last sent."""
+        self.mode = "cartesian"
+        self.hold(q)
+        self.last_torque = np.zeros(self.kin.nq)
 
     def hold(self, q: np.ndarray) -> None:
         """Make the current pose the target (used on start, reset and e-stop)."""
@@ -118,18 +168,28 @@ class ImpedanceController:
         self.target_pos = np.clip(pose.translation.copy(), self.box_min, self.box_max)
         self.target_rot = pose.rotation.copy()
         self.target_q = np.clip(np.asarray(q, dtype=float), self.q_min, self.q_max)
+        self.measured_q = np.array(q, dtype=float)
+        self.path_ref, self._path_speed = self.target_q.copy(), 0.0
 
     # -- the loop ---------------------------------------------------------------------------
     def compute(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
         pose, jac, gravity = self.kin.state(q, dq)
         self.last_pose = pose
+        self.measured_q[:] = q
         if self.mode == "joint":
-            # Reference-limited joint spring with damping scaled by each joint's inertia, so a
-            # far joint target neither overshoots the limits nor exceeds the velocity limits.
-            error = np.clip(self.target_q - q, -self.cfg.max_joint_error, self.cfg.max_joint_error)
-            inertia = np.diag(self.kin.mass_matrix(q))
+            # A joint spring (damping scaled by each joint's inertia) pulled by a reference that
+            # travels the straight joint-space path the workspace-box check verified, with a
+            # bounded speed and acceleration and its velocity fed forward: the arm stays on
+            # that path instead of cutting across (joints with different bandwidths would).
+            v_ref, a_ref = self._advance_path()
+            error = self.path_ref - q
+            largest = float(np.max(np.abs(error)))
+            if largest > self.cfg.max_joint_error:  # reference limiting, as a whole
+                error = error * (self.cfg.max_joint_error / largest)
+            mass = self.kin.mass_matrix(q)
             stiffness = self.cfg.joint_stiffness
-            tau = stiffness * error - 2.0 * np.sqrt(stiffness * inertia) * dq
+            tau = (stiffness * error - 2.0 * np.sqrt(stiffness * np.diag(mass)) * (dq - v_ref)
+                   + mass @ a_ref)
         else:
             pos_err = _clip_norm(self.target_pos - pose.translation, self.cfg.max_pos_error)
             rot_err = _clip_norm(pin.log3(self.target_rot @ pose.rotation.T),
@@ -145,7 +205,38 @@ class ImpedanceController:
             tau += posture - jac.T @ np.linalg.solve(jjt, jac @ posture)
         tau -= self.cfg.joint_damping * dq
         tau += self._joint_limit_torque(q)
-        return np.clip(tau + gravity, -self.effort, self.effort)
+        return self._output_stage(tau, gravity)
+
+    def _advance_path(self) -> np.ndarray:
+        """Move ``path_ref`` one period toward ``target_q`` (max-abs joint speed ramped by
+        ``joint_path_accel`` up to ``joint_path_speed`` and down to stop on the target);
+        returns its velocity and acceleration."""
+        delta = self.target_q - self.path_ref
+        remaining = float(np.max(np.abs(delta)))
+        dt, accel, before = self.period_s, self.cfg.joint_path_accel, self._path_speed
+        speed = min(before + accel * dt, self.cfg.joint_path_speed,
+                    math.sqrt(2.0 * accel * remaining))
+        if speed * dt >= remaining:
+            self.path_ref = self.target_q.copy()
+            self._path_speed = 0.0
+            return np.zeros_like(delta), np.zeros_like(delta)
+        self._path_speed = speed
+        direction = delta / remaining
+        self.path_ref = self.path_ref + direction * (speed * dt)
+        return direction * speed, direction * ((speed - before) / dt)
+
+    def _output_stage(self, tau: np.ndarray, gravity: np.ndarray) -> np.ndarray:
+        """Rate-limit the controller's torque, add gravity where the hardware does not, clamp
+        the total to the effort limits (the rate reference is what was actually sent)."""
+        step = self.max_torque_step
+        tau = np.clip(tau, self.last_torque - step, self.last_torque + step)
+        if self.adds_gravity:
+            tau = np.clip(tau, -self.effort - gravity, self.effort - gravity)
+            self.last_torque = tau
+            return tau + gravity
+        tau = np.clip(tau, -self.effort, self.effort)
+        self.last_torque = tau
+        return tau.copy()
 
     def _joint_limit_torque(self, q: np.ndarray) -> np.ndarray:
         below = np.minimum(q - self.q_min, 0.0)

@@ -120,7 +120,16 @@ def safety_config_for(cfg: Config, rate_hz: float, sensors: list[str]) -> Safety
     if unknown:
         raise ValueError(f"safety.sensor_max_age_s names {unknown}, which the controller does not "
                          f"read; its inputs are {sensors}")
-    return replace(base, control_rate_hz=float(rate_hz), sensor_max_age_s=ages)
+    # The driver clamps TCP targets to controller.workspace_*: the node's own box lies inside
+    # it, so every clamp is the safety layer's (counted in /controller/status), none silent.
+    lo = tuple(max(a, b) for a, b in zip(base.workspace_min, cfg.controller.workspace_min))
+    hi = tuple(min(a, b) for a, b in zip(base.workspace_max, cfg.controller.workspace_max))
+    if any(a >= b for a, b in zip(lo, hi)):
+        raise ValueError(f"safety.workspace_* {list(base.workspace_min)}..{list(base.workspace_max)} "
+                         f"and controller.workspace_* {cfg.controller.workspace_min}.."
+                         f"{cfg.controller.workspace_max} do not overlap")
+    return replace(base, control_rate_hz=float(rate_hz), sensor_max_age_s=ages,
+                   workspace_min=lo, workspace_max=hi)
 
 
 @dataclass

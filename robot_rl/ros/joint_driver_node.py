@@ -43,7 +43,9 @@ class JointDriverNode(Node):
         self.create_subscription(Float64, m.GRIPPER_TARGET, self._on_gripper, m.COMMAND_QOS)
 
     # -- commands -----------------------------------------------------------------------------
-    def _report(self, text: str, error: bool) -> None:
+    def report_status(self, text: str, error: bool) -> None:
+        """One ``REJECTED:`` (error) or ``CLAMPED:`` line on /robot/status, and the log; the
+        format is described in ``robot_rl.robot.workspace``."""
         # rclpy ties a severity to each logging call site, hence two separate calls.
         if error:
             self.get_logger().error(text)
@@ -57,20 +59,20 @@ class JointDriverNode(Node):
                 report: ClampReport = command()
         except CommandError as exc:
             self.rejected += 1
-            self._report(f"{what}: {exc}; holding the previous target", error=True)
+            self.report_status(f"{what}: {exc}; holding the previous target", error=True)
             if self.on_command is not None:
                 self.on_command()  # a refused command is still a (holding) control period
             return
         for line in report.clamped:
-            self._report(f"{what}: {line}", error=False)
+            self.report_status(f"{what}: {line}", error=False)
         if self.on_command is not None:
             self.on_command()
 
     def _on_ee_target(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.frame:
             self.rejected += 1
-            self._report(f"ee_target in frame '{msg.header.frame_id}', expected '{self.frame}'",
-                         error=True)
+            self.report_status(f"ee_target in frame '{msg.header.frame_id}', expected "
+                               f"'{self.frame}'", error=True)
             return
         position, quat = m.pose_from_msg(msg)
         orientation = None if not np.any(quat) else quat  # an all-zero quaternion keeps orientation
@@ -82,7 +84,7 @@ class JointDriverNode(Node):
             q = m.joint_positions_by_name(msg, self.arm_joints)
         except ValueError as exc:
             self.rejected += 1
-            self._report(f"joint_target: {exc}", error=True)
+            self.report_status(f"joint_target: {exc}", error=True)
             return
         self._apply("joint_target", lambda: self.adapter.controller.set_joint_target(q))
 
@@ -90,11 +92,11 @@ class JointDriverNode(Node):
         width = msg.data
         if not np.isfinite(width):
             self.rejected += 1
-            self._report(f"gripper_target {width} is not finite; holding", error=True)
+            self.report_status(f"gripper_target {width} is not finite; holding", error=True)
             return
         sent = self.adapter.set_gripper(width)
         if sent != width:
-            self._report(f"gripper_target {width:.4f} m outside [0, "
+            self.report_status(f"gripper_target {width:.4f} m outside [0, "
                          f"{self.cfg.robot.gripper_max_width}], clamped to {sent:.4f}", error=False)
 
     # -- state --------------------------------------------------------------------------------

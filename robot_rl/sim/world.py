@@ -49,7 +49,9 @@ class SimWorld:
         self._arm_act_view = _as_slice(self._arm_act)
         self.joint_names = list(arm) + list(cfg.robot.gripper_joints)
         self.kin = ArmKinematics(cfg.robot.urdf, arm, cfg.robot.ee_frame)
-        self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home))
+        self.controller = ImpedanceController(self.kin, cfg.controller, np.array(cfg.robot.home),
+                                              period_s=cfg.sim.physics_dt,
+                                              effort_limits=cfg.robot.effort_limits)
         self.taxels = {t.name: t for t in taxel_layouts(m, cfg)}
         self._tactile_zero = {name: np.zeros((t.rows, t.cols), np.float32)
                               for name, t in self.taxels.items()}
@@ -77,8 +79,7 @@ class SimWorld:
         yaw = self.rng.uniform(*sim.object_yaw_range)
         self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
             x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-        self.controller.mode = "cartesian"
-        self.controller.hold(home)
+        self.controller.reset(home)
         self.set_gripper(self.cfg.robot.gripper_max_width)
         mujoco.mj_forward(self.model, self.data)
         return np.array([x, y, yaw])

@@ -13,7 +13,7 @@ import rclpy
 import rclpy.executors
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import graph
@@ -22,16 +22,20 @@ from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.ros import messages as m
 
 
-@pytest.fixture()
-def driver(tmp_path, ros_context):
+def start_driver(tmp_path, overrides=None):
     cfg = load_config(None, {"driver.adapter": "ros2_control", "cameras": [], "tactile": [],
                              "driver.hardware_state_topic": "/hw/joint_states",
                              "driver.effort_command_topic": "/hw/effort_commands",
                              "driver.gripper_command_topic": "/hw/gripper_commands",
-                             "driver.loop_rate_hz": 200.0})
+                             "driver.loop_rate_hz": 200.0, **(overrides or {})})
     path = tmp_path / "config.yaml"
     save_config(cfg, path)
-    nodes = NodeGraph(graph(cfg, str(path)), log_dir=tmp_path / "logs").start()
+    return cfg, NodeGraph(graph(cfg, str(path)), log_dir=tmp_path / "logs").start()
+
+
+@pytest.fixture()
+def driver(tmp_path, ros_context):
+    cfg, nodes = start_driver(tmp_path)
     yield cfg, nodes, tmp_path
     nodes.stop()
 
@@ -154,3 +158,78 @@ def test_driver_after_a_stall_drops_missed_ticks_instead_of_bursting(driver):
     finally:
         os.kill(nodes.processes["joint_driver"].pid, signal.SIGCONT)  # even if a wait failed
         hw.close()
+
+
+def _statuses(node):
+    received = []
+    node.create_subscription(String, m.DRIVER_STATUS, lambda msg: received.append(msg.data),
+                             m.COMMAND_QOS)
+    return received
+
+
+def _publish_until(node, pub, msg, done, timeout=15.0):
+    """Resend until ``done()`` (discovery may not have connected the first ones)."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        pub.publish(msg)
+        time.sleep(0.2)
+    return done()
+
+
+def test_joint_targets_leaving_the_box_get_a_status_naming_joint_and_face(driver):
+    """An ordinary rclpy publisher on /robot/joint_target, as in the issue: a target inside the
+    joint limits whose path leaves the box is scaled back with a CLAMPED status; a NaN target
+    and one with no admissible motion are REJECTED."""
+    cfg, nodes, tmp = driver
+    hw = Hardware(cfg)
+    try:
+        statuses = _statuses(hw.node)
+        assert len(hw.wait_efforts(20)) >= 20
+        pub = hw.node.create_publisher(JointState, m.JOINT_TARGET, m.COMMAND_QOS)
+        names = cfg.robot.arm_joints
+        upward = np.array(cfg.robot.home) + [0, 0, 0, 0.65, 0, 0, 0]  # inside the limits
+        msg = JointState(name=names, position=[float(v) for v in upward])
+        assert _publish_until(hw.node, pub, msg, lambda: any("joint_target" in t for t in statuses)), \
+            (tmp / "logs" / "joint_driver.log").read_text()
+        text = next(t for t in statuses if "joint_target" in t)
+        assert text.startswith("CLAMPED: joint_target: TCP would leave the workspace box at "
+                               "z > 0.55 (workspace_max.z), driven by panda_joint4"), text
+        statuses.clear()
+        bad = JointState(name=names, position=[float("nan")] + [0.0] * 6)
+        assert _publish_until(hw.node, pub, bad, lambda: any("not finite" in t for t in statuses))
+        assert any(t.startswith("REJECTED: joint_target: joint target is not finite")
+                   for t in statuses), statuses
+    finally:
+        hw.close()
+
+
+def test_franka_convention_sends_no_gravity_and_ramps_torque(tmp_path, ros_context):
+    """robot.hardware_compensates_gravity: at rest the driver sends ~0 (the arm adds g(q));
+    a Cartesian target step ramps the torques no faster than controller.max_torque_rate."""
+    cfg, nodes = start_driver(tmp_path, {"robot.hardware_compensates_gravity": True,
+                                         "controller.max_torque_rate": 200.0})
+    hw = Hardware(cfg)
+    try:
+        efforts = hw.wait_efforts(30)
+        assert len(efforts) >= 30, (tmp_path / "logs" / "joint_driver.log").read_text()
+        np.testing.assert_allclose(efforts[-1][1], 0.0, atol=1e-6)
+        kin = ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
+        pose = kin.forward(np.array(cfg.robot.home))
+        pub = hw.node.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
+        target = m.pose_msg(pose.translation - [0, 0, 0.1], [0, 0, 0, 0], 0.0, cfg.robot.base_frame)
+        start = len(hw.efforts)
+        assert _publish_until(hw.node, pub, target,
+                              lambda: np.max(np.abs(hw.efforts[-1][1])) > 5.0)
+        received = hw.efforts[start - 1:]
+        stamps = np.array([t for t, _ in received])
+        sent = np.array([e for _, e in received])
+        per_tick = cfg.controller.max_torque_rate / cfg.driver.loop_rate_hz
+        # A loaded machine may drop or bunch commands: allow the ticks that elapsed between two
+        # receptions, plus one. Without the limiter the first step alone is > 5 N m.
+        ticks = np.maximum(1, np.round(np.diff(stamps) * cfg.driver.loop_rate_hz)) + 1
+        jumps = np.max(np.abs(np.diff(sent, axis=0)), axis=1)
+        assert np.all(jumps <= ticks * per_tick + 1e-9), (jumps, ticks)
+        assert np.max(jumps) > 0.5 * per_tick  # it did ramp
+    finally:
+        hw.close()
+        nodes.stop()
