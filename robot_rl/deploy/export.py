@@ -3,8 +3,7 @@
 The command over the two exporters: :mod:`robot_rl.deploy.onnx_export` (any policy module with a
 metadata template) and :mod:`robot_rl.deploy.agent_export` (an RLPD learner checkpoint, metadata
 built from the robot configuration). It sits above both so the imports flow one way: the agent
-exporter uses the low-level one, and neither imports this command. The exporter's names are
-re-exported here for callers that import them from ``robot_rl.deploy.export``.
+exporter uses the low-level one, and neither imports this command.
 """
 
 from __future__ import annotations
@@ -21,25 +20,9 @@ import torch
 
 from robot_rl.deploy.errors import ExportError, ExportParityError, MetadataError
 from robot_rl.deploy.metadata import PolicyMetadata
-from robot_rl.deploy.onnx_export import (
-    ExportResult,
-    available_exporters,
-    check_parity,
-    export_onnx,
-    random_observations,
-)
+from robot_rl.deploy.onnx_export import export_onnx, random_observations
 
-__all__ = [
-    "main",
-    "build_arg_parser",
-    "ExportResult",
-    "export_onnx",
-    "check_parity",
-    "random_observations",
-    "available_exporters",
-    "ExportError",
-    "ExportParityError",
-]
+__all__ = ["main", "build_arg_parser"]
 
 
 def _load_module(args: argparse.Namespace) -> torch.nn.Module:
