@@ -138,7 +138,6 @@ class CaptureSet:
         return np.array([[v.joints[j] for j in self.arm_joints] for v in self.views], float)
 
 
-
 def write_config_snippet(path, camera: str, info_file, extrinsic_file, parent: str, child: str,
                          T_parent_cam: np.ndarray | None) -> Path:
     """YAML to merge into a robot_rl configuration (``cameras[].info_file``), with the static

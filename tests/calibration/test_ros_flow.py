@@ -104,7 +104,7 @@ def guided(sim):
     cfg, client, tmp = sim
     board = BoardConfig.from_dict(yaml.safe_load(open(BOARD_YAML))["board"])
     T_tcp_hand = rigid_offset(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame, "panda_hand",
-                                       np.array([cfg.robot.home]))
+                              np.array([cfg.robot.home]))
     nominal = T_tcp_hand @ gt_T_hand_cam() @ make_T(euler_xyz_to_matrix(*np.radians([2.0, -2.0, 1.0])),
                                                     [0.008, -0.005, 0.004])
     out = tmp / "capture_wrist"
@@ -112,7 +112,7 @@ def guided(sim):
     t0 = time.monotonic()
     log: list[str] = []
     cap = guided_capture(client, board, out, nominal, None, n_views=15, roi=roi, roll_deg=90.0,
-                                  fill=0.6, log=log.append)
+                         fill=0.6, log=log.append)
     t_capture = time.monotonic() - t0
     result = solve_capture(out, tmp / "calibration", "eye_in_hand", parent_frame="panda_hand", log=None)
     return {"cfg": cfg, "cap": cap, "out": out, "result": result, "log": log, "t_capture": t_capture,
@@ -209,7 +209,7 @@ def test_live_capture_keeps_sharp_new_views_and_reports_missing_regions(sim, gui
     log: list[str] = []
     try:
         cap = interactive_capture(client, board, tmp_path / "live", views=5, timeout=4.0, roi=roi,
-                                           log=log.append)
+                                  log=log.append)
     finally:
         client.hold(None)
     assert len(cap.views) == 1, log
@@ -222,7 +222,7 @@ def test_live_capture_keeps_sharp_new_views_and_reports_missing_regions(sim, gui
         client.hold(T)
         try:
             interactive_capture(client, BoardConfig("checkerboard", 5, 6, 0.03), tmp_path / "none",
-                                         views=3, timeout=2.0, log=lambda s: None)
+                                views=3, timeout=2.0, log=lambda s: None)
         finally:
             client.hold(None)
 
@@ -239,7 +239,7 @@ def test_tactile_capture_saves_a_baseline_by_serial_and_the_node_applies_it(sim,
     client.hold(client.pose()[1])  # lockstep: keep the sim stepping so frames keep coming
     try:
         baseline, path = tactile_capture(cfg, "left", 12, "SIM-LEFT-01", tmp_path / "tactile",
-                                                  timeout=30.0, log=lambda s: None)
+                                         timeout=30.0, log=lambda s: None)
     finally:
         client.hold(None)
     assert path.name == "SIM-LEFT-01.npz" and baseline.shape == (4, 4) and baseline.n_frames == 12
