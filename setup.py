@@ -33,6 +33,9 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
         (f"share/{PACKAGE}/sim/assets", glob("sim/assets/*")),
+        # Exported policies put here before the build are found from any directory (models/README.md).
+        (f"share/{PACKAGE}/models", ["models/README.md"] + glob("models/*.onnx") + glob("models/*.json")),
+        (f"share/{PACKAGE}/calibration", ["calibration/README.md"]),
     ],
     python_requires=">=3.10",
     install_requires=[

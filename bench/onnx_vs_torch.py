@@ -40,7 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.deploy.agent_export import export_agent, make_agent  # noqa: E402
-from robot_rl.deploy.export import random_observations  # noqa: E402
+from robot_rl.deploy.onnx_export import random_observations  # noqa: E402
 from robot_rl.deploy.onnx_policy import OnnxPolicy, make_session_options  # noqa: E402
 
 DEFAULT_THREADS = torch.get_num_threads()

@@ -2,7 +2,8 @@
 
 Attributes are imported lazily so that a robot process using only the safety layer or
 the rate loop does not pay for (or need) onnxruntime, and nothing here imports torch
-except ``robot_rl.deploy.export``.
+except the exporters (``robot_rl.deploy.onnx_export``, ``agent_export`` and the
+``export`` command).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ _EXPORTS = {
     "ExportParityError": "errors",
     "IllegalTransitionError": "errors",
     # export (imports torch)
-    "export_onnx": "export",
-    "check_parity": "export",
+    "export_onnx": "onnx_export",
+    "check_parity": "onnx_export",
     # runtime
     "OnnxPolicy": "onnx_policy",
     "select_providers": "onnx_policy",

@@ -147,9 +147,9 @@ def export_agent(agent: Any, cfg: Config, path: str | os.PathLike, run_id: str,
 
     Runs the torch/onnxruntime parity check (max abs diff <= ``atol``, default 1e-5);
     raises ``ExportParityError`` and publishes nothing if it fails.  Returns the
-    ``ExportResult`` of :func:`robot_rl.deploy.export.export_onnx`.
+    ``ExportResult`` of :func:`robot_rl.deploy.onnx_export.export_onnx`.
     """
-    from robot_rl.deploy.export import export_onnx, random_observations
+    from robot_rl.deploy.onnx_export import export_onnx, random_observations
 
     space = getattr(agent, "observation_space", None)
     order = list(space.spaces) if space is not None and hasattr(space, "spaces") else None

@@ -6,13 +6,17 @@ says which model runs, how fast, and how the node watches its inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from robot_rl.paths import find_user_file
 from robot_rl.schema import check
 
 
 @dataclass
 class DeployConfig:
-    model: str = "models/policy.onnx"  # exported policy; its metadata JSON sits beside it
+    # Exported policy; its metadata JSON sits beside it. Relative: the working directory, then
+    # the installed share folder (model_file(); see models/README.md).
+    model: str = "models/policy.onnx"
     providers: str = "auto"            # auto | cpu | cuda | tensorrt
     rate_hz: float = 10.0              # control loop rate (must match the model's metadata)
     intra_op_threads: int = 1          # onnxruntime CPU threads (1: least jitter, see docs)
@@ -53,3 +57,8 @@ class DeployConfig:
         check(0 <= self.warm_s < 0.01, "warm_s must be in [0, 0.01)")
         check(0 <= self.sync_age_s < 0.01, "sync_age_s must be in [0, 0.01)")
         check(0 <= self.rt_priority <= 99, "rt_priority must be in [0, 99] (0 = normal scheduling)")
+
+    def model_file(self) -> Path:
+        """The policy file ``model`` names (robot_rl.paths.find_user_file); FileNotFoundError
+        lists where it looked."""
+        return find_user_file(self.model, "deploy.model (exported policy)")

@@ -26,7 +26,9 @@ import yaml  # noqa: E402
 
 rclpy = pytest.importorskip("rclpy")
 
-from robot_rl.calibration import ros_flow  # noqa: E402
+from robot_rl.calibration.capture_flow import guided_capture, interactive_capture  # noqa: E402
+from robot_rl.calibration.capture_set import CaptureSet  # noqa: E402
+from robot_rl.calibration.coverage import SIM_WRIST_ROI_FRACTION, roi_pixels  # noqa: E402
 from robot_rl.calibration.board import BoardConfig  # noqa: E402
 from robot_rl.calibration.cli import main as calibrate_main  # noqa: E402
 from robot_rl.calibration.errors import (  # noqa: E402
@@ -38,6 +40,7 @@ from robot_rl.calibration.errors import (  # noqa: E402
 )
 from robot_rl.calibration.handeye import load_extrinsic  # noqa: E402
 from robot_rl.calibration.intrinsics import load_camera_info  # noqa: E402
+from robot_rl.calibration.solve import fk_poses, rigid_offset, solve_capture  # noqa: E402
 from robot_rl.calibration.transforms import (  # noqa: E402
     T_MJCAM_CVCAM,
     euler_xyz_to_matrix,
@@ -48,6 +51,7 @@ from robot_rl.calibration.transforms import (  # noqa: E402
 )
 from robot_rl.config import load_config, save_config  # noqa: E402
 from robot_rl.paths import shared_file  # noqa: E402
+from robot_rl.ros.calibration_client import RobotCameraClient, tactile_capture  # noqa: E402
 
 WIDTH, HEIGHT, FOVY = 640, 480, 70.0
 MOUNT_POS = [0.06, 0.0, 0.03]
@@ -80,7 +84,7 @@ def sim(tmp_path_factory):
     save_config(cfg, path)
     nodes = NodeGraph(graph(cfg, str(path)), log_dir=tmp / "logs").start()
     rclpy.init()
-    client = ros_flow.RobotCameraClient(cfg, "wrist", node_name="calibration_test")
+    client = RobotCameraClient(cfg, "wrist", node_name="calibration_test")
     try:
         client.wait_ready(timeout=60.0)
     except CalibrationError:
@@ -99,18 +103,18 @@ def guided(sim):
     estimated from the first view), then solved; shared by the tests below."""
     cfg, client, tmp = sim
     board = BoardConfig.from_dict(yaml.safe_load(open(BOARD_YAML))["board"])
-    T_tcp_hand = ros_flow.rigid_offset(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame, "panda_hand",
-                                       np.array([cfg.robot.home]))
+    T_tcp_hand = rigid_offset(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame, "panda_hand",
+                              np.array([cfg.robot.home]))
     nominal = T_tcp_hand @ gt_T_hand_cam() @ make_T(euler_xyz_to_matrix(*np.radians([2.0, -2.0, 1.0])),
                                                     [0.008, -0.005, 0.004])
     out = tmp / "capture_wrist"
-    roi = ros_flow.roi_pixels(ros_flow.SIM_WRIST_ROI_FRACTION, (WIDTH, HEIGHT))
+    roi = roi_pixels(SIM_WRIST_ROI_FRACTION, (WIDTH, HEIGHT))
     t0 = time.monotonic()
     log: list[str] = []
-    cap = ros_flow.guided_capture(client, board, out, nominal, None, n_views=15, roi=roi, roll_deg=90.0,
-                                  fill=0.6, log=log.append)
+    cap = guided_capture(client, board, out, nominal, None, n_views=15, roi=roi, roll_deg=90.0,
+                         fill=0.6, log=log.append)
     t_capture = time.monotonic() - t0
-    result = ros_flow.solve_capture(out, tmp / "calibration", "eye_in_hand", parent_frame="panda_hand", log=None)
+    result = solve_capture(out, tmp / "calibration", "eye_in_hand", parent_frame="panda_hand", log=None)
     return {"cfg": cfg, "cap": cap, "out": out, "result": result, "log": log, "t_capture": t_capture,
             "T_tcp_hand": T_tcp_hand, "board": board, "dir": tmp}
 
@@ -168,44 +172,44 @@ def test_solve_cli_and_refusals_on_corrupt_captures(guided, tmp_path):
 
     few = variant("few", lambda d: d.update(views=d["views"][:3]))
     with pytest.raises(InsufficientViewsError, match="usable views"):
-        ros_flow.solve_capture(few, tmp_path / "o1", log=None)
+        solve_capture(few, tmp_path / "o1", log=None)
     assert calibrate_main(["solve", "--capture", str(few), "--out-dir", str(tmp_path / "o1")]) == 2
 
     # Degenerate poses: every view claims the same joint positions (robot never rotated).
     same = variant("same", lambda d: [v.update(joints=d["views"][0]["joints"]) for v in d["views"]])
     with pytest.raises(DegenerateMotionError):
-        ros_flow.solve_capture(same, tmp_path / "o2", use_camera_info=True, log=None)
+        solve_capture(same, tmp_path / "o2", use_camera_info=True, log=None)
 
     # Wrong board definition: no board found in any image.
     wrong = variant("wrong", lambda d: d.update(board={"type": "checkerboard", "rows": 5, "cols": 6,
                                                        "square_size": 0.03}))
     with pytest.raises(BoardNotFoundError):
-        ros_flow.solve_capture(wrong, tmp_path / "o3", log=None)
+        solve_capture(wrong, tmp_path / "o3", log=None)
 
     bad = variant("bad", lambda d: d["views"][1]["joints"].pop("panda_joint4"))
     with pytest.raises(CalibrationFileError, match="panda_joint4"):
-        ros_flow.CaptureSet.load(bad)
+        CaptureSet.load(bad)
     (bad / "capture.json").write_text("{not json")
     with pytest.raises(CalibrationFileError, match="not valid JSON"):
-        ros_flow.CaptureSet.load(bad)
+        CaptureSet.load(bad)
     with pytest.raises(CalibrationFileError, match="does not exist"):
-        ros_flow.CaptureSet.load(tmp_path / "nowhere")
+        CaptureSet.load(tmp_path / "nowhere")
 
 
 def test_live_capture_keeps_sharp_new_views_and_reports_missing_regions(sim, guided, tmp_path):
     cfg, client, _ = sim
     board = guided["board"]
-    roi = ros_flow.roi_pixels(ros_flow.SIM_WRIST_ROI_FRACTION, (WIDTH, HEIGHT))
+    roi = roi_pixels(SIM_WRIST_ROI_FRACTION, (WIDTH, HEIGHT))
     # Park the arm at the first captured view, then capture live for a few seconds: one view is
     # kept, repeats of the same pose are refused, missing regions are reported.
     q = guided["cap"].joint_array()[0]
-    T = ros_flow.fk_poses(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame, q)[0]
+    T = fk_poses(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame, q)[0]
     client.move_to(T)
     client.hold(T)  # keep the lockstep sim stepping while capturing
     log: list[str] = []
     try:
-        cap = ros_flow.interactive_capture(client, board, tmp_path / "live", views=5, timeout=4.0, roi=roi,
-                                           log=log.append)
+        cap = interactive_capture(client, board, tmp_path / "live", views=5, timeout=4.0, roi=roi,
+                                  log=log.append)
     finally:
         client.hold(None)
     assert len(cap.views) == 1, log
@@ -217,8 +221,8 @@ def test_live_capture_keeps_sharp_new_views_and_reports_missing_regions(sim, gui
     with pytest.raises(BoardNotFoundError, match="no usable view"):
         client.hold(T)
         try:
-            ros_flow.interactive_capture(client, BoardConfig("checkerboard", 5, 6, 0.03), tmp_path / "none",
-                                         views=3, timeout=2.0, log=lambda s: None)
+            interactive_capture(client, BoardConfig("checkerboard", 5, 6, 0.03), tmp_path / "none",
+                                views=3, timeout=2.0, log=lambda s: None)
         finally:
             client.hold(None)
 
@@ -234,16 +238,16 @@ def test_tactile_capture_saves_a_baseline_by_serial_and_the_node_applies_it(sim,
     cfg, client, _ = sim
     client.hold(client.pose()[1])  # lockstep: keep the sim stepping so frames keep coming
     try:
-        baseline, path = ros_flow.tactile_capture(cfg, "left", 12, "SIM-LEFT-01", tmp_path / "tactile",
-                                                  timeout=30.0, log=lambda s: None)
+        baseline, path = tactile_capture(cfg, "left", 12, "SIM-LEFT-01", tmp_path / "tactile",
+                                         timeout=30.0, log=lambda s: None)
     finally:
         client.hold(None)
     assert path.name == "SIM-LEFT-01.npz" and baseline.shape == (4, 4) and baseline.n_frames == 12
     assert load_baseline(tmp_path / "tactile", "SIM-LEFT-01", (4, 4)).shape == (4, 4)
     with pytest.raises(CalibrationError, match="no serial"):
-        ros_flow.tactile_capture(cfg, "left", 12, None, tmp_path / "t2", timeout=1.0)
+        tactile_capture(cfg, "left", 12, None, tmp_path / "t2", timeout=1.0)
     with pytest.raises(CalibrationError, match="not configured"):
-        ros_flow.tactile_capture(cfg, "middle", 12, "X", tmp_path / "t2", timeout=1.0)
+        tactile_capture(cfg, "middle", 12, "X", tmp_path / "t2", timeout=1.0)
 
     # The tactile node publishes (raw - mean) / max(std, noise_floor) with a stored baseline.
     from robot_rl.calibration.tactile import capture_baseline, save_baseline

@@ -33,7 +33,7 @@ def metadata():
 def exported(tmp_path_factory, torch_policy, metadata):
     """One exported model shared by the runtime tests (export takes ~0.3 s per model)."""
     from tests.deploy._policies import example_obs
-    from robot_rl.deploy.export import export_onnx
+    from robot_rl.deploy.onnx_export import export_onnx
 
     path = tmp_path_factory.mktemp("exported") / "policy.onnx"
     return export_onnx(torch_policy, example_obs(), metadata, path, exporter="torchscript")

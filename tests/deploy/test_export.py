@@ -12,7 +12,8 @@ from onnx import numpy_helper
 
 from tests.deploy._policies import ExportModeDiffers, NonFinitePolicy, example_obs, make_metadata, make_policy
 from robot_rl.deploy.errors import ExportError, ExportParityError
-from robot_rl.deploy.export import check_parity, export_onnx, main
+from robot_rl.deploy.export import main
+from robot_rl.deploy.onnx_export import check_parity, export_onnx
 from robot_rl.deploy.metadata import PolicyMetadata, sha256_of
 
 
