@@ -3,6 +3,7 @@ env and policy (no robot dependencies), in memory or on disk, periodic evaluatio
 success rate, callbacks with the live agent, the best policy kept, valid JSON."""
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -150,10 +151,6 @@ def test_learning_api_imports_without_robot_dependencies():
 
 
 def test_docs_example_learns_mountain_car_from_demonstrations():
-    sys.path.insert(0, os.path.join(ROOT, "docs", "examples"))
-    try:
-        import gym_with_demos
-        result = gym_with_demos.main(["--steps", "500"])
-    finally:
-        sys.path.pop(0)
+    example = runpy.run_path(os.path.join(ROOT, "docs", "examples", "gym_with_demos.py"))
+    result = example["main"](["--steps", "500"])
     assert result["best"]["success_rate"] >= 0.8
