@@ -19,7 +19,8 @@ from robot_rl.hil.config import HILConfig
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
-from robot_rl.schema import ConfigError, check, deep_merge, from_dict, to_dict, unflatten
+from robot_rl.schema import (ConfigError, check, deep_merge, from_dict, require, require_positive,
+                             to_dict, unflatten)
 
 PANDA_ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 
@@ -44,6 +45,7 @@ class RobotConfig:
               f"({len(self.arm_joints)})")
         check(len(set(self.arm_joints)) == len(self.arm_joints), "arm_joints has duplicates")
         check(self.gripper_max_width > 0, "gripper_max_width must be > 0")
+        require_positive(self, "gripper_force")
 
 
 @dataclass
@@ -73,6 +75,9 @@ class ControllerConfig:
         check(all(lo < hi for lo, hi in zip(self.workspace_min, self.workspace_max)),
               f"workspace_min {self.workspace_min} must be below workspace_max "
               f"{self.workspace_max} on every axis")
+        require_positive(self, "joint_stiffness", "max_joint_error")
+        require(self, 0, "damping_ratio", "nullspace_stiffness", "joint_damping",
+                "joint_limit_margin", "joint_limit_stiffness")
 
 
 @dataclass
@@ -91,6 +96,7 @@ class DriverConfig:
 
     def validate(self) -> None:
         check(self.loop_rate_hz > 0 and self.publish_rate_hz > 0, "rates must be > 0")
+        require_positive(self, "state_timeout")
 
 
 @dataclass
@@ -110,6 +116,7 @@ class SimConfig:
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
         check(self.real_time_factor > 0, "real_time_factor must be > 0")
+        require_positive(self, "lockstep_timeout")
         for name in ("object_x_range", "object_y_range", "object_yaw_range"):
             lo_hi = getattr(self, name)
             check(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1], f"{name} needs [low, high]")
@@ -130,6 +137,7 @@ class TaskConfig:
 
     def validate(self) -> None:
         check(self.max_episode_steps > 0, "max_episode_steps must be > 0")
+        require_positive(self, "lift_height", "max_step_pos", "max_step_yaw")
         allowed = {"state", "tactile", "images", "object"}
         unknown = set(self.observations) - allowed
         check(not unknown, f"unknown observation group(s) {sorted(unknown)}; "

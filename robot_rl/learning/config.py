@@ -4,6 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
+from robot_rl.schema import FieldError, require, require_positive
+
+# The smallest message limit that is not a mistake: a one-step state transition batch or the
+# smallest actor's weights take a few KiB; a limit below this would refuse every message.
+MIN_MESSAGE_BYTES = 65536
+
 
 @dataclass
 class EncoderConfig:
@@ -27,6 +33,11 @@ class EncoderConfig:
     # exported with the policy). input_norm_min_std floors the scale of near-constant inputs.
     normalize_inputs: bool = True
     input_norm_min_std: float = 0.01
+
+    def validate(self) -> None:
+        require_positive(self, "cnn_channels", "num_spatial_kernels", "image_feature_dim",
+                         "state_feature_dim", "tactile_feature_dim", "input_norm_min_std")
+        require(self, 0, "augment_pad")
 
 
 @dataclass
@@ -102,6 +113,9 @@ class RLPDConfig:
             raise ValueError(f"RLPDConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
+        require_positive(self, "actor_lr", "critic_lr", "temp_lr", "gripper_lr")
+        if self.num_threads is not None:
+            require(self, 1, "num_threads")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RLPDConfig":
@@ -139,6 +153,14 @@ class ActorConfig:
     max_lead: int = 0
     learner_timeout: float = 5.0
 
+    def validate(self) -> None:
+        require(self, 0, "actor_id", "random_steps", "weights_timeout", "max_lead")
+        if self.actor_id > 2**31 - 1:  # the replay stores actor ids as int32
+            raise FieldError("actor_id", f"must be <= {2**31 - 1}, got {self.actor_id}")
+        require_positive(self, "send_every", "reset_timeout", "max_reset_failures",
+                         "observation_timeout", "learner_timeout")
+        require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
+
 
 @dataclass
 class LearnerConfig:
@@ -155,3 +177,10 @@ class LearnerConfig:
     max_message_bytes: int = 67108864  # larger transition messages are rejected
     log_every: float = 5.0            # s between console lines / TensorBoard scalars
     tensorboard: bool = True          # write TensorBoard scalars to run_dir/tb
+
+    def validate(self) -> None:
+        require_positive(self, "capacity", "min_online", "publish_every", "checkpoint_every",
+                         "flush_every", "max_backlog", "log_every")
+        require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
+        if not self.run_dir:
+            raise FieldError("run_dir", "must name a folder, got ''")
