@@ -22,12 +22,15 @@ this batch, at the rows listed in ``first`` (int64 [F]). The learner rebuilds th
 ``action`` f32 [T, A], ``reward`` f32 [T], ``terminated``/``truncated``/``intervened`` bool
 [T], ``episode``/``step``/``weights_version``/``steps_since_intervention`` int64 [T].
 Metadata: ``actor_id``, ``seq`` (message counter), ``first_step`` (actor-wide transition
-counter of row 0), ``keys`` (name -> dtype and shape), ``count``.
+counter of row 0), ``keys`` (name -> dtype and shape), ``count``, optionally ``outbox_from``
+(the oldest actor-wide step the actor still holds unacknowledged; see
+``robot_rl.learning.outbox`` for the acknowledgement kind ``KIND_ACK`` and the resend rules).
 
 Actor weights: ``RLPDAgent.actor_state_dict()`` flattened to ``<module>/<param>`` tensors,
 metadata ``version`` (the learner's publication counter), ``updates`` and ``learner`` (a
-random id of the learner process: a restarted learner counts versions from its checkpoint, so
-an actor orders weights by version only within one learner id).
+random id of the learner process) and ``run`` (the id of the learner's run folder, kept
+across restarts: versions never go backwards within a run, and an actor refuses a lower
+version of the run it follows).
 
 Decoding never trusts the sender: size limit first, then magic, version, kind, lengths, CRC,
 JSON, safetensors, then key names, dtypes and shapes against what the receiver expects, then
@@ -50,7 +53,8 @@ MAGIC = b"RRLT"
 FORMAT_VERSION = 1
 KIND_TRANSITIONS = 1
 KIND_WEIGHTS = 2
-KINDS = {KIND_TRANSITIONS: "transitions", KIND_WEIGHTS: "weights"}
+KIND_ACK = 3  # learner -> actors: transitions durable so far (robot_rl.learning.outbox)
+KINDS = {KIND_TRANSITIONS: "transitions", KIND_WEIGHTS: "weights", KIND_ACK: "ack"}
 _HEADER = struct.Struct("<4sHBBIIII")
 HEADER_SIZE = _HEADER.size  # 24
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -180,10 +184,12 @@ class TransitionBatch:
     seq: int
     first_step: int
     steps: List[StepRecord] = field(default_factory=list)
+    outbox_from: int = -1  # oldest actor-wide step the actor still holds unacknowledged
 
 
 def encode_transitions(steps: Sequence[StepRecord], actor_id: int, seq: int, first_step: int,
-                       obs_spec: Mapping[str, Mapping[str, Any]]) -> bytes:
+                       obs_spec: Mapping[str, Mapping[str, Any]],
+                       outbox_from: Optional[int] = None) -> bytes:
     if not steps:
         raise ValueError("encode_transitions: empty batch")
     t: Dict[str, np.ndarray] = {}
@@ -199,6 +205,7 @@ def encode_transitions(steps: Sequence[StepRecord], actor_id: int, seq: int, fir
         t[name] = np.asarray([getattr(s, name) for s in steps], dt)
     meta = {"actor_id": int(actor_id), "seq": int(seq), "first_step": int(first_step),
             "count": len(steps),
+            **({"outbox_from": int(outbox_from)} if outbox_from is not None else {}),
             "keys": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in t.items()}}
     return pack(KIND_TRANSITIONS, meta, t)
 
@@ -265,7 +272,8 @@ def decode_transitions(data: bytes, obs_spec: Mapping[str, Mapping[str, Any]], a
                                                  f"outside the action space {low.tolist()} .. "
                                                  f"{high.tolist()}")
     firsts = {int(r): j for j, r in enumerate(first)}
-    batch = TransitionBatch(actor_id, seq, first_step)
+    batch = TransitionBatch(actor_id, seq, first_step,
+                            outbox_from=_int(meta, "outbox_from") if "outbox_from" in meta else -1)
     for i in range(count):
         j = firsts.get(i)
         batch.steps.append(StepRecord(
@@ -332,10 +340,11 @@ def flatten_state(sd: Mapping[str, Any], prefix: str = "") -> Dict[str, np.ndarr
 
 
 def encode_weights(actor_state: Mapping[str, Any], version: int, updates: int = 0,
-                   learner: str = "") -> bytes:
+                   learner: str = "", run: str = "") -> bytes:
     """``RLPDAgent.actor_state_dict()`` -> message bytes."""
     t = flatten_state(actor_state)
     meta = {"version": int(version), "updates": int(updates), "learner": str(learner),
+            "run": str(run),
             "keys": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in t.items()}}
     return pack(KIND_WEIGHTS, meta, t)
 
@@ -354,6 +363,10 @@ def decode_weights(data: bytes, reference: Mapping[str, Any],
     if not isinstance(meta["learner"], str) or len(meta["learner"]) > 64:
         raise TransportError("bad_metadata", f"metadata 'learner' must be a string of at most 64 "
                                              f"characters, got {str(meta['learner'])[:40]!r}")
+    meta.setdefault("run", "")
+    if not isinstance(meta["run"], str) or len(meta["run"]) > 64:
+        raise TransportError("bad_metadata", f"metadata 'run' must be a string of at most 64 "
+                                             f"characters, got {str(meta['run'])[:40]!r}")
     ref = flatten_state(reference)
     unknown, missing = sorted(set(t) - set(ref)), sorted(set(ref) - set(t))
     if unknown or missing:
