@@ -145,6 +145,17 @@ class TaskConfig:
 
 
 @dataclass
+class SecurityConfig:
+    """Authentication of learning traffic (robot_rl/security.py, docs/security.md)."""
+    # Run keystore (`robot-rl keys init`): the learner signs weights, actors sign transitions,
+    # both refuse what a key of the keystore did not sign. "": unsigned, unless `auto` applies.
+    keystore: str = ""
+    # `robot-rl up --profile train` and `robot-rl demo` with keystore "": create (or reuse)
+    # <run-dir>/keys and run every node with it. false: run unsigned (not recommended).
+    auto: bool = True
+
+
+@dataclass
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -167,6 +178,7 @@ class Config:
         extra_min=(0.0,), extra_max=(0.08,),  # extra: gripper opening, m
         ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")
