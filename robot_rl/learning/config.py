@@ -152,6 +152,12 @@ class ActorConfig:
     # fast as the learner trains. The pause ends after learner_timeout s without new weights.
     max_lead: int = 0
     learner_timeout: float = 5.0
+    # Transitions are kept until the learner acknowledges them as durable (docs/crash_safety.md):
+    # in memory and appended to outbox_dir ("" = <learner.run_dir>/actors/actor_<actor_id>), so
+    # a restarted actor resends them and continues its episode and step numbering.
+    outbox_dir: str = ""
+    outbox_max_bytes: int = 1073741824  # beyond this the oldest unacknowledged are dropped (counted)
+    resend_after: float = 3.0         # s without acknowledgement progress before resending
 
     def validate(self) -> None:
         require(self, 0, "actor_id", "random_steps", "weights_timeout", "max_lead")
@@ -177,6 +183,13 @@ class LearnerConfig:
     max_message_bytes: int = 67108864  # larger transition messages are rejected
     log_every: float = 5.0            # s between console lines / TensorBoard scalars
     tensorboard: bool = True          # write TensorBoard scalars to run_dir/tb
+    # Received transitions are appended to run_dir/replay/wal.bin before they are acknowledged
+    # to the actors: "batch" fsyncs once per drained group of messages (survives power loss),
+    # "none" only writes (survives a learner crash, not an OS crash). docs/crash_safety.md.
+    wal_fsync: str = "batch"
+    checkpoint_period: float = 60.0   # s between checkpoints (as well as every checkpoint_every)
+    ack_period: float = 1.0           # s between acknowledgements of every known actor
+    actor_quiet_after: float = 10.0   # s without transitions before an actor is reported quiet
 
     def validate(self) -> None:
         require_positive(self, "capacity", "min_online", "publish_every", "checkpoint_every",
