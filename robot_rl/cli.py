@@ -3,6 +3,7 @@
     robot-rl up [--config F] [--set key=value ...]     start the node graph (Ctrl-C stops it)
     robot-rl expert [--episodes N]                      the sim graph driven by the scripted expert
     robot-rl config show|check [--config F]             print or validate a configuration
+    robot-rl keys init|add-actor|show DIR               the run keystore that signs learning traffic
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
 from __future__ import annotations
@@ -44,6 +45,25 @@ def resolved_config_file(args, run_dir: str) -> tuple[str, object]:
     return path, cfg
 
 
+def secure_run(config_file: str, cfg, run_dir: str, actor_ids) -> object:
+    """``security.auto`` with no keystore: create (or extend) ``<run_dir>/keys`` with a key per
+    actor, and write it into the run's config file, so every node signs and checks."""
+    from robot_rl.security import ensure_keystore
+    actor_ids = list(actor_ids)
+    if cfg.security.keystore or not cfg.security.auto or not actor_ids:
+        return cfg
+    keystore = os.path.abspath(os.path.join(run_dir, "keys"))
+    ensure_keystore(keystore, actor_ids)
+    cfg.security.keystore = keystore
+    save_config(cfg, config_file)
+    print(f"[robot_rl] learning traffic signed with the run keystore {keystore}")
+    return cfg
+
+
+def actor_ids(specs) -> list[int]:
+    return [int(s.parameters["actor.actor_id"]) for s in specs if "actor.actor_id" in s.parameters]
+
+
 def local_ros_defaults() -> None:
     # Keep DDS discovery on this machine unless the user configured otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -55,8 +75,11 @@ def cmd_up(args) -> int:
     local_ros_defaults()
     config_file, cfg = resolved_config_file(args, args.run_dir)
     specs = graph(cfg, config_file, args.profile)
-    print(f"[robot_rl] starting {[s.name for s in specs]} (config {config_file}); Ctrl-C stops")
-    return NodeGraph(specs).start().wait()
+    secure_run(config_file, cfg, args.run_dir, actor_ids(specs))
+    print(f"[robot_rl] starting {[s.name for s in specs]} (config {config_file}); Ctrl-C or "
+          f"SIGTERM stops")
+    with NodeGraph(specs) as nodes:
+        return nodes.wait()
 
 
 def cmd_expert(args) -> int:
@@ -108,6 +131,26 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    from robot_rl import security
+    try:
+        if args.action == "init":
+            security.init_keystore(args.dir, actors=args.actors)
+        elif args.action == "add-actor":
+            if args.actor_id is None:
+                raise security.SecurityError("add-actor needs --actor-id N")
+            security.add_key(args.dir, "actor", args.actor_id)
+        print(security.describe(args.dir))
+    except security.SecurityError as exc:
+        print(f"robot-rl keys: error: {exc}", file=sys.stderr)
+        return 2
+    if args.action != "show":
+        print(f"use it with --set security.keystore={os.path.abspath(args.dir)}; copy "
+              f"keyring.json to every machine and each private/<name>.pem only to the node "
+              f"that signs with it")
+    return 0
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
     return importlib.import_module(module).main(argv) or 0
@@ -144,21 +187,34 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=["show", "check"])
     _common(config)
     config.set_defaults(func=cmd_config)
+    keys = sub.add_parser("keys", help="create or show the run keystore (signed learning "
+                                       "traffic, docs/security.md)")
+    keys.add_argument("action", choices=["init", "add-actor", "show"])
+    keys.add_argument("dir", help="keystore folder, e.g. runs/train/keys")
+    keys.add_argument("--actors", type=int, default=1, help="init: actor keys 0..N-1")
+    keys.add_argument("--actor-id", type=int, default=None, help="add-actor: its actor id")
+    keys.set_defaults(func=cmd_keys)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from robot_rl.shutdown import stop_on_signals
+    stop_on_signals()  # SIGTERM stops every command like Ctrl-C: cleanly, children included
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        return _delegate(DELEGATED[argv[0]][0], argv[1:])
-    args = build_parser().parse_args(argv)
+    from robot_rl.shutdown import exit_code
     try:
+        if argv and argv[0] in DELEGATED:
+            return _delegate(DELEGATED[argv[0]][0], argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robot-rl: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before a command's own handling
+        print(f"robot-rl: stopped ({exc or 'SIGINT'})", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

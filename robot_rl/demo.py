@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="discard an earlier run in run-dir")
     args = parser.parse_args(argv)
-    from robot_rl.cli import local_ros_defaults
+    from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
+    from robot_rl.shutdown import exit_code, stop_on_signals
+    stop_on_signals()  # SIGTERM (kill, a service manager) stops the demo like Ctrl-C
     local_ros_defaults()
     run_dir = Path(args.run_dir).resolve()
     if args.fresh and run_dir.exists():
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         save_config(cfg, config_file)
     else:
         cfg = load_config(config_file)  # a resumed run keeps the settings it started with
+    from robot_rl.graph import graph
+    cfg = secure_run(str(config_file), cfg, str(run_dir),
+                     actor_ids(graph(cfg, str(config_file), "train")))
     state = RunState.load(run_dir / "state.json")
     stages = Stages(cfg, str(config_file), run_dir, args, state)
     for name in STAGES:
@@ -123,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             getattr(stages, name)()
-        except KeyboardInterrupt:
-            print(f"\n[demo] interrupted during {name}; rerun the same command to continue")
-            return 130
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through robot_rl.shutdown
+            print(f"\n[demo] stopped ({exc or 'SIGINT'}) during {name}; rerun the same command "
+                  f"to continue", flush=True)
+            return exit_code(exc)
         except Exception as exc:  # report which stage failed and how, then fail the run
             print(f"[demo] stage {name} FAILED: {exc!r}", file=sys.stderr)
             return 1
@@ -201,9 +207,14 @@ class EventRecorder:
         self.episodes.append(event)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.thread.join(timeout=2.0)
-        self.node.destroy_node()
+        from robot_rl.shutdown import signals_deferred
+        with signals_deferred():
+            try:
+                self.executor.shutdown(timeout_sec=1.0)
+                self.thread.join(timeout=2.0)
+                self.node.destroy_node()
+            except Exception:  # the context is already down (a signal): nothing to release
+                pass
 
 
 class Stages:

@@ -1,8 +1,10 @@
 """What every robot_rl node shares: the configuration as ROS parameters, and clean shutdown."""
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 from typing import Callable, Sequence
 
 import rclpy
@@ -96,10 +98,40 @@ def pick_by_name(node: Node, parameter: str, items: list):
     return items[names.index(wanted)]
 
 
+def _shutting_down(exc: BaseException) -> bool:
+    """An error that only says the ROS context went away under a wait (a signal shut it down
+    between the executor's checks), not that anything failed."""
+    from rclpy._rclpy_pybind11 import RCLError
+    return isinstance(exc, ExternalShutdownException) or (
+        isinstance(exc, RCLError) and not rclpy.ok())
+
+
+def _quiet_shutdown_in_threads() -> None:
+    """Spin threads of helper executors (the env's, a recorder's) end with the context on a
+    signal; that is a stop, not a crash worth a traceback. Every other error still prints."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if args.exc_value is not None and _shutting_down(args.exc_value):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
 def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,
               threads: int = 2, on_shutdown: Callable[[], None] | None = None) -> int:
-    """Init rclpy, spin the nodes until Ctrl-C/SIGTERM, then tear everything down."""
+    """Init rclpy, spin the nodes until Ctrl-C/SIGTERM, then tear everything down.
+
+    SIGINT and SIGTERM (to the process or its group) end the spin; the nodes' ``close()``
+    then runs with further signals deferred, so a second one cannot interrupt a save with a
+    traceback. Returns 0 after a signal, 2 for a configuration or key error."""
+    from robot_rl.security import SecurityError
+    from robot_rl.shutdown import signals_deferred, stop_on_signals
+
+    stop_on_signals()  # before rclpy.init, so rclpy's handler chains to it
     rclpy.init(args=args if args is not None else sys.argv)
+    _quiet_shutdown_in_threads()
     nodes: Sequence[Node] = ()
     code = 0
     try:
@@ -114,16 +146,44 @@ def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None =
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, SecurityError, FileNotFoundError, ValueError) as exc:
         print(f"[robot_rl] error: {exc}", file=sys.stderr)
         code = 2
+    except Exception as exc:
+        if not _shutting_down(exc):
+            raise
     finally:
-        if on_shutdown is not None:
-            on_shutdown()
-        for node in nodes:
-            close = getattr(node, "close", None)
-            if callable(close):
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with signals_deferred(restore=False):  # the process exits after this
+            if on_shutdown is not None:
+                on_shutdown()
+            for node in nodes:
+                close = getattr(node, "close", None)
+                if callable(close):
+                    close()
+                node.destroy_node()
+            rclpy.try_shutdown()
+        _arm_exit_watchdog(code)
     return code
+
+
+EXIT_GRACE_S = 2.0
+
+
+def _arm_exit_watchdog(code: int) -> None:
+    """When the interpreter exits, it joins every non-daemon thread; one stuck in a callback
+    (a service waiting on a thread that stopped) would keep a stopped node alive for ever.
+    Give them EXIT_GRACE_S, then name them and exit anyway."""
+    def arm() -> None:
+        def expire() -> None:
+            time.sleep(EXIT_GRACE_S)
+            names = [t.name for t in threading.enumerate()
+                     if not t.daemon and t is not threading.main_thread()]
+            print(f"[robot_rl] threads {names} did not finish within {EXIT_GRACE_S:g} s of "
+                  f"the shutdown; exiting anyway", file=sys.stderr, flush=True)
+            os._exit(code)
+
+        threading.Thread(target=expire, name="exit-watchdog", daemon=True).start()
+
+    register = getattr(threading, "_register_atexit", None)  # runs before the joins
+    if register is not None:
+        register(arm)
