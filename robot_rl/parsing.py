@@ -143,8 +143,8 @@ def episode_event_from(obj: Any) -> EpisodeEvent:
         raise InputError("bad_field", f"{what}: {interventions} interventions in a "
                                       f"{length}-step episode")
     return EpisodeEvent(
-        actor_id=get_int(obj, "actor_id", None, 0, INT32_MAX, what),
-        episode=get_int(obj, "episode", None, 0, INT64_MAX, what),
+        actor_id=get_int(obj, "actor_id", 0, 0, INT32_MAX, what),
+        episode=get_int(obj, "episode", 0, 0, INT64_MAX, what),
         event=get_str(obj, "event", None, EPISODE_EVENTS, what=what),
         ret=get_float(obj, "return", 0.0, -1e9, 1e9, what),
         length=length, interventions=interventions,

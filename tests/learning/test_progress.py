@@ -18,7 +18,9 @@ def test_episode_events_counted_and_malformed_ones_refused_without_counting():
         with pytest.raises(ValueError, match="must be"):
             p.episode({**ids, **bad}, 0)
     with pytest.raises(ValueError, match="'episode' must be an integer"):
-        p.episode({"actor_id": 0, "event": "success"}, 0)
+        p.episode({"actor_id": 0, "episode": "3", "event": "success"}, 0)
+    with pytest.raises(ValueError, match="'event' must be"):
+        p.episode({"actor_id": 0, "episode": 3}, 0)
     assert p.episodes == 1
     assert p.rates() == {"success_rate": 1.0, "intervention_rate": 0.25, "episode_length": 12.0,
                          "return": 1.0}

@@ -120,24 +120,28 @@ def test_each_node_stops_cleanly_on_a_group_signal(tmp_path, sig):
     save_config(cfg, path)
     log = tmp_path / "nodes.log"
     out = open(log, "wb")
-    first = subprocess.Popen([sys.executable, "-m", "robot_rl.ros.sim_node", "--ros-args", "-p",
-                              f"config_file:={path}"], stdout=out, stderr=subprocess.STDOUT,
-                             process_group=0)  # a new group in this session, led by this node
-    second = subprocess.Popen([sys.executable, "-m", "robot_rl.ros.intervention_node",
-                               "--ros-args", "-p", f"config_file:={path}"], stdout=out,
-                              stderr=subprocess.STDOUT, process_group=first.pid)
+    procs: list[subprocess.Popen] = []
     try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "robot_rl.ros.sim_node", "--ros-args", "-p",
+             f"config_file:={path}"], stdout=out, stderr=subprocess.STDOUT,
+            process_group=0))  # a new group in this session, led by this node
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "robot_rl.ros.intervention_node", "--ros-args", "-p",
+             f"config_file:={path}"], stdout=out, stderr=subprocess.STDOUT,
+            process_group=procs[0].pid))
         wait_for(lambda: "intervention device sim_human" in log.read_text()
-                 and "mujoco" in log.read_text().lower(), 90, "both nodes", first, log)
+                 and "mujoco" in log.read_text().lower(), 90, "both nodes", procs[0], log)
         time.sleep(0.5)  # let both reach their spin loops (a signal during import is also fine)
         t0 = time.monotonic()
-        os.killpg(first.pid, sig)
-        codes = [p.wait(timeout=30) for p in (first, second)]
+        os.killpg(procs[0].pid, sig)
+        codes = [p.wait(timeout=30) for p in procs]
         elapsed = time.monotonic() - t0
     finally:
-        for p in (first, second):
+        for p in procs:
             if p.poll() is None:
                 p.kill()
+                p.wait()
     text = log.read_text()
     assert codes == [0, 0], text[-3000:]
     assert "Traceback" not in text, text[-3000:]
