@@ -4,6 +4,7 @@
     robot-rl expert [--episodes N]                      the sim graph driven by the scripted expert
     robot-rl config show|check [--config F]             print or validate a configuration
     robot-rl keys init|add-actor|show DIR               the run keystore that signs learning traffic
+    robot-rl call SERVICE [--keystore DIR]              call a Trigger service (signed if restricted)
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 
 from robot_rl.config import config_to_yaml, load_config, save_config
 from robot_rl.schema import ConfigError
+from robot_rl.security import SecurityError
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -151,6 +153,52 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_call(args) -> int:
+    """Call a std_srvs/Trigger service; with --keystore, announce it first with a token signed
+    by the operator key (security.restrict_commands), retrying once if the call overtook it."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_rl import security
+    local_ros_defaults()
+    signer = security.Signer.load(args.keystore, args.key) if args.keystore else None
+    rclpy.init()
+    node = rclpy.create_node("robot_rl_call")
+    try:
+        client = node.create_client(Trigger, args.service)
+        tokens = node.create_publisher(String, security.COMMAND_TOKEN_TOPIC,
+                                       QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        if not client.wait_for_service(timeout_sec=args.timeout):
+            print(f"robot-rl call: {args.service} is not available", file=sys.stderr)
+            return 1
+        deadline = time.monotonic() + args.timeout
+        while signer is not None and tokens.get_subscription_count() < 1 \
+                and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)  # let the service's token reader match
+        result = None
+        for attempt in range(2):
+            if signer is not None:
+                tokens.publish(String(data=security.command_token(signer, args.service)))
+                time.sleep(0.05 * (attempt + 1))  # a token and a call travel on separate writers
+            future = client.call_async(Trigger.Request())
+            rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)
+            result = future.result()
+            if result is None or result.success or signer is None \
+                    or "security.restrict_commands" not in result.message:
+                break
+        if result is None:
+            print(f"robot-rl call: {args.service} did not answer in {args.timeout} s",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.service}: success={result.success} {result.message}")
+        return 0 if result.success else 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
     return importlib.import_module(module).main(argv) or 0
@@ -194,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--actors", type=int, default=1, help="init: actor keys 0..N-1")
     keys.add_argument("--actor-id", type=int, default=None, help="add-actor: its actor id")
     keys.set_defaults(func=cmd_keys)
+    call = sub.add_parser("call", help="call a Trigger service (/controller/engage, "
+                                       "/scene/reset...), signed when restricted")
+    call.add_argument("service")
+    call.add_argument("--keystore", default="", help="sign with this keystore's operator key")
+    call.add_argument("--key", default="operator", help="private key name in the keystore")
+    call.add_argument("--timeout", type=float, default=10.0)
+    call.set_defaults(func=cmd_call)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -209,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate(DELEGATED[argv[0]][0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, SecurityError, FileNotFoundError) as exc:
         print(f"robot-rl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before a command's own handling

@@ -19,8 +19,8 @@ from robot_rl.hil.config import HILConfig
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
-from robot_rl.schema import (ConfigError, check, deep_merge, from_dict, require, require_positive,
-                             to_dict, unflatten)
+from robot_rl.schema import (ConfigError, FieldError, check, deep_merge, from_dict, require,
+                             require_positive, to_dict, unflatten)
 
 PANDA_ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 
@@ -153,6 +153,17 @@ class SecurityConfig:
     # `robot-rl up --profile train` and `robot-rl demo` with keystore "": create (or reuse)
     # <run-dir>/keys and run every node with it. false: run unsigned (not recommended).
     auto: bool = True
+    # Services that move the robot or change the controller's state (/scene/reset,
+    # /controller/engage|disengage|deactivate|reset_estop, /scene/confirm) answer only calls
+    # announced by a token an operator key signed (`robot-rl call`). /controller/estop stays open.
+    restrict_commands: bool = False
+    command_max_age_s: float = 5.0    # a token is valid this long after it was issued
+
+    def validate(self) -> None:
+        require_positive(self, "command_max_age_s")
+        if self.restrict_commands and not (self.keystore or self.auto):
+            raise FieldError("restrict_commands", "needs security.keystore (the operator keys "
+                                                  "that may call the restricted services)")
 
 
 @dataclass

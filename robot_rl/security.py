@@ -289,3 +289,94 @@ class NodeAuth:
         if not keystore:
             return cls()
         return cls(Signer.load(keystore, name), Keyring.load(keystore))
+
+
+# --------------------------------------------------------------------------------------------
+# operator commands (services that move the robot or change the controller's state)
+# --------------------------------------------------------------------------------------------
+COMMAND_TOKEN_TOPIC = "/security/command_token"
+_COMMAND_CONTEXT = b"robot_rl-command:"  # a token signature can never pass for a frame's
+
+
+def command_token(signer: Signer, service: str, now: Optional[float] = None,
+                  nonce: Optional[str] = None) -> str:
+    """A one-use authorisation to call ``service``, signed by an operator key (JSON text for
+    ``COMMAND_TOKEN_TOPIC``). std_srvs/Trigger requests are empty, so the token travels just
+    before the call on a topic of its own."""
+    body = {"service": service, "issued": round(time.time() if now is None else now, 3),
+            "nonce": nonce or os.urandom(12).hex(), "key_id": signer.key_id.hex()}
+    payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["sig"] = base64.b64encode(signer.sign(_COMMAND_CONTEXT + payload)).decode()
+    return json.dumps(body)
+
+
+class CommandGate:
+    """Service side: keeps the valid tokens received, and lets each authorise one call.
+
+    A token counts if an ``operator`` key of the keyring signed it, it names the service, it was
+    issued within ``max_age_s`` of this clock (either way) and its nonce is new. Refusals are
+    counted by reason in ``refused``."""
+
+    def __init__(self, keyring: Keyring, max_age_s: float = 5.0, clock=time.time):
+        import collections
+        import threading
+
+        self.keyring, self.max_age_s, self.clock = keyring, float(max_age_s), clock
+        self.refused: "collections.Counter[str]" = collections.Counter()
+        self._grants: Dict[str, List[float]] = {}  # service -> expiry times
+        self._nonces: Dict[str, float] = {}        # nonce -> expiry
+        self._lock = threading.Lock()
+
+    def _refuse(self, reason: str) -> str:
+        self.refused[reason] += 1
+        return reason
+
+    def offer(self, text: Any) -> Optional[str]:
+        """Take a token (``std_msgs/String.data``); returns None if granted, else the reason."""
+        from robot_rl.parsing import InputError, get_float, get_str, parse_json_object
+
+        try:
+            obj = parse_json_object(text, "command token", max_bytes=4096)
+            service = get_str(obj, "service", max_len=256, what="command token")
+            issued = get_float(obj, "issued", what="command token")
+            nonce = get_str(obj, "nonce", max_len=64, what="command token")
+            key_hex = get_str(obj, "key_id", max_len=2 * KEY_ID_BYTES, what="command token")
+            sig = base64.b64decode(get_str(obj, "sig", max_len=128, what="command token"),
+                                   validate=True)
+            key_id = bytes.fromhex(key_hex)
+        except (InputError, ValueError):
+            return self._refuse("malformed")
+        key = self.keyring.lookup(key_id)
+        if key is None:
+            return self._refuse("unknown_key")
+        body = {"service": service, "issued": issued, "nonce": nonce, "key_id": key_hex}
+        payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        if len(sig) != SIGNATURE_BYTES or not key.verify(sig, _COMMAND_CONTEXT + payload):
+            return self._refuse("bad_signature")
+        if key.role != "operator":
+            return self._refuse("wrong_role")
+        now = self.clock()
+        if abs(now - issued) > self.max_age_s:
+            return self._refuse("expired")
+        with self._lock:
+            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            if nonce in self._nonces:
+                return self._refuse("replayed")
+            self._nonces[nonce] = issued + 2 * self.max_age_s
+            self._grants.setdefault(service, []).append(issued + self.max_age_s)
+        return None
+
+    def authorize(self, service: str) -> tuple[bool, str]:
+        """Consume one live grant for ``service``."""
+        now = self.clock()
+        with self._lock:
+            live = [t for t in self._grants.get(service, []) if t > now]
+            if live:
+                live.pop(0)
+                self._grants[service] = live
+                return True, ""
+            self._grants.pop(service, None)
+        self.refused["no_token"] += 1
+        return False, (f"{service} is restricted (security.restrict_commands): publish a token "
+                       f"signed by an operator key on {COMMAND_TOKEN_TOPIC} first, e.g. "
+                       f"`robot-rl call {service} --keystore DIR`")

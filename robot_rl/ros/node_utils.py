@@ -187,3 +187,46 @@ def _arm_exit_watchdog(code: int) -> None:
     register = getattr(threading, "_register_atexit", None)  # runs before the joins
     if register is not None:
         register(arm)
+
+
+class CommandGuard:
+    """Restricts a node's Trigger services to calls announced by an operator-signed token
+    (``security.restrict_commands``; ``robot_rl.security.CommandGate``). Off: services are
+    wrapped by nothing. DDS itself cannot tell a service who called it (the request carries
+    only the client's writer GUID, and node names are self-declared), hence the token."""
+
+    def __init__(self, node: Node, cfg: Config):
+        from robot_rl import security
+        self.node, self.gate = node, None
+        if not cfg.security.restrict_commands:
+            return
+        if not cfg.security.keystore:
+            raise security.SecurityError("security.restrict_commands needs security.keystore "
+                                         "(its operator keys may call the restricted services)")
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        self.gate = security.CommandGate(security.Keyring.load(cfg.security.keystore),
+                                         cfg.security.command_max_age_s)
+        node.create_subscription(String, security.COMMAND_TOKEN_TOPIC, self._on_token,
+                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _on_token(self, msg) -> None:
+        reason = self.gate.offer(msg.data)
+        if reason is not None:
+            self.node.get_logger().warning(f"refused a command token ({reason}); refused so far "
+                                           f"{dict(self.gate.refused)}", throttle_duration_sec=1.0)
+
+    def wrap(self, service: str, callback: Callable):
+        if self.gate is None:
+            return callback
+
+        def guarded(request, response):
+            ok, why = self.gate.authorize(service)
+            if not ok:
+                self.node.get_logger().warning(f"refused a call of {service}: no valid token",
+                                               throttle_duration_sec=1.0)
+                response.success, response.message = False, why
+                return response
+            return callback(request, response)
+
+        return guarded

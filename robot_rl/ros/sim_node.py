@@ -25,7 +25,7 @@ from robot_rl.robot.adapter import SimArmAdapter
 from robot_rl.ros import messages as m
 from robot_rl.ros.camera_node import CameraNode
 from robot_rl.ros.joint_driver_node import JointDriverNode
-from robot_rl.ros.node_utils import declare_config, run_nodes
+from robot_rl.ros.node_utils import CommandGuard, declare_config, run_nodes
 from robot_rl.ros.tactile_node import TactileNode
 from robot_rl.sim.world import SimWorld
 
@@ -45,7 +45,8 @@ class MujocoSimNode(Node):
                         for t in cfg.tactile if t.backend == "sim"]
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
         self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
-        self.create_service(Trigger, m.SCENE_RESET, self._on_reset)
+        guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
+        self.create_service(Trigger, m.SCENE_RESET, guard.wrap(m.SCENE_RESET, self._on_reset))
         self._command = threading.Event()
         self._reset_request = threading.Event()
         self._reset_done = threading.Event()

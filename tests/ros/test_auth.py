@@ -172,3 +172,41 @@ def test_learner_process_refuses_forged_transitions(run, tmp_path):
     finally:
         stop(proc)
     assert "Traceback" not in log.read_text()
+
+
+def test_restricted_reset_service_needs_an_operator_token(tmp_path):
+    """security.restrict_commands on the simulator's /scene/reset: a plain call and a call
+    announced by a stranger's token are refused; `robot-rl call --keystore` gets through."""
+    keys = tmp_path / "keys"
+    security.init_keystore(keys, actors=1)
+    cfg = load_config(None, {"cameras": [], "task.observations": ["state", "object"],
+                             "security.keystore": str(keys), "security.restrict_commands": True})
+    path = tmp_path / "config.yaml"
+    save_config(cfg, path)
+    log = tmp_path / "sim.log"
+    proc = subprocess.Popen([sys.executable, "-m", "robot_rl.ros.sim_node", "--ros-args", "-p",
+                             f"config_file:={path}"], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def call(*extra):
+        return subprocess.run([sys.executable, "-m", "robot_rl.cli", "call", "/scene/reset",
+                               "--timeout", "60", *extra], capture_output=True, text=True,
+                              timeout=120)
+
+    try:
+        plain = call()
+        assert plain.returncode == 1 and "success=False" in plain.stdout, plain
+        assert "security.restrict_commands" in plain.stdout
+        other = tmp_path / "other"  # an operator key of another keystore
+        security.init_keystore(other, actors=0)
+        assert call("--keystore", str(other)).returncode == 1
+        signed = call("--keystore", str(keys))
+        assert signed.returncode == 0 and "success=True" in signed.stdout, signed
+        actor_key = call("--keystore", str(keys), "--key", "actor_0")  # not an operator
+        assert actor_key.returncode == 1
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert "refused a command token (unknown_key)" in text
+    assert "refused a command token (wrong_role)" in text
