@@ -3,7 +3,7 @@
     robot-rl up [--config F] [--set key=value ...]     start the node graph (Ctrl-C stops it)
     robot-rl expert [--episodes N]                      the sim graph driven by the scripted expert
     robot-rl config show|check [--config F]             print or validate a configuration
-    robot-rl keys init|add-actor|show DIR               the run keystore that signs learning traffic
+    robot-rl keys init|add-actor|show|sros2 DIR         keystores: signed learning traffic, SROS2
     robot-rl call SERVICE [--keystore DIR]              call a Trigger service (signed if restricted)
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
@@ -136,6 +136,14 @@ def cmd_config(args) -> int:
 def cmd_keys(args) -> int:
     from robot_rl import security
     try:
+        if args.action == "sros2":
+            from robot_rl import sros2
+            written = sros2.create_keystore(args.dir)
+            print(f"SROS2 keystore {os.path.abspath(args.dir)}: enclaves {', '.join(written)}\n"
+                  f"run a node with ROS_SECURITY_KEYSTORE={os.path.abspath(args.dir)} "
+                  f"ROS_SECURITY_ENABLE=true ROS_SECURITY_STRATEGY=Enforce and --ros-args "
+                  f"--enclave /robot_rl/<node> (apt ROS only: docs/security.md)")
+            return 0
         if args.action == "init":
             security.init_keystore(args.dir, actors=args.actors)
         elif args.action == "add-actor":
@@ -237,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=cmd_config)
     keys = sub.add_parser("keys", help="create or show the run keystore (signed learning "
                                        "traffic, docs/security.md)")
-    keys.add_argument("action", choices=["init", "add-actor", "show"])
+    keys.add_argument("action", choices=["init", "add-actor", "show", "sros2"],
+                      help="sros2: DDS-security keystore and per-node enclaves for apt ROS")
     keys.add_argument("dir", help="keystore folder, e.g. runs/train/keys")
     keys.add_argument("--actors", type=int, default=1, help="init: actor keys 0..N-1")
     keys.add_argument("--actor-id", type=int, default=None, help="add-actor: its actor id")
