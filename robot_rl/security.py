@@ -313,15 +313,18 @@ def command_token(signer: Signer, service: str, now: Optional[float] = None,
 class CommandGate:
     """Service side: keeps the valid tokens received, and lets each authorise one call.
 
-    A token counts if an ``operator`` key of the keyring signed it, it names the service, it was
+    A token counts if an ``operator`` key of the keyring signed it (or an actor key, for the
+    ``actor_services`` an actor calls itself: its scene resets), it names the service, it was
     issued within ``max_age_s`` of this clock (either way) and its nonce is new. Refusals are
     counted by reason in ``refused``."""
 
-    def __init__(self, keyring: Keyring, max_age_s: float = 5.0, clock=time.time):
+    def __init__(self, keyring: Keyring, max_age_s: float = 5.0, clock=time.time,
+                 actor_services: Iterable[str] = ()):
         import collections
         import threading
 
         self.keyring, self.max_age_s, self.clock = keyring, float(max_age_s), clock
+        self.actor_services = set(actor_services)  # services an actor key may also authorise
         self.refused: "collections.Counter[str]" = collections.Counter()
         self._grants: Dict[str, List[float]] = {}  # service -> expiry times
         self._nonces: Dict[str, float] = {}        # nonce -> expiry
@@ -353,7 +356,8 @@ class CommandGate:
         payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         if len(sig) != SIGNATURE_BYTES or not key.verify(sig, _COMMAND_CONTEXT + payload):
             return self._refuse("bad_signature")
-        if key.role != "operator":
+        if not (key.role == "operator"
+                or key.role == "actor" and service in self.actor_services):
             return self._refuse("wrong_role")
         now = self.clock()
         if abs(now - issued) > self.max_age_s:

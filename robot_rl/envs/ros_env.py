@@ -61,6 +61,9 @@ class RosRobotEnv(gym.Env):
         if self._owns_context:
             rclpy.init()
         self.node = Node(node_name)
+        # security.restrict_commands: each reset is announced by a token this actor signs
+        from robot_rl.ros.node_utils import CommandCaller
+        self._commands = CommandCaller(self.node, cfg, f"actor_{cfg.actor.actor_id}")
         self._cv = threading.Condition()
         self._latest: dict[str, tuple[float, object]] = {}
         self._epoch = 0  # clock epochs seen (see the module docstring)
@@ -171,6 +174,7 @@ class RosRobotEnv(gym.Env):
         super().reset(seed=seed)
         if not self.reset_client.wait_for_service(timeout_sec=self.timeout):
             raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
+        self._commands.announce(m.SCENE_RESET)
         future = self.reset_client.call_async(Trigger.Request())
         deadline = time.monotonic() + self.timeout
         while not future.done():

@@ -205,8 +205,10 @@ class CommandGuard:
                                          "(its operator keys may call the restricted services)")
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from std_msgs.msg import String
+        from robot_rl.ros.messages import SCENE_RESET
         self.gate = security.CommandGate(security.Keyring.load(cfg.security.keystore),
-                                         cfg.security.command_max_age_s)
+                                         cfg.security.command_max_age_s,
+                                         actor_services=[SCENE_RESET, cfg.hil.reset.service])
         node.create_subscription(String, security.COMMAND_TOKEN_TOPIC, self._on_token,
                                  QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
 
@@ -230,3 +232,30 @@ class CommandGuard:
             return callback(request, response)
 
         return guarded
+
+
+class CommandCaller:
+    """Client side of CommandGuard: with ``security.restrict_commands``, announces each call of
+    a restricted service with a token signed by this node's key (an actor's resets)."""
+
+    def __init__(self, node: Node, cfg: Config, key_name: str):
+        from robot_rl import security
+        self.signer = None
+        if not (cfg.security.restrict_commands and cfg.security.keystore):
+            return
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        self.signer = security.Signer.load(cfg.security.keystore, key_name)
+        self._string = String
+        self.pub = node.create_publisher(String, security.COMMAND_TOKEN_TOPIC,
+                                         QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def announce(self, service: str, match_timeout: float = 1.0) -> None:
+        if self.signer is None:
+            return
+        from robot_rl import security
+        deadline = time.monotonic() + match_timeout
+        while self.pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the service's token reader has not matched yet
+        self.pub.publish(self._string(data=security.command_token(self.signer, service)))
+        time.sleep(0.02)  # the token and the call travel on separate writers

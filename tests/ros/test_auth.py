@@ -175,8 +175,9 @@ def test_learner_process_refuses_forged_transitions(run, tmp_path):
 
 
 def test_restricted_reset_service_needs_an_operator_token(tmp_path):
-    """security.restrict_commands on the simulator's /scene/reset: a plain call and a call
-    announced by a stranger's token are refused; `robot-rl call --keystore` gets through."""
+    """security.restrict_commands on the simulator's /scene/reset: a plain call, a call
+    announced by a stranger's token or by the learner's key are refused; the operator key
+    (`robot-rl call --keystore`) and an actor key (an actor resets its scene) get through."""
     keys = tmp_path / "keys"
     security.init_keystore(keys, actors=1)
     cfg = load_config(None, {"cameras": [], "task.observations": ["state", "object"],
@@ -202,8 +203,10 @@ def test_restricted_reset_service_needs_an_operator_token(tmp_path):
         assert call("--keystore", str(other)).returncode == 1
         signed = call("--keystore", str(keys))
         assert signed.returncode == 0 and "success=True" in signed.stdout, signed
-        actor_key = call("--keystore", str(keys), "--key", "actor_0")  # not an operator
-        assert actor_key.returncode == 1
+        learner_key = call("--keystore", str(keys), "--key", "learner")  # not an operator
+        assert learner_key.returncode == 1
+        actor_key = call("--keystore", str(keys), "--key", "actor_0")  # actors reset scenes
+        assert actor_key.returncode == 0, actor_key
     finally:
         stop(proc)
     text = log.read_text()
