@@ -98,6 +98,11 @@ def pick_by_name(node: Node, parameter: str, items: list):
     return items[names.index(wanted)]
 
 
+class NodeFailed(RuntimeError):
+    """A node can no longer do its work (raise it from a callback): run_nodes logs the reason
+    without a traceback and the process exits 1, so the launcher and `ros2 launch` see it."""
+
+
 def _shutting_down(exc: BaseException) -> bool:
     """An error that only says the ROS context went away under a wait (a signal shut it down
     between the executor's checks), not that anything failed."""
@@ -149,6 +154,9 @@ def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None =
     except (ConfigError, SecurityError, FileNotFoundError, ValueError) as exc:
         print(f"[robot_rl] error: {exc}", file=sys.stderr)
         code = 2
+    except NodeFailed as exc:
+        print(f"[robot_rl] node failed: {exc}", file=sys.stderr)
+        code = 1
     except Exception as exc:
         if not _shutting_down(exc):
             raise
