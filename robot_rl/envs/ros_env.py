@@ -150,6 +150,10 @@ class RosRobotEnv(gym.Env):
                         f"{os.environ.get('ROS_DOMAIN_ID', '0')}?")
                 self._cv.wait(remaining if self._stop is None else min(remaining, 0.05))
 
+    def _check_stop(self, what: str) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise ObservationTimeout(f"stopped while waiting for {what}")
+
     def _missing(self, ready: list[str]) -> list[str]:
         return sorted(set(self._streams) - set(ready))
 
@@ -172,12 +176,17 @@ class RosRobotEnv(gym.Env):
     # -- gymnasium ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if not self.reset_client.wait_for_service(timeout_sec=self.timeout):
-            raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
+        deadline = time.monotonic() + self.timeout
+        # Waits in slices: a node shutting down (``stop``) must not sit out the timeout.
+        while not self.reset_client.wait_for_service(timeout_sec=0.1):
+            self._check_stop("the reset service")
+            if time.monotonic() > deadline:
+                raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
         self._commands.announce(m.SCENE_RESET)
         future = self.reset_client.call_async(Trigger.Request())
         deadline = time.monotonic() + self.timeout
         while not future.done():
+            self._check_stop(f"the answer of {m.SCENE_RESET}")
             if time.monotonic() > deadline:
                 raise ObservationTimeout(f"{m.SCENE_RESET} did not answer in {self.timeout} s")
             time.sleep(0.001)

@@ -55,7 +55,7 @@ from robot_rl.learning.rlpd import RLPDAgent
 from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT, EVENT_QOS,
                                        INTERVENTION, STATUS_QOS, TRANSITION_ACKS, TRANSITIONS,
                                        TRANSITIONS_QOS, WEIGHTS_QOS, task_spaces)
-from robot_rl.ros.node_utils import declare_config, run_nodes
+from robot_rl.ros.node_utils import NodeFailed, declare_config, run_nodes
 
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -85,6 +85,7 @@ class ActorNode(Node):
         self._newest_version = 0  # of that run
         self._learner_id: Optional[str] = None  # of the newest weights received
         self._applied_learner: Optional[str] = None  # of the weights acting now
+        self._applied_run: Optional[str] = None
         self._lock = threading.Lock()
         self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes, stamp)
         self._joy_changed = threading.Condition()
@@ -225,10 +226,11 @@ class ActorNode(Node):
 
     def _report(self) -> None:
         if self.state == "failed":  # out of spin: the process exits non-zero
-            raise RuntimeError(f"actor {self.ac.actor_id} cannot go on (see the fatal log above)")
+            raise NodeFailed(f"actor {self.ac.actor_id} cannot go on (see the fatal log above)")
         ob = self.outbox
         st = {"actor_id": self.ac.actor_id, "state": self.state,
               "weights_version": self.weights_version, "weights_learner": self._applied_learner,
+              "weights_run": self._applied_run,
               "weights_received": self.weights_received,
               "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
               "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
@@ -252,6 +254,7 @@ class ActorNode(Node):
         if pending is not None:  # ordered by run and version in _on_weights
             self.agent.load_actor_state_dict(pending[0])
             self.weights_version, self._applied_learner = pending[1], pending[2]
+            self._applied_run = pending[3]
 
     def _choose(self, obs, obs_stamp: float) -> tuple[np.ndarray, bool]:
         self._await_human(obs_stamp)
