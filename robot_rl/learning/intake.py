@@ -199,7 +199,14 @@ class Intake:
         records, stored, keep_from = self.recovered, 0, 0
         for i, data in enumerate(records):
             written = self.chunks()[0]
-            stored += self.ingest(data, decode(data), store, log=False)
+            try:
+                batch = decode(data)
+            except transport.TransportError as exc:  # e.g. the task's observations changed
+                raise ValueError(f"{self.wal_path}: logged message {i} does not fit this learner "
+                                 f"({exc}); resume with the configuration the run was started "
+                                 f"with, or move {self.wal_path} away to drop its "
+                                 f"{len(records) - i} messages") from None
+            stored += self.ingest(data, batch, store, log=False)
             if self.chunks()[0] != written:
                 keep_from = i if self.chunks()[1] else i + 1
         if keep_from:

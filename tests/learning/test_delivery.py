@@ -198,3 +198,13 @@ def test_checkpoint_cadence_by_updates_and_by_time():
     assert not cadence.due(101)
     now[0] = 31.0
     assert cadence.due(102) and not cadence.due(103)
+
+
+def test_a_logged_message_that_no_longer_fits_is_refused_by_name(tmp_path):
+    run = str(tmp_path / "run")
+    Learner(run, flush_every=100).receive(*_message(1, 0, _steps(0, 0, 2)))
+    other = {"state": {"shape": [5], "dtype": "float32"}}
+    replay = os.path.join(run, "replay")
+    intake = Intake(replay, lambda: (0, 0))
+    with pytest.raises(ValueError, match=r"wal.bin: logged message 0 does not fit this learner"):
+        intake.replay_wal(lambda d: transport.decode_transitions(d, other, 2), lambda a: None)
