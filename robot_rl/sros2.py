@@ -51,7 +51,8 @@ POLICY: Dict[str, Dict[str, List[str]]] = {
     "learner": {"publish": ["/rl/actor_weights", "/rl/learner_status", "/rl/transition_acks"],
                 "subscribe": ["/rl/transitions", "/episode/event", "/rl/actor_status"],
                 "serve": [], "call": []},
-    "actor": {"publish": ["/rl/transitions", "/episode/event", "/rl/actor_status"] + COMMANDS,
+    "actor": {"publish": ["/rl/transitions", "/episode/event", "/rl/actor_status", TOKEN]
+              + COMMANDS,
               "subscribe": ["/rl/actor_weights", "/rl/transition_acks", "/intervention/action"]
               + SENSORS, "serve": [], "call": ["/scene/reset"]},
     "intervention": {"publish": ["/intervention/action"],
