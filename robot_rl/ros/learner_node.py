@@ -59,6 +59,7 @@ from robot_rl.learning.intake import Arrival, Intake, RunState
 from robot_rl.learning.learner_run import CheckpointCadence, buffer_digest, open_run
 from robot_rl.learning.outbox import encode_ack
 from robot_rl.learning.progress import Progress
+from robot_rl.parsing import InputError, parse_episode_event
 from robot_rl.learning.replay import read_origins
 from robot_rl.learning.rlpd import RLPDAgent
 from robot_rl.ros.node_utils import declare_config, run_nodes
@@ -190,11 +191,12 @@ class LearnerNode(Node):
 
     def _on_event(self, msg: String) -> None:
         try:
-            ev = json.loads(msg.data)
-            if isinstance(ev, dict) and self.progress.episode(ev, self.env_steps):
-                self.episode_events += 1
-        except (ValueError, TypeError, RecursionError) as exc:
-            self._reject("bad_event", f"episode event {msg.data[:80]!r}: {exc}", "episode event")
+            ev = parse_episode_event(msg.data)  # the one String parser (robot_rl/parsing.py)
+        except InputError as exc:
+            self._reject("bad_event", str(exc), "episode event")
+            return
+        if self.progress.episode(ev, self.env_steps):
+            self.episode_events += 1
 
     # -- training (own thread) -------------------------------------------------------------------
     def _add(self, arrivals: List[Arrival]) -> None:
