@@ -10,9 +10,13 @@ write-ahead log or replay chunks (``robot_rl.learning.intake``). The actor then 
 Resending (go-back-N, :class:`Resender`): from the oldest unacknowledged message, in order,
 when a new learner process appears (acks or weights under a new learner id: it lost whatever
 was in flight) and when acknowledgements flow but stop advancing for ``resend_after`` seconds
-(a message was lost). While a resend runs, new messages only join the outbox; the resend sends
-them in order, so the learner never sees a newer message before an older one it lacks. The
-learner drops what it already holds, so a message sent twice is stored once.
+(a message was lost). A resend keeps at most ``RESEND_WINDOW`` messages beyond the acknowledged
+point in flight and sends more as the acknowledgements advance: a longer burst overflows the
+learner's subscription queue (``TRANSITIONS_QOS`` depth 200), which drops the oldest, the very
+message the learner waits for, so an unbounded resend repeats forever (seen in the chaos bench
+under load). While a resend runs, new messages only join the outbox; the resend sends them in
+order, so the learner never sees a newer message before an older one it lacks. The learner
+drops what it already holds, so a message sent twice is stored once.
 
 Messages are self-contained (row 0 always carries its observation), so any of them can be
 resent on its own after a restart of either side.
@@ -28,6 +32,7 @@ u32 count, i64 last_episode`` then ``length`` bytes of transport message. A torn
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import re
 import struct
@@ -40,6 +45,7 @@ from robot_rl import transport
 _RECORD = struct.Struct("<IQIq")
 _SEGMENT_RE = re.compile(r"^outbox_(\d{16})\.bin$")
 SEGMENT_MESSAGES = 256  # messages per segment file
+RESEND_WINDOW = 100  # unacknowledged messages a resend keeps in flight (< the QoS depth 200)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,10 +243,12 @@ class Resender:
     """When and what to resend (go-back-N over an :class:`Outbox`; see the module docstring).
     The caller serialises calls (one lock around the outbox, publishing included)."""
 
-    def __init__(self, outbox: Outbox, resend_after: float, burst: int = 50):
+    def __init__(self, outbox: Outbox, resend_after: float, burst: int = 50,
+                 window: int = RESEND_WINDOW):
         self.outbox = outbox
         self.resend_after = float(resend_after)
         self.burst = int(burst)
+        self.window = int(window)
         self.learner: Optional[str] = None
         self.cursor: Optional[int] = None  # actor_step of the next message to resend
         self.resent = 0  # messages
@@ -275,21 +283,25 @@ class Resender:
         if durable > self._acked or not self.outbox.entries:
             self._acked = max(self._acked, durable)
             self._progress_at = now
-        elif (not self.active and now - self._progress_at > self.resend_after
-              and self.outbox.entries):
+        elif now - self._progress_at > self.resend_after and self.outbox.entries:
             self.start()  # acks arrive but do not advance: something was lost on the way
             self._progress_at = now
         if self.cursor is not None and self.cursor < self.outbox.oldest:
             self.cursor = self.outbox.oldest
 
     def due(self) -> List[Entry]:
-        """Up to ``burst`` messages to resend now, oldest first; ends the resend at the newest."""
+        """Up to ``burst`` messages to resend now, oldest first, within ``window`` of the oldest
+        unacknowledged; ends the resend at the newest."""
         if self.cursor is None:
             return []
-        out = [e for e in self.outbox.entries if e.first_step >= self.cursor][:self.burst]
+        if self.cursor >= self.outbox.next_step:
+            self.cursor = None
+            return []
+        out = [e for e in itertools.islice(self.outbox.entries, self.window)
+               if e.first_step >= self.cursor][:self.burst]
         if out:
             self.cursor = out[-1].end
-        if not out or self.cursor >= self.outbox.next_step:
+        if self.cursor >= self.outbox.next_step:
             self.cursor = None
         self.resent += len(out)
         return out

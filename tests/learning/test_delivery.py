@@ -208,3 +208,21 @@ def test_a_logged_message_that_no_longer_fits_is_refused_by_name(tmp_path):
     intake = Intake(replay, lambda: (0, 0))
     with pytest.raises(ValueError, match=r"wal.bin: logged message 0 does not fit this learner"):
         intake.replay_wal(lambda d: transport.decode_transitions(d, other, 2), lambda a: None)
+
+
+def test_a_resend_keeps_at_most_a_window_in_flight_and_restarts_when_acks_stall():
+    box = Outbox(None)
+    r = Resender(box, resend_after=2.0, burst=4, window=6)
+    for i in range(10):
+        box.add(i, 1, 0, bytes([i]))
+    r.on_learner("A")
+    assert [e.first_step for e in r.due()] == [0, 1, 2, 3]
+    assert [e.first_step for e in r.due()] == [4, 5]  # the window is full
+    assert r.due() == [] and r.active  # waits for acks
+    r.on_ack(3, now=10.0)  # the window slides
+    assert [e.first_step for e in r.due()] == [6, 7, 8]
+    r.on_ack(3, now=11.0)
+    r.on_ack(3, now=13.0)  # no progress for resend_after: from the oldest again
+    assert [e.first_step for e in r.due()] == [3, 4, 5, 6]
+    r.on_ack(10, now=14.0)
+    assert r.due() == [] and not r.active
