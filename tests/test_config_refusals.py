@@ -28,6 +28,9 @@ REFUSED = [
     ("hil.joy.timeout", 0), ("hil.spacemouse.full_scale", 0),
     ("hil.sim_human.grace_steps", -1), ("hil.reset.yaw_tolerance", 0),
     ("hil.reset.service", "scene/reset"),
+    ("actor.outbox_max_bytes", 0), ("actor.resend_after", 0), ("learner.checkpoint_period", 0),
+    ("learner.ack_period", -1), ("learner.actor_quiet_after", 0), ("learner.wal_fsync", "always"),
+    ("security.command_max_age_s", 0),
 ]
 
 

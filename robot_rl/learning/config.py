@@ -164,7 +164,8 @@ class ActorConfig:
         if self.actor_id > 2**31 - 1:  # the replay stores actor ids as int32
             raise FieldError("actor_id", f"must be <= {2**31 - 1}, got {self.actor_id}")
         require_positive(self, "send_every", "reset_timeout", "max_reset_failures",
-                         "observation_timeout", "learner_timeout")
+                         "observation_timeout", "learner_timeout", "outbox_max_bytes",
+                         "resend_after")
         require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
 
 
@@ -193,7 +194,10 @@ class LearnerConfig:
 
     def validate(self) -> None:
         require_positive(self, "capacity", "min_online", "publish_every", "checkpoint_every",
-                         "flush_every", "max_backlog", "log_every")
+                         "flush_every", "max_backlog", "log_every", "checkpoint_period",
+                         "ack_period", "actor_quiet_after")
+        if self.wal_fsync not in ("batch", "none"):
+            raise FieldError("wal_fsync", f"must be 'batch' or 'none', got {self.wal_fsync!r}")
         require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
         if not self.run_dir:
             raise FieldError("run_dir", "must name a folder, got ''")
