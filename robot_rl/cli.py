@@ -49,10 +49,12 @@ def resolved_config_file(args, run_dir: str) -> tuple[str, object]:
 
 def secure_run(config_file: str, cfg, run_dir: str, actor_ids) -> object:
     """``security.auto`` with no keystore: create (or extend) ``<run_dir>/keys`` with a key per
-    actor, and write it into the run's config file, so every node signs and checks."""
+    actor (and the operator key, which restricted commands need), and write it into the run's
+    config file, so every node signs and checks."""
     from robot_rl.security import ensure_keystore
     actor_ids = list(actor_ids)
-    if cfg.security.keystore or not cfg.security.auto or not actor_ids:
+    if cfg.security.keystore or not cfg.security.auto \
+            or not (actor_ids or cfg.security.restrict_commands):
         return cfg
     keystore = os.path.abspath(os.path.join(run_dir, "keys"))
     ensure_keystore(keystore, actor_ids)
