@@ -60,7 +60,8 @@ def secure_run(config_file: str, cfg, run_dir: str, actor_ids) -> object:
     ensure_keystore(keystore, actor_ids)
     cfg.security.keystore = keystore
     save_config(cfg, config_file)
-    print(f"[robot_rl] learning traffic signed with the run keystore {keystore}")
+    print(f"[robot_rl] run keystore {keystore} (signed learning traffic, operator key for "
+          f"restricted commands: docs/security.md)")
     return cfg
 
 
