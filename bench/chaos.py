@@ -4,6 +4,10 @@ moments and count what was lost.
     PYTHONPATH=. nice -n 10 python bench/chaos.py [--minutes 10] [--learner-kills 5]
         [--sim-kills 3] [--actor-kills 3] [--seed 0] [--out chaos.json]
 
+Run it from the checkout under test (to measure another build: ``cd`` there, set PYTHONPATH to
+it and give this script's path): nodes start as ``python -m`` and import ``robot_rl`` from the
+current folder first.
+
 Graph: the MuJoCo stand-in (sim.rate realtime, 10 Hz), a learner and two actors (actor ids 0
 and 1, sharing the simulated robot), each its own process on a private DDS domain, state-only
 pick task with small networks so the 2-core machine keeps up. Kills (SIGKILL) are spread

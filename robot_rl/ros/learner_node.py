@@ -29,9 +29,10 @@ Persistence under ``learner.run_dir`` (``robot_rl.learning.learner_run``): ``rep
 experience, replay format, a chunk every ``learner.flush_every`` transitions and on shutdown;
 ``wal.bin`` logs every received message until its rows are in a chunk), ``checkpoint/`` (agent,
 optimizers, temperature, counters, RNG; pickle-free, every ``learner.checkpoint_every`` updates,
-every ``learner.checkpoint_period`` s and on shutdown), ``tb/`` (TensorBoard), ``run.json``. ``--resume`` or ``-p learner.resume:=true`` continues a run
-dir: buffers (online from ``replay/``, demo = demos + the intervened steps of ``replay/``),
-agent state and counters.
+every ``learner.checkpoint_period`` s and on shutdown), ``tb/`` (TensorBoard), ``run.json``.
+``--resume`` or ``-p learner.resume:=true`` continues a run dir: buffers (online from
+``replay/`` and its log, demo = demos + the intervened steps of ``replay/``), agent state and
+counters.
 """
 from __future__ import annotations
 
