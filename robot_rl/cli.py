@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robot-rl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before a command's own handling
-        print(f"robot-rl: stopped ({exc or 'SIGINT'})", file=sys.stderr)
+        print(f"robot-rl: stopped ({str(exc) or 'SIGINT'})", file=sys.stderr)
         return exit_code(exc)
 
 

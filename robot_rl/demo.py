@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             getattr(stages, name)()
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through robot_rl.shutdown
-            print(f"\n[demo] stopped ({exc or 'SIGINT'}) during {name}; rerun the same command "
+            print(f"\n[demo] stopped ({str(exc) or 'SIGINT'}) during {name}; rerun the same command "
                   f"to continue", flush=True)
             return exit_code(exc)
         except Exception as exc:  # report which stage failed and how, then fail the run

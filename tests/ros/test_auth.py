@@ -73,12 +73,15 @@ def wait_matched(node, pub, proc, log, timeout=90.0):
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, as `kill PID` or a service manager sends it: the node must exit 0."""
     proc.terminate()
     try:
-        proc.wait(timeout=15)
+        code = proc.wait(timeout=25)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        raise AssertionError("the node did not stop on SIGTERM") from None
+    assert code == 0, f"exit code {code} after SIGTERM"
 
 
 def _flip_last(data: bytes) -> bytes:

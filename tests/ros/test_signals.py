@@ -150,7 +150,9 @@ def test_each_node_stops_cleanly_on_a_group_signal(tmp_path, sig):
     assert elapsed < STOP_WITHIN_S
 
 
-def test_demo_stops_cleanly_on_sigterm_during_training(tmp_path):
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM-to-main", "SIGINT-to-group"])
+def test_demo_stops_cleanly_during_training(tmp_path, sig, to_group):
     run = tmp_path / "demo"
     run.mkdir()
     # Skip the demonstrations stage (recorded elsewhere in the suite): training starts at once.
@@ -162,8 +164,8 @@ def test_demo_stops_cleanly_on_sigterm_during_training(tmp_path):
                                                                "intervention", "mujoco_sim")]
     wait_for(lambda: "env steps" in log.read_text()
              and "training starts" in text_of(node_logs[0]), 150, "training", proc, log)
-    stop_and_check(proc, signal.SIGTERM, False, log, node_logs, (128 + signal.SIGTERM,))
+    stop_and_check(proc, sig, to_group, log, node_logs, (128 + sig,))
     state = json.loads((run / "state.json").read_text())
     assert "train" not in state["done"]  # interrupted, so a rerun resumes the stage
-    assert "stopped (SIGTERM) during train" in log.read_text()
+    assert f"stopped ({signal.Signals(sig).name}) during train" in log.read_text()
     assert (run / "train" / "checkpoint").exists()  # the learner saved on the way out
