@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import math
 import time
 from typing import Any, Dict, Mapping, Optional
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-import torch
 from std_msgs.msg import String, UInt8MultiArray
 
 from robot_rl import security, transport
