@@ -34,8 +34,12 @@ def _param(value) -> str:
     return str(value)
 
 
-def node_command(spec: NodeSpec, overrides: dict | None = None) -> list[str]:
+def node_command(spec: NodeSpec, overrides: dict | None = None,
+                 env: dict | None = None) -> list[str]:
+    from robot_rl.sros2 import enclave_of, security_enabled
     cmd = [sys.executable, "-m", spec.module, "--ros-args"]
+    if security_enabled(env):  # SROS2 (apt ROS): each node in its own enclave
+        cmd += ["--enclave", enclave_of(spec.executable)]
     if not spec.composed:
         cmd += ["-r", f"__node:={spec.name}"]
     for key, value in {**spec.parameters, **(overrides or {})}.items():
@@ -64,7 +68,7 @@ class NodeGraph:
                     out = open(self.log_dir / f"{spec.name}.log", "ab")
                     self._logs.append(out)
                 self.processes[spec.name] = subprocess.Popen(
-                    node_command(spec, self.overrides), env=self.env, stdout=out,
+                    node_command(spec, self.overrides, self.env), env=self.env, stdout=out,
                     stderr=subprocess.STDOUT if out else None, start_new_session=True,
                     preexec_fn=_die_with_parent)
         except BaseException:  # a signal or a failed exec half-way: stop what runs already

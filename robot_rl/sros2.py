@@ -11,7 +11,9 @@ graph instead of a blanket allow::
                                    permissions_ca.cert.pem, permissions.xml, permissions.p7s}
 
 Run a node with ``ROS_SECURITY_KEYSTORE=DIR ROS_SECURITY_ENABLE=true
-ROS_SECURITY_STRATEGY=Enforce`` and ``--ros-args --enclave /robot_rl/<node>``. The Fast DDS
+ROS_SECURITY_STRATEGY=Enforce`` and ``--ros-args --enclave /robot_rl/<executable>``; with
+``ROS_SECURITY_ENABLE=true`` in the environment, ``robot-rl up`` and the launch files pass the
+enclave of each node themselves (:func:`enclave_of`). The Fast DDS
 in the ROS 2 pip wheels is built without the DDS security plugins, so these files could be
 generated and checked (certificate chain, S/MIME signatures with openssl) but not exercised by
 a running graph here; see docs/security.md.
@@ -100,6 +102,18 @@ GOVERNANCE = """<?xml version="1.0" encoding="UTF-8"?>
   </domain_access_rules>
 </dds>
 """
+
+
+def enclave_of(executable: str) -> str:
+    """The enclave a node process of ``robot_rl.graph`` runs in (its executable's name)."""
+    if executable not in POLICY:
+        raise ValueError(f"no SROS2 policy for executable {executable!r}; add it to POLICY")
+    return f"{ENCLAVE_ROOT}/{executable}"
+
+
+def security_enabled(env=None) -> bool:
+    """``ROS_SECURITY_ENABLE=true``: rcl then needs an enclave for every node."""
+    return (env if env is not None else os.environ).get("ROS_SECURITY_ENABLE", "") == "true"
 
 
 def dds_names(enclave: str, rules: Dict[str, List[str]]) -> Dict[str, List[str]]:

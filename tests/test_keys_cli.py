@@ -63,3 +63,21 @@ def test_sros2_layout_is_signed_by_its_ca(tmp_path):
     assert "rq/controller/engageRequest" in operator
     actor = (root / "enclaves" / "robot_rl" / "actor" / "permissions.xml").read_text()
     assert "rq/controller/engageRequest" not in actor  # an actor cannot engage the controller
+
+
+def test_every_node_of_the_graph_has_an_enclave_and_gets_it_when_security_is_on():
+    from robot_rl.config import load_config
+    from robot_rl.graph import graph
+    from robot_rl.launcher import node_command
+    from robot_rl.sros2 import POLICY, enclave_of
+
+    real = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.record_dir": "/x",
+                              "cameras": [{"name": "front", "backend": "realsense"}],
+                              "tactile": [{"name": "left", "backend": "serial_taxel"}]})
+    specs = {s.executable: s for cfg in (load_config(None), real)
+             for profile in ("robot", "train", "deploy") for s in graph(cfg, "c.yaml", profile)}
+    assert set(specs) <= set(POLICY)  # every node process has a policy of its own
+    learner = specs["learner"]
+    assert "--enclave" not in node_command(learner, env={})
+    cmd = node_command(learner, env={"ROS_SECURITY_ENABLE": "true"})
+    assert cmd[cmd.index("--enclave") + 1] == enclave_of("learner") == "/robot_rl/learner"
