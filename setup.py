@@ -54,6 +54,7 @@ setup(
         "opencv-python-headless>=4.9",
         "rich>=13",
         "matplotlib>=3.8",
+        "cryptography>=42",  # Ed25519 signatures of learning traffic (robot_rl/security.py)
     ],
     extras_require={
         # A real rclpy on Fast DDS from PyPI, for machines without ROS 2 from apt.

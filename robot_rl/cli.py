@@ -4,6 +4,8 @@
     robot-rl expert [--episodes N]                      the sim graph driven by the scripted expert
     robot-rl config show|check [--config F]             print or validate a configuration
     robot-rl check-backend [--config F] [--duration S]  check a running backend's topic contract
+    robot-rl keys init|add-actor|show|sros2 DIR         keystores: signed learning traffic, SROS2
+    robot-rl call SERVICE [--keystore DIR]              call a Trigger service (signed if restricted)
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 
 from robot_rl.config import config_to_yaml, load_config, save_config
 from robot_rl.schema import ConfigError
+from robot_rl.security import SecurityError
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -45,6 +48,28 @@ def resolved_config_file(args, run_dir: str) -> tuple[str, object]:
     return path, cfg
 
 
+def secure_run(config_file: str, cfg, run_dir: str, actor_ids) -> object:
+    """``security.auto`` with no keystore: create (or extend) ``<run_dir>/keys`` with a key per
+    actor (and the operator key, which restricted commands need), and write it into the run's
+    config file, so every node signs and checks."""
+    from robot_rl.security import ensure_keystore
+    actor_ids = list(actor_ids)
+    if cfg.security.keystore or not cfg.security.auto \
+            or not (actor_ids or cfg.security.restrict_commands):
+        return cfg
+    keystore = os.path.abspath(os.path.join(run_dir, "keys"))
+    ensure_keystore(keystore, actor_ids)
+    cfg.security.keystore = keystore
+    save_config(cfg, config_file)
+    print(f"[robot_rl] run keystore {keystore} (signed learning traffic, operator key for "
+          f"restricted commands: docs/security.md)")
+    return cfg
+
+
+def actor_ids(specs) -> list[int]:
+    return [int(s.parameters["actor.actor_id"]) for s in specs if "actor.actor_id" in s.parameters]
+
+
 def local_ros_defaults() -> None:
     # Keep DDS discovery on this machine unless the user configured otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -56,8 +81,11 @@ def cmd_up(args) -> int:
     local_ros_defaults()
     config_file, cfg = resolved_config_file(args, args.run_dir)
     specs = graph(cfg, config_file, args.profile)
-    print(f"[robot_rl] starting {[s.name for s in specs]} (config {config_file}); Ctrl-C stops")
-    return NodeGraph(specs).start().wait()
+    secure_run(config_file, cfg, args.run_dir, actor_ids(specs))
+    print(f"[robot_rl] starting {[s.name for s in specs]} (config {config_file}); Ctrl-C or "
+          f"SIGTERM stops")
+    with NodeGraph(specs) as nodes:
+        return nodes.wait()
 
 
 def cmd_expert(args) -> int:
@@ -127,6 +155,78 @@ def cmd_check_backend(args) -> int:
     print(f"[robot_rl] check-backend: {failed} violation(s)" if failed
           else "[robot_rl] check-backend: the backend honours the contract")
     return 1 if failed else 0
+def cmd_keys(args) -> int:
+    from robot_rl import security
+    try:
+        if args.action == "sros2":
+            from robot_rl import sros2
+            written = sros2.create_keystore(args.dir)
+            print(f"SROS2 keystore {os.path.abspath(args.dir)}: enclaves {', '.join(written)}\n"
+                  f"run a node with ROS_SECURITY_KEYSTORE={os.path.abspath(args.dir)} "
+                  f"ROS_SECURITY_ENABLE=true ROS_SECURITY_STRATEGY=Enforce and --ros-args "
+                  f"--enclave /robot_rl/<node> (apt ROS only: docs/security.md)")
+            return 0
+        if args.action == "init":
+            security.init_keystore(args.dir, actors=args.actors)
+        elif args.action == "add-actor":
+            if args.actor_id is None:
+                raise security.SecurityError("add-actor needs --actor-id N")
+            security.add_key(args.dir, "actor", args.actor_id)
+        print(security.describe(args.dir))
+    except security.SecurityError as exc:
+        print(f"robot-rl keys: error: {exc}", file=sys.stderr)
+        return 2
+    if args.action != "show":
+        print(f"use it with --set security.keystore={os.path.abspath(args.dir)}; copy "
+              f"keyring.json to every machine and each private/<name>.pem only to the node "
+              f"that signs with it")
+    return 0
+
+
+def cmd_call(args) -> int:
+    """Call a std_srvs/Trigger service; with --keystore, announce it first with a token signed
+    by the operator key (security.restrict_commands), retrying once if the call overtook it."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_rl import security
+    local_ros_defaults()
+    signer = security.Signer.load(args.keystore, args.key) if args.keystore else None
+    rclpy.init()
+    node = rclpy.create_node("robot_rl_call")
+    try:
+        client = node.create_client(Trigger, args.service)
+        tokens = node.create_publisher(String, security.COMMAND_TOKEN_TOPIC,
+                                       QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        if not client.wait_for_service(timeout_sec=args.timeout):
+            print(f"robot-rl call: {args.service} is not available", file=sys.stderr)
+            return 1
+        deadline = time.monotonic() + args.timeout
+        while signer is not None and tokens.get_subscription_count() < 1 \
+                and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)  # let the service's token reader match
+        result = None
+        for attempt in range(2):
+            if signer is not None:
+                tokens.publish(String(data=security.command_token(signer, args.service)))
+                time.sleep(0.05 * (attempt + 1))  # a token and a call travel on separate writers
+            future = client.call_async(Trigger.Request())
+            rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)
+            result = future.result()
+            if result is None or result.success or signer is None \
+                    or "security.restrict_commands" not in result.message:
+                break
+        if result is None:
+            print(f"robot-rl call: {args.service} did not answer in {args.timeout} s",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.service}: success={result.success} {result.message}")
+        return 0 if result.success else 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
 
 
 def _delegate(module: str, argv: list[str]) -> int:
@@ -171,21 +271,42 @@ def build_parser() -> argparse.ArgumentParser:
     from robot_rl.check_backend import add_arguments
     add_arguments(check)
     check.set_defaults(func=cmd_check_backend)
+    keys = sub.add_parser("keys", help="create or show the run keystore (signed learning "
+                                       "traffic, docs/security.md)")
+    keys.add_argument("action", choices=["init", "add-actor", "show", "sros2"],
+                      help="sros2: DDS-security keystore and per-node enclaves for apt ROS")
+    keys.add_argument("dir", help="keystore folder, e.g. runs/train/keys")
+    keys.add_argument("--actors", type=int, default=1, help="init: actor keys 0..N-1")
+    keys.add_argument("--actor-id", type=int, default=None, help="add-actor: its actor id")
+    keys.set_defaults(func=cmd_keys)
+    call = sub.add_parser("call", help="call a Trigger service (/controller/engage, "
+                                       "/scene/reset...), signed when restricted")
+    call.add_argument("service")
+    call.add_argument("--keystore", default="", help="sign with this keystore's operator key")
+    call.add_argument("--key", default="operator", help="private key name in the keystore")
+    call.add_argument("--timeout", type=float, default=10.0)
+    call.set_defaults(func=cmd_call)
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from robot_rl.shutdown import stop_on_signals
+    stop_on_signals()  # SIGTERM stops every command like Ctrl-C: cleanly, children included
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        return _delegate(DELEGATED[argv[0]][0], argv[1:])
-    args = build_parser().parse_args(argv)
+    from robot_rl.shutdown import exit_code
     try:
+        if argv and argv[0] in DELEGATED:
+            return _delegate(DELEGATED[argv[0]][0], argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, SecurityError, FileNotFoundError) as exc:
         print(f"robot-rl: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before a command's own handling
+        print(f"robot-rl: stopped ({str(exc) or 'SIGINT'})", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

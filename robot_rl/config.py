@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 
@@ -19,7 +19,8 @@ from robot_rl.hil.config import HILConfig
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
-from robot_rl.schema import ConfigError, check, deep_merge, from_dict, to_dict, unflatten
+from robot_rl.schema import (ConfigError, FieldError, check, deep_merge, from_dict, require,
+                             require_positive, to_dict, unflatten)
 
 PANDA_ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 
@@ -54,6 +55,7 @@ class RobotConfig:
               f"effort_limits has {len(self.effort_limits)} values {self.effort_limits}; "
               f"expected [] (URDF limits) or one positive value per arm joint "
               f"({len(self.arm_joints)})")
+        require_positive(self, "gripper_force")
 
 
 @dataclass
@@ -91,6 +93,9 @@ class ControllerConfig:
         check(all(lo < hi for lo, hi in zip(self.workspace_min, self.workspace_max)),
               f"workspace_min {self.workspace_min} must be below workspace_max "
               f"{self.workspace_max} on every axis")
+        require_positive(self, "joint_stiffness", "max_joint_error")
+        require(self, 0, "damping_ratio", "nullspace_stiffness", "joint_damping",
+                "joint_limit_margin", "joint_limit_stiffness")
 
 
 @dataclass
@@ -116,6 +121,7 @@ class DriverConfig:
     def validate(self) -> None:
         check(self.loop_rate_hz > 0 and self.publish_rate_hz > 0, "rates must be > 0")
         check(self.gripper_speed > 0, "gripper_speed must be > 0 m/s")
+        require_positive(self, "state_timeout")
 
 
 @dataclass
@@ -135,6 +141,7 @@ class SimConfig:
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
         check(self.real_time_factor > 0, "real_time_factor must be > 0")
+        require_positive(self, "lockstep_timeout")
         for name in ("object_x_range", "object_y_range", "object_yaw_range"):
             lo_hi = getattr(self, name)
             check(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1], f"{name} needs [low, high]")
@@ -155,10 +162,33 @@ class TaskConfig:
 
     def validate(self) -> None:
         check(self.max_episode_steps > 0, "max_episode_steps must be > 0")
+        require_positive(self, "lift_height", "max_step_pos", "max_step_yaw")
         allowed = {"state", "tactile", "images", "object"}
         unknown = set(self.observations) - allowed
         check(not unknown, f"unknown observation group(s) {sorted(unknown)}; "
                            f"expected some of {sorted(allowed)}")
+
+
+@dataclass
+class SecurityConfig:
+    """Authentication of learning traffic (robot_rl/security.py, docs/security.md)."""
+    # Run keystore (`robot-rl keys init`): the learner signs weights, actors sign transitions,
+    # both refuse what a key of the keystore did not sign. "": unsigned, unless `auto` applies.
+    keystore: str = ""
+    # `robot-rl up --profile train` and `robot-rl demo` with keystore "": create (or reuse)
+    # <run-dir>/keys and run every node with it. false: run unsigned (not recommended).
+    auto: bool = True
+    # Services that move the robot or change the controller's state (/scene/reset,
+    # /controller/engage|disengage|deactivate|reset_estop, /scene/confirm) answer only calls
+    # announced by a token an operator key signed (`robot-rl call`). /controller/estop stays open.
+    restrict_commands: bool = False
+    command_max_age_s: float = 5.0    # a token is valid this long after it was issued
+
+    def validate(self) -> None:
+        require_positive(self, "command_max_age_s")
+        if self.restrict_commands and not (self.keystore or self.auto):
+            raise FieldError("restrict_commands", "needs security.keystore (the operator keys "
+                                                  "that may call the restricted services)")
 
 
 @dataclass
@@ -184,6 +214,7 @@ class Config:
         extra_min=(0.0,), extra_max=(0.08,),  # extra: gripper opening, m
         ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")

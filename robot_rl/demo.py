@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_rl.config import Config, load_config, save_config
+from robot_rl.parsing import InputError, parse_episode_event, parse_status
 from robot_rl.paths import atomic_write_text
 from robot_rl.report import EpisodeLog, EpisodeRecord, plot_training, write_summary
 from robot_rl.schema import ConfigError
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="discard an earlier run in run-dir")
     args = parser.parse_args(argv)
-    from robot_rl.cli import local_ros_defaults
+    from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
+    from robot_rl.shutdown import exit_code, stop_on_signals
+    stop_on_signals()  # SIGTERM (kill, a service manager) stops the demo like Ctrl-C
     local_ros_defaults()
     run_dir = Path(args.run_dir).resolve()
     if args.fresh and run_dir.exists():
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         save_config(cfg, config_file)
     else:
         cfg = load_config(config_file)  # a resumed run keeps the settings it started with
+    from robot_rl.graph import graph
+    cfg = secure_run(str(config_file), cfg, str(run_dir),
+                     actor_ids(graph(cfg, str(config_file), "train")))
     state = RunState.load(run_dir / "state.json")
     stages = Stages(cfg, str(config_file), run_dir, args, state)
     for name in STAGES:
@@ -122,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             getattr(stages, name)()
-        except KeyboardInterrupt:
-            print(f"\n[demo] interrupted during {name}; rerun the same command to continue")
-            return 130
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through robot_rl.shutdown
+            print(f"\n[demo] stopped ({str(exc) or 'SIGINT'}) during {name}; rerun the same command "
+                  f"to continue", flush=True)
+            return exit_code(exc)
         except Exception as exc:  # report which stage failed and how, then fail the run
             print(f"[demo] stage {name} FAILED: {exc!r}", file=sys.stderr)
             return 1
@@ -151,38 +158,63 @@ class EventRecorder:
             rclpy.init()
         self.log, self.phase = log, phase
         self.offset, self.start = clock_offset, time.perf_counter()
-        self.episodes: list[dict] = []
+        self.episodes: list = []  # parsed EpisodeEvents of finished episodes
         # Environment steps of this phase, continued across resumes from the episodes logged.
         self.env_steps = sum(row["length"] for row in log.read(phase))
         self.status: dict = {}
+        self.rejected = 0  # String inputs that did not parse (logged, counted, skipped)
         self.node = rclpy.create_node(f"demo_events_{phase}")
         self.node.create_subscription(String, "/episode/event", self._on_event, 50)
-        self.node.create_subscription(String, "/rl/learner_status",
-                                      lambda msg: self.status.update(json.loads(msg.data)), 10)
+        self.node.create_subscription(String, "/rl/learner_status", self._on_status, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
 
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass  # the context went down under us (Ctrl-C, SIGTERM): nothing left to record
+
+    def _ignored(self, what: str, exc: Exception) -> None:
+        self.rejected += 1
+        self.node.get_logger().warning(f"ignored a {what} ({exc}); {self.rejected} so far",
+                                       throttle_duration_sec=2.0)
+
+    def _on_status(self, msg) -> None:
+        try:
+            self.status.update(parse_status(msg.data, "learner status"))
+        except InputError as exc:
+            self._ignored("learner status", exc)
+
     def _on_event(self, msg) -> None:
-        event = json.loads(msg.data)
-        if event.get("event") not in ("success", "failure", "timeout"):
+        try:
+            event = parse_episode_event(msg.data)
+        except InputError as exc:
+            self._ignored("episode event", exc)
             return
-        self.env_steps += int(event.get("length", 0))
+        if not event.ended:
+            return
+        self.env_steps += event.length
         rec = EpisodeRecord(
             phase=self.phase, wall_s=self.offset + time.perf_counter() - self.start,
-            env_steps=self.env_steps, actor_id=int(event.get("actor_id", 0)),
-            episode=int(event.get("episode", 0)), event=event["event"],
-            success=event["event"] == "success", ret=float(event.get("return", 0.0)),
-            length=int(event.get("length", 0)), interventions=int(event.get("interventions", 0)),
-            intervention_rate=float(event.get("intervention_rate", 0.0)))
+            env_steps=self.env_steps, actor_id=event.actor_id, episode=event.episode,
+            event=event.event, success=event.success, ret=event.ret, length=event.length,
+            interventions=event.interventions, intervention_rate=event.intervention_rate)
         self.log.append(rec)
         self.episodes.append(event)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.thread.join(timeout=2.0)
-        self.node.destroy_node()
+        from robot_rl.shutdown import signals_deferred
+        with signals_deferred():
+            try:
+                self.executor.shutdown(timeout_sec=1.0)
+                self.thread.join(timeout=2.0)
+                self.node.destroy_node()
+            except Exception:  # the context is already down (a signal): nothing to release
+                pass
 
 
 class Stages:

@@ -34,8 +34,12 @@ def _param(value) -> str:
     return str(value)
 
 
-def node_command(spec: NodeSpec, overrides: dict | None = None) -> list[str]:
+def node_command(spec: NodeSpec, overrides: dict | None = None,
+                 env: dict | None = None) -> list[str]:
+    from robot_rl.sros2 import enclave_of, security_enabled
     cmd = [sys.executable, "-m", spec.module, "--ros-args"]
+    if security_enabled(env):  # SROS2 (apt ROS): each node in its own enclave
+        cmd += ["--enclave", enclave_of(spec.executable)]
     if not spec.composed:
         cmd += ["-r", f"__node:={spec.name}"]
     for key, value in {**spec.parameters, **(overrides or {})}.items():
@@ -51,20 +55,25 @@ class NodeGraph:
         self.log_dir = Path(log_dir) if log_dir else None
         self.env = {**os.environ, **(env or {})}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.stop_seconds: dict[str, float] = {}  # node -> seconds from SIGINT to exit
         self._logs = []
 
     def start(self) -> "NodeGraph":
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for spec in self.specs:
-            out = None
-            if self.log_dir:
-                out = open(self.log_dir / f"{spec.name}.log", "ab")
-                self._logs.append(out)
-            self.processes[spec.name] = subprocess.Popen(
-                node_command(spec, self.overrides), env=self.env, stdout=out,
-                stderr=subprocess.STDOUT if out else None, start_new_session=True,
-                preexec_fn=_die_with_parent)
+        try:
+            for spec in self.specs:
+                out = None
+                if self.log_dir:
+                    out = open(self.log_dir / f"{spec.name}.log", "ab")
+                    self._logs.append(out)
+                self.processes[spec.name] = subprocess.Popen(
+                    node_command(spec, self.overrides, self.env), env=self.env, stdout=out,
+                    stderr=subprocess.STDOUT if out else None, start_new_session=True,
+                    preexec_fn=_die_with_parent)
+        except BaseException:  # a signal or a failed exec half-way: stop what runs already
+            self.stop()
+            raise
         return self
 
     def failed(self) -> dict[str, int]:
@@ -72,7 +81,7 @@ class NodeGraph:
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
     def wait(self) -> int:
-        """Block until a node exits (its code) or Ctrl-C (0 after a clean shutdown)."""
+        """Block until a node exits (its code), or Ctrl-C / SIGTERM (0 after a clean shutdown)."""
         try:
             while True:
                 done = self.failed()
@@ -81,29 +90,59 @@ class NodeGraph:
                     print(f"[robot_rl] node {name} exited with code {code}", file=sys.stderr)
                     return code or 1
                 time.sleep(0.2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through robot_rl.shutdown
             return 0
         finally:
             self.stop()
 
+    def _wait_all(self, deadline: float, deferred, t0: float) -> None:
+        while time.monotonic() < deadline and not deferred.count:
+            running = False
+            for name, proc in self.processes.items():
+                if proc.poll() is None:
+                    running = True
+                elif name not in self.stop_seconds:
+                    self.stop_seconds[name] = time.monotonic() - t0
+            if not running:
+                return
+            time.sleep(0.02)
+
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGINT every node (rclpy shuts down cleanly on it), then escalate if needed."""
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        """SIGINT every node (rclpy shuts down cleanly on it), then SIGTERM, then SIGKILL.
+
+        The nodes get ``timeout`` s to save and exit; a second Ctrl-C/SIGTERM to this process
+        meanwhile skips straight to the next escalation instead of raising in the middle."""
+        from robot_rl.shutdown import signals_deferred
+
+        if not self._logs and all(p.poll() is not None for p in self.processes.values()):
+            return  # stopped already (wait() and the with-block both call stop)
+        with signals_deferred() as deferred:
+            t0 = time.monotonic()
             for proc in self.processes.values():
-                try:
-                    proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+            self._wait_all(t0 + timeout, deferred, t0)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                alive = [p for p in self.processes.values() if p.poll() is None]
+                if not alive:
+                    break
+                names = [n for n, p in self.processes.items() if p.poll() is None]
+                print(f"[robot_rl] {names} still running: {signal.Signals(sig).name}",
+                      file=sys.stderr)
+                for proc in alive:
                     proc.send_signal(sig)
-            deadline = time.monotonic() + 3.0
-        for proc in self.processes.values():
-            proc.wait()
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
+                deferred.count = 0
+                self._wait_all(time.monotonic() + 3.0, deferred, t0)
+            for proc in self.processes.values():
+                proc.wait()
+            slowest = max(self.stop_seconds.items(), key=lambda kv: kv[1], default=None)
+            if slowest and slowest[1] > 2.0:
+                print(f"[robot_rl] nodes stopped in {slowest[1]:.1f} s (slowest {slowest[0]}; "
+                      + ", ".join(f"{n} {t:.1f} s" for n, t in self.stop_seconds.items()) + ")",
+                      file=sys.stderr)
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
 
     def __enter__(self) -> "NodeGraph":
         return self.start()

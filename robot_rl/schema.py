@@ -18,6 +18,15 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type or range."""
 
 
+class FieldError(ConfigError):
+    """A ``validate()`` failure about one field; ``from_dict`` prefixes the section's dotted
+    path, so the message names the full key (``learner.capacity: must be >= 1, got -5``)."""
+
+    def __init__(self, name: str, detail: str):
+        super().__init__(f"{name}: {detail}")
+        self.name, self.detail = name, detail
+
+
 def from_dict(cls: type, data: Any, path: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``; missing keys keep their defaults."""
     if data is None:
@@ -43,6 +52,8 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     if callable(validate):
         try:
             validate()
+        except FieldError as exc:
+            raise ConfigError(f"{path}.{exc.name}: {exc.detail}" if path else str(exc)) from None
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
     return obj
@@ -163,6 +174,24 @@ def check(condition: bool, message: str) -> None:
     """Validation helper for ``validate()`` methods of config dataclasses."""
     if not condition:
         raise ConfigError(message)
+
+
+def require(obj: Any, minimum: float, *names: str, strict: bool = False) -> None:
+    """Every field in ``names`` must be ``>= minimum`` (``> minimum`` when ``strict``): counts,
+    periods, sizes and timeouts where zero or a negative value would stall or break a node."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (value > minimum if strict else value >= minimum):
+            raise FieldError(name, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+
+
+def require_positive(obj: Any, *names: str) -> None:
+    """Counts (``>= 1``) and periods/sizes (``> 0``) that must be positive."""
+    for name in names:
+        value = getattr(obj, name)
+        require(obj, 1 if isinstance(value, int) and not isinstance(value, bool) else 0, name,
+                strict=not isinstance(value, int))
 
 
 _ = typing  # typing is imported for forward references in annotated dataclasses

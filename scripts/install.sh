@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0 g++"
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0 g++ openssl"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -20,6 +20,7 @@ ROSDEP_KEYS = {
     "rich": "python3-rich", "matplotlib": "python3-matplotlib", "serial": "python3-serial",
     "hid": "python3-hidapi", "pygame": "python3-pygame", "pyrealsense2": "librealsense2",
     "pinocchio": "pinocchio", "pytest": "python3-pytest", "hypothesis": "python3-hypothesis",
+    "cryptography": "python3-cryptography",
 }
 # Not in rosdep for Jazzy: pip, from requirements-ros-apt.txt (module -> distribution).
 PIP_ONLY = {"mujoco": "mujoco", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime",

@@ -5,6 +5,11 @@ synchronized observation: every subscribed stream carrying a stamp at least half
 period newer than the previous snapshot. The same code drives the MuJoCo stand-in or a real
 robot; only the privileged ``/sim/object_pose`` (scripted reward, 'object' observation) is
 sim-specific and optional.
+
+A stream whose stamp goes back (a restarted simulator or driver: its clock starts again) marks
+a new clock epoch: cached messages are dropped, ``clock_jumps`` counts it, a step waiting in
+or started after it raises ``ClockJumpedBack`` (the episode is broken), and the next ``reset``
+accepts the new clock's stamps.
 """
 from __future__ import annotations
 
@@ -31,6 +36,13 @@ class ObservationTimeout(TimeoutError):
     """The robot did not deliver a synchronized observation in time."""
 
 
+class ClockJumpedBack(ObservationTimeout):
+    """The robot's clock went back (its simulator or driver restarted) during an episode."""
+
+
+CLOCK_JUMP_TOLERANCE = 1e-6  # s; stamps of one stream never decrease, even by rounding
+
+
 class RosRobotEnv(gym.Env):
     metadata = {"render_modes": []}
 
@@ -49,8 +61,13 @@ class RosRobotEnv(gym.Env):
         if self._owns_context:
             rclpy.init()
         self.node = Node(node_name)
+        # security.restrict_commands: each reset is announced by a token this actor signs
+        from robot_rl.ros.node_utils import CommandCaller
+        self._commands = CommandCaller(self.node, cfg, f"actor_{cfg.actor.actor_id}")
         self._cv = threading.Condition()
         self._latest: dict[str, tuple[float, object]] = {}
+        self._epoch = 0  # clock epochs seen (see the module docstring)
+        self.clock_jumps = 0
         groups = cfg.task.observations
         self._streams = ["joints", "pose", "twist"]
         sub = self.node.create_subscription
@@ -82,7 +99,7 @@ class RosRobotEnv(gym.Env):
         self._spin.start()
 
         try:
-            first = self._wait_for(-np.inf)
+            first = self._wait_for(-np.inf, new_clock_ok=True)
         except BaseException:
             self.close()  # a caller that retries must not pile up nodes and spinning threads
             raise
@@ -90,20 +107,34 @@ class RosRobotEnv(gym.Env):
         self.task = PickCubeTask(cfg, first.ee_quat)
         self.action_space = self.task.action_space
         self.observation_space = self.task.observation_space
-        self._snap = first
+        self._snap, self._snap_epoch = first, self._epoch
         self._steps = 0
         self._last_width: float | None = None
 
     # -- message cache ------------------------------------------------------------------------
     def _store(self, key: str, msg) -> None:
+        stamp = m.from_time(msg.header.stamp)
         with self._cv:
-            self._latest[key] = (m.from_time(msg.header.stamp), msg)
+            last = self._latest.get(key)
+            if last is not None and stamp < last[0] - CLOCK_JUMP_TOLERANCE:
+                self._latest.clear()  # the old clock's messages can never be matched again
+                self._epoch += 1
+                self.clock_jumps += 1
+            self._latest[key] = (stamp, msg)
             self._cv.notify_all()
 
-    def _wait_for(self, newer_than: float) -> Snapshot:
+    def _wait_for(self, newer_than: float, new_clock_ok: bool = False) -> Snapshot:
+        """The next snapshot with every stream newer than ``newer_than``; after a clock jump
+        ``ClockJumpedBack``, or with ``new_clock_ok`` the first snapshot of the new clock."""
         deadline = time.monotonic() + self.timeout
         with self._cv:
+            epoch = self._snap_epoch if hasattr(self, "_snap_epoch") else self._epoch
             while True:
+                if self._epoch != epoch:
+                    if not new_clock_ok:
+                        raise ClockJumpedBack(f"stamps went back (clock jump {self.clock_jumps}): "
+                                              f"the simulator or driver restarted")
+                    epoch, newer_than = self._epoch, -np.inf
                 ready = [k for k in self._streams
                          if k in self._latest and self._latest[k][0] > newer_than]
                 if len(ready) == len(self._streams):
@@ -119,10 +150,15 @@ class RosRobotEnv(gym.Env):
                         f"{os.environ.get('ROS_DOMAIN_ID', '0')}?")
                 self._cv.wait(remaining if self._stop is None else min(remaining, 0.05))
 
+    def _check_stop(self, what: str) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise ObservationTimeout(f"stopped while waiting for {what}")
+
     def _missing(self, ready: list[str]) -> list[str]:
         return sorted(set(self._streams) - set(ready))
 
     def _snapshot(self) -> Snapshot:
+        self._snap_epoch = self._epoch
         joints = self._latest["joints"][1]
         pos, quat = m.pose_from_msg(self._latest["pose"][1])
         width = float(np.sum(m.joint_positions_by_name(joints, self.cfg.robot.gripper_joints)))
@@ -140,11 +176,17 @@ class RosRobotEnv(gym.Env):
     # -- gymnasium ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if not self.reset_client.wait_for_service(timeout_sec=self.timeout):
-            raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
+        deadline = time.monotonic() + self.timeout
+        # Waits in slices: a node shutting down (``stop``) must not sit out the timeout.
+        while not self.reset_client.wait_for_service(timeout_sec=0.1):
+            self._check_stop("the reset service")
+            if time.monotonic() > deadline:
+                raise ObservationTimeout(f"reset service {m.SCENE_RESET} is not available")
+        self._commands.announce(m.SCENE_RESET)
         future = self.reset_client.call_async(Trigger.Request())
         deadline = time.monotonic() + self.timeout
         while not future.done():
+            self._check_stop(f"the answer of {m.SCENE_RESET}")
             if time.monotonic() > deadline:
                 raise ObservationTimeout(f"{m.SCENE_RESET} did not answer in {self.timeout} s")
             time.sleep(0.001)
@@ -154,7 +196,7 @@ class RosRobotEnv(gym.Env):
         self.task.reset()
         self._last_width = None
         self._steps = 0
-        self._snap = self._wait_for(self._snap.stamp)
+        self._snap = self._wait_for(self._snap.stamp, new_clock_ok=True)
         return self.task.observe(self._snap), {"success": False, "reset": result.message}
 
     def step(self, action):

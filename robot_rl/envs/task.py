@@ -32,6 +32,17 @@ class Snapshot:
     object_pos: np.ndarray | None = None  # privileged: simulator state only
 
 
+# The reward each task can produce, declared once: the learner refuses transitions outside
+# it (a finite 1e6 reward from a bad or hostile actor would wreck the critic at its first update).
+# sparse: 0, or 1 on success. dense: -1 + 0.9 * progress in [-1, -0.1] per step, 0 on success.
+REWARD_RANGES = {"sparse": (0.0, 1.0), "dense": (-1.0, 0.0)}
+
+
+def reward_range(task_cfg) -> tuple[float, float]:
+    """``(low, high)`` of the reward of the configured task (``cfg.task``)."""
+    return REWARD_RANGES[task_cfg.reward]
+
+
 class PickCubeTask:
     """Observation/action mapping, scripted reward and success for picking and lifting a cube."""
 
@@ -44,6 +55,7 @@ class PickCubeTask:
         self.action_names = ["dx", "dy", "dz"] + (["dyaw"] if self.use_yaw else []) + ["gripper"]
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
         self.observation_space = spaces.Dict(self._observation_spaces())
+        self.reward_range = reward_range(self.task)
 
     def _observation_spaces(self) -> dict[str, spaces.Space]:
         obs: dict[str, spaces.Space] = {}

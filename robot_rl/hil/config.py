@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from robot_rl.schema import check
+from robot_rl.schema import FieldError, check, require, require_positive
 
 DEVICES = ("sim_human", "spacemouse", "joy", "gamepad", "keyboard", "none")
 
@@ -51,6 +51,9 @@ class SpaceMouseConfig:
         axes=[1, 0, 2, 5], signs=[-1.0, -1.0, -1.0, -1.0], deadman_button=-1,
         release_delay=0.3, close_button=0, open_button=1))
 
+    def validate(self) -> None:
+        require_positive(self, "full_scale")
+
 
 @dataclass
 class GamepadConfig:
@@ -67,6 +70,9 @@ class GamepadConfig:
 class JoyConfig:
     topic: str = "/joy"               # sensor_msgs/Joy from the ROS `joy` node
     timeout: float = 0.5              # s without a message -> the device is reported stale
+
+    def validate(self) -> None:
+        require_positive(self, "timeout")
     # ROS joy_node reports stick up/left as +1; same button order as the gamepad.
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(
         axes=[1, 0, 4, 3], signs=[1.0, 1.0, 1.0, 1.0], deadman_button=4,
@@ -111,6 +117,8 @@ class SimHumanConfig:
     def validate(self) -> None:
         check(0.0 <= self.prob <= 1.0, "prob must be in [0, 1]")
         check(self.no_progress_steps > 0 and self.max_steps > 0, "step counts must be > 0")
+        require(self, 0, "grace_steps", "cooldown_steps", "near_radius", "noise")
+        require_positive(self, "progress_eps", "region_margin", "cube_moved", "release_lift")
 
 
 @dataclass
@@ -146,6 +154,12 @@ class ResetConfig:
         check(self.max_speed > 0 and self.max_yaw_rate > 0, "speeds must be > 0")
         check(self.tolerance > 0 and self.timeout > 0 and self.confirm_timeout > 0,
               "tolerance and timeouts must be > 0")
+        require_positive(self, "yaw_tolerance")
+        require(self, 0, "clearance")
+        for name in ("service", "confirm_service"):
+            if not getattr(self, name).startswith("/"):
+                raise FieldError(name, f"must be an absolute service name like /scene/reset, "
+                                       f"got {getattr(self, name)!r}")
 
 
 @dataclass

@@ -4,6 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
+from robot_rl.schema import FieldError, require, require_positive
+
+# The smallest message limit that is not a mistake: a one-step state transition batch or the
+# smallest actor's weights take a few KiB; a limit below this would refuse every message.
+MIN_MESSAGE_BYTES = 65536
+
 
 @dataclass
 class EncoderConfig:
@@ -27,6 +33,11 @@ class EncoderConfig:
     # exported with the policy). input_norm_min_std floors the scale of near-constant inputs.
     normalize_inputs: bool = True
     input_norm_min_std: float = 0.01
+
+    def validate(self) -> None:
+        require_positive(self, "cnn_channels", "num_spatial_kernels", "image_feature_dim",
+                         "state_feature_dim", "tactile_feature_dim", "input_norm_min_std")
+        require(self, 0, "augment_pad")
 
 
 @dataclass
@@ -102,6 +113,9 @@ class RLPDConfig:
             raise ValueError(f"RLPDConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
+        require_positive(self, "actor_lr", "critic_lr", "temp_lr", "gripper_lr")
+        if self.num_threads is not None:
+            require(self, 1, "num_threads")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RLPDConfig":
@@ -138,6 +152,21 @@ class ActorConfig:
     # fast as the learner trains. The pause ends after learner_timeout s without new weights.
     max_lead: int = 0
     learner_timeout: float = 5.0
+    # Transitions are kept until the learner acknowledges them as durable (docs/crash_safety.md):
+    # in memory and appended to outbox_dir ("" = <learner.run_dir>/actors/actor_<actor_id>), so
+    # a restarted actor resends them and continues its episode and step numbering.
+    outbox_dir: str = ""
+    outbox_max_bytes: int = 1073741824  # beyond this the oldest unacknowledged are dropped (counted)
+    resend_after: float = 3.0         # s without acknowledgement progress before resending
+
+    def validate(self) -> None:
+        require(self, 0, "actor_id", "random_steps", "weights_timeout", "max_lead")
+        if self.actor_id > 2**31 - 1:  # the replay stores actor ids as int32
+            raise FieldError("actor_id", f"must be <= {2**31 - 1}, got {self.actor_id}")
+        require_positive(self, "send_every", "reset_timeout", "max_reset_failures",
+                         "observation_timeout", "learner_timeout", "outbox_max_bytes",
+                         "resend_after")
+        require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
 
 
 @dataclass
@@ -155,3 +184,20 @@ class LearnerConfig:
     max_message_bytes: int = 67108864  # larger transition messages are rejected
     log_every: float = 5.0            # s between console lines / TensorBoard scalars
     tensorboard: bool = True          # write TensorBoard scalars to run_dir/tb
+    # Received transitions are appended to run_dir/replay/wal.bin before they are acknowledged
+    # to the actors: "batch" fsyncs once per drained group of messages (survives power loss),
+    # "none" only writes (survives a learner crash, not an OS crash). docs/crash_safety.md.
+    wal_fsync: str = "batch"
+    checkpoint_period: float = 60.0   # s between checkpoints (as well as every checkpoint_every)
+    ack_period: float = 1.0           # s between acknowledgements of every known actor
+    actor_quiet_after: float = 10.0   # s without transitions before an actor is reported quiet
+
+    def validate(self) -> None:
+        require_positive(self, "capacity", "min_online", "publish_every", "checkpoint_every",
+                         "flush_every", "max_backlog", "log_every", "checkpoint_period",
+                         "ack_period", "actor_quiet_after")
+        if self.wal_fsync not in ("batch", "none"):
+            raise FieldError("wal_fsync", f"must be 'batch' or 'none', got {self.wal_fsync!r}")
+        require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
+        if not self.run_dir:
+            raise FieldError("run_dir", "must name a folder, got ''")

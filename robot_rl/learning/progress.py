@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import collections
-import math
 import time
 from typing import Any, Dict, Mapping, Optional
+
+from robot_rl.parsing import EpisodeEvent, episode_event_from
 
 
 class Progress:
@@ -34,19 +35,16 @@ class Progress:
         self.updates_per_s = 0.0
         self.env_steps_per_s = 0.0
 
-    def episode(self, ev: Mapping[str, Any], step: int) -> bool:
-        """Count an episode-end event; False for other events. ``ValueError`` (counting nothing)
-        if its ``return``, ``length`` or ``intervention_rate`` is not a finite number."""
-        if ev.get("event") not in ("success", "failure", "timeout"):
+    def episode(self, ev: Any, step: int) -> bool:
+        """Count an episode-end event (a ``robot_rl.parsing.EpisodeEvent``, or its JSON object
+        as a mapping); False for other events. ``InputError`` (a ``ValueError``, counting
+        nothing) if a field is missing, of the wrong type or out of range."""
+        if not isinstance(ev, EpisodeEvent):
+            ev = episode_event_from(ev)
+        if not ev.ended:
             return False
-        ok = float(ev["event"] == "success")
-        fields = {}
-        for name, default in (("return", 0.0), ("length", 0), ("intervention_rate", 0.0)):
-            v = ev.get(name, default)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"episode event field {name!r} must be a finite number, got {str(v)[:40]!r}")
-            fields[name] = v
-        ret, length, rate = float(fields["return"]), int(fields["length"]), float(fields["intervention_rate"])
+        ok = float(ev.success)
+        ret, length, rate = ev.ret, ev.length, ev.intervention_rate
         self.episodes += 1
         self.window.append((ok, rate, length, ret))
         if self.writer is not None:

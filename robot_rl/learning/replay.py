@@ -33,7 +33,10 @@ On-disk format (pickle-free, also the demo file format) -- a directory:
   ``frame_id`` (int64, Fc), ``obs.<key>`` (Fc x shape), ``obs_frame`` and
   ``next_frame`` (int64, Tc; frame ids, which refer to frames in this chunk or
   the previous one), ``action`` (float32 Tc x A), ``reward`` (float32),
-  ``terminated``/``truncated``/``intervened`` (bool), ``actor_id`` (int32).
+  ``terminated``/``truncated``/``intervened`` (bool), ``actor_id`` (int32), and, where
+  the transitions came from actors over the wire, their origin ``episode``, ``step`` and
+  ``actor_step`` (int64; the actor's episode index, step in it and actor-wide transition
+  counter, -1 when unknown): the learner rebuilds its per-actor dedupe state from them.
   Chunks are written to a temp file, fsynced and atomically renamed, so a
   crash loses at most the transitions not yet flushed.
 * Each chunk's safetensors metadata holds ``crc32``: zlib.crc32 (8 hex digits)
@@ -65,7 +68,9 @@ from robot_rl.paths import atomic_write_bytes
 
 from .networks import as_dict_space, classify_observation_space
 
-__all__ = ["ReplayBuffer", "DemoOnlineBuffers", "ChunkWriter", "read_manifest", "iter_chunks"]
+__all__ = ["ReplayBuffer", "DemoOnlineBuffers", "ChunkWriter", "read_manifest", "iter_chunks",
+           "read_origins"]
+ORIGIN_FIELDS = ("episode", "step", "actor_step")  # optional chunk tensors, int64
 
 FORMAT_NAME = "robot_rl.replay"
 FORMAT_VERSION = 1
@@ -171,7 +176,8 @@ def iter_chunks(path: str, manifest: Dict[str, Any]):
                 )
         if c["action"].shape != (nt, adim):
             raise ValueError(f"corrupt replay chunk {fname!r}: action shape {c['action'].shape}, expected {(nt, adim)}")
-        for k in ("next_frame", "reward", "terminated", "truncated", "actor_id", "intervened"):
+        for k in ("next_frame", "reward", "terminated", "truncated", "actor_id", "intervened",
+                  *(f for f in ORIGIN_FIELDS if f in c)):
             if c[k].shape != (nt,):
                 raise ValueError(f"corrupt replay chunk {fname!r}: {k} shape {c[k].shape}, expected ({nt},)")
         floats = ["action", "reward"] + [f"obs.{k}" for k, spec in obs_spec.items() if spec["dtype"] == "float32"]
@@ -241,6 +247,7 @@ class ChunkWriter:
         self._frames: Dict[str, List[np.ndarray]] = {k: [] for k in self.obs_spec}
         self._fids: List[int] = []
         self._tr: Dict[str, List[Any]] = {k: [] for k in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated", "actor_id", "intervened")}
+        self._origins: List[Tuple[int, int, int]] = []
 
     def _new_frame(self, frame: Mapping[str, np.ndarray]) -> int:
         fid = self.next_fid
@@ -250,7 +257,8 @@ class ChunkWriter:
             self._frames[k].append(np.array(frame[k], copy=True))
         return fid
 
-    def record(self, obs_shared: bool, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened) -> None:
+    def record(self, obs_shared: bool, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened,
+               origin: Optional[Tuple[int, int, int]] = None) -> None:
         if obs_shared and self._last_next_fid is not None:
             ofid = self._last_next_fid
         else:
@@ -266,6 +274,7 @@ class ChunkWriter:
         t["truncated"].append(bool(truncated))
         t["actor_id"].append(int(actor_id))
         t["intervened"].append(bool(intervened))
+        self._origins.append(tuple(int(v) for v in origin) if origin is not None else (-1, -1, -1))
         if len(t["obs_frame"]) >= self.flush_every:
             self.flush()
 
@@ -292,6 +301,10 @@ class ChunkWriter:
         }
         for k, spec in self.obs_spec.items():
             tensors[f"obs.{k}"] = np.ascontiguousarray(np.stack(self._frames[k]).astype(spec["dtype"]))
+        if any(o[2] >= 0 for o in self._origins):
+            origins = np.asarray(self._origins, np.int64).reshape(-1, 3)
+            for j, name in enumerate(ORIGIN_FIELDS):
+                tensors[name] = np.ascontiguousarray(origins[:, j])
         meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "crc32": _chunk_crc32(tensors)}
         data = save(tensors, metadata=meta)
         atomic_write_bytes(os.path.join(self.path, _chunk_name(self.next_chunk)), data)
@@ -444,10 +457,12 @@ class ReplayBuffer:
         truncated: bool,
         actor_id: int = 0,
         intervened: bool = False,
+        origin: Optional[Tuple[int, int, int]] = None,
     ) -> None:
         """Append one transition. ``terminated`` and ``truncated`` are kept
         separate: only ``terminated`` stops bootstrapping (time limits must
-        bootstrap, Pardo et al. 2018)."""
+        bootstrap, Pardo et al. 2018). ``origin`` = (episode, step, actor_step) of a
+        transition streamed by an actor, persisted with it (see the module docstring)."""
         # Everything is checked before anything is stored: a rejected transition leaves no trace.
         obs = self._checked_obs(self._as_dict(obs), "obs")
         next_obs = self._checked_obs(self._as_dict(next_obs), "next_obs")
@@ -474,7 +489,7 @@ class ReplayBuffer:
         self.n_added += 1
         self._chain = None if (terminated or truncated) else ngid
         if self.writer is not None:
-            self.writer.record(shared, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened)
+            self.writer.record(shared, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened, origin)
 
     def end_episode(self) -> None:
         """Break the frame chain (e.g. after an env reset without a done flag)."""
@@ -631,6 +646,27 @@ class ReplayBuffer:
         if resume:
             buf.writer = ChunkWriter(path, buf.obs_spec, buf.action_dim, flush_every or int(man["flush_every"]))
         return buf
+
+
+def read_origins(path: str) -> Dict[str, np.ndarray]:
+    """``actor_id``, ``episode``, ``step``, ``actor_step`` of every stored transition, oldest
+    first (int64; -1 where a chunk predates origins). Reads only those tensors."""
+    from safetensors import safe_open
+
+    read_manifest(path)
+    parts: Dict[str, List[np.ndarray]] = {k: [] for k in ("actor_id", *ORIGIN_FIELDS)}
+    for _, fname in _list_chunks(path):
+        try:
+            with safe_open(fname, framework="numpy") as f:
+                names = set(f.keys())
+                actor = f.get_tensor("actor_id").astype(np.int64)
+                parts["actor_id"].append(actor)
+                for name in ORIGIN_FIELDS:
+                    parts[name].append(f.get_tensor(name).astype(np.int64) if name in names
+                                       else np.full(len(actor), -1, np.int64))
+        except Exception as e:
+            raise ValueError(f"corrupt replay chunk {fname!r}: {e}") from e
+    return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
 
 
 def stored_counts(path: str) -> Tuple[int, int]:

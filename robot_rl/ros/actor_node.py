@@ -5,9 +5,14 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
 
 * ``/rl/actor_weights`` in (transient_local): decoded and checked in the callback, applied by
   the acting thread before its next action (never blocks acting). Without a learner the actor
-  keeps acting with the last weights it got. Newer versions replace older ones; weights from a
-  new learner process (a restart, which counts versions from its checkpoint) are always taken.
-* ``/rl/transitions`` out: a batch every ``actor.send_every`` steps and at every episode end.
+  keeps acting with the last weights it got. Within one run (metadata ``run``) only a higher
+  version replaces the weights (a lower one is refused and counted: ``stale_version``); weights
+  of another run are taken.
+* ``/rl/transitions`` out: a batch every ``actor.send_every`` steps and at every episode end;
+  each is kept (memory and ``actor.outbox_dir``) until ``/rl/transition_acks`` says the learner
+  holds it durably, and resent after a learner restart or when acks stop advancing
+  (``robot_rl.learning.outbox``). A restarted actor resends what it held and continues its
+  episode and step numbering.
 * ``/intervention/action`` in (sensor_msgs/Joy): ``axes[:action_dim]`` in the policy's action
   frame [-1, 1], ``buttons[0] == 1`` while the human holds the dead-man button. It replaces the
   policy action if the newest message has the button pressed and arrived within two control
@@ -21,13 +26,16 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
 * ``/rl/actor_status`` out (String JSON, 1 Hz): weights version, rejected weight messages...
 
 Episodes follow ``robot_rl.hil.episode.EpisodeStateMachine``: resets go through ``/scene/reset``
-(``actor.reset_timeout``); ``actor.max_reset_failures`` consecutive failures stop the actor with
-a fatal log (the node stays up and reports ``state: failed``).
+(``actor.reset_timeout``). A robot clock that jumps back (a restarted simulator or driver) ends
+the running episode unsent (``broken_episodes``, ``dropped_steps``) and a new one starts.
+``actor.max_reset_failures`` consecutive failed resets, or an error in the acting thread, make
+the node exit with code 1, so the launcher and ``ros2 launch`` see it.
 """
 from __future__ import annotations
 
 import collections
 import json
+import os
 import threading
 import time
 from typing import List, Optional
@@ -39,13 +47,15 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String, UInt8MultiArray
 
-from robot_rl import transport
+from robot_rl import security, transport
 from robot_rl.hil.episode import ENDED, EpisodeState, EpisodeStateMachine
+from robot_rl.learning.outbox import Outbox, Resender, decode_ack
+from robot_rl.learning.weight_check import WeightCheckError, WeightProbe
 from robot_rl.learning.rlpd import RLPDAgent
 from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT, EVENT_QOS,
-                                       INTERVENTION, STATUS_QOS, TRANSITIONS, TRANSITIONS_QOS,
-                                       WEIGHTS_QOS, task_spaces)
-from robot_rl.ros.node_utils import declare_config, run_nodes
+                                       INTERVENTION, STATUS_QOS, TRANSITION_ACKS, TRANSITIONS,
+                                       TRANSITIONS_QOS, WEIGHTS_QOS, task_spaces)
+from robot_rl.ros.node_utils import NodeFailed, declare_config, run_nodes
 
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -64,13 +74,18 @@ class ActorNode(Node):
         self.action_space.seed(cfg.agent.seed + 1000 + ac.actor_id)
         self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent)
         self._reference = self.agent.actor_state_dict()
+        self.auth = security.NodeAuth.from_config(cfg, f"actor_{ac.actor_id}")
+        self.weight_probe = WeightProbe(self.agent)
         self.period = 1.0 / cfg.control_rate_hz
         self.weights_version = 0
         self.weights_received = 0
         self.rejected: collections.Counter = collections.Counter()  # by reason
-        self._pending: Optional[tuple] = None  # (state dict, version, learner id)
+        self._pending: Optional[tuple] = None  # (state dict, version, learner id, run id)
+        self._weights_run: Optional[str] = None  # run of the newest weights received
+        self._newest_version = 0  # of that run
         self._learner_id: Optional[str] = None  # of the newest weights received
         self._applied_learner: Optional[str] = None  # of the weights acting now
+        self._applied_run: Optional[str] = None
         self._lock = threading.Lock()
         self._joy: Optional[tuple] = None  # (monotonic receive time, pressed, axes, stamp)
         self._joy_changed = threading.Condition()
@@ -82,12 +97,19 @@ class ActorNode(Node):
         self.human_sync_timeouts = 0
         self._stop = threading.Event()
         self.state = "starting"
-        self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id)
+        self.outbox = Outbox(ac.outbox_dir or os.path.join(cfg.learner.run_dir, "actors",
+                                                           f"actor_{ac.actor_id}"),
+                             ac.outbox_max_bytes)
+        self.resender = Resender(self.outbox, ac.resend_after)
+        self._out_lock = threading.Lock()  # outbox, resender and publishing, in order
+        self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id,
+                                      episode=self.outbox.next_episode)
         self.total_steps = 0
+        self.broken_episodes = self.dropped_steps = 0
         self._learner_updates: int | None = None
         self._learner_seen = 0.0
         self._lead_offset: int | None = None
-        self.sent_steps = 0
+        self.sent_steps = self.outbox.next_step  # actor-wide transition counter
         self.seq = 0
         self.env = None
 
@@ -96,7 +118,9 @@ class ActorNode(Node):
         self.pub_status = self.create_publisher(String, ACTOR_STATUS, STATUS_QOS)
         self.create_subscription(UInt8MultiArray, ACTOR_WEIGHTS, self._on_weights, WEIGHTS_QOS)
         self.create_subscription(Joy, INTERVENTION, self._on_joy, INTERVENTION_QOS)
+        self.create_subscription(UInt8MultiArray, TRANSITION_ACKS, self._on_ack, STATUS_QOS)
         self.create_timer(1.0, self._report)
+        self.create_timer(0.05, self._resend)
         self._thread = threading.Thread(target=self._run, name="acting", daemon=True)
         self._thread.start()
 
@@ -104,17 +128,30 @@ class ActorNode(Node):
     def _on_weights(self, msg: UInt8MultiArray) -> None:
         try:
             sd, version, meta = transport.decode_weights(
-                transport.from_msg(msg), self._reference, self.ac.max_message_bytes)
+                transport.from_msg(msg), self._reference, self.ac.max_message_bytes,
+                keyring=self.auth.keyring)
         except transport.TransportError as exc:
             self._reject(exc.reason, f"rejected actor weights: {exc}")
             return
-        learner = meta["learner"]
+        learner, run = meta["learner"], meta["run"]
+        # A run's versions never go backwards (the learner reserves each one durably): a lower
+        # one is an old message or an impostor. Another run starts afresh.
+        if run == self._weights_run and version <= self._newest_version:
+            if version < self._newest_version:
+                self._reject("stale_version", f"refused weights v{version} of run {run}: "
+                                              f"v{self._newest_version} already received")
+            return
+        try:
+            self.weight_probe.check(sd)
+        except WeightCheckError as exc:
+            self._reject("unfit_weights", f"rejected actor weights v{version}: {exc}")
+            return
         with self._lock:
-            # Versions order weights within one learner process; a restarted learner (new id)
-            # counts from its checkpoint and must not be ignored for being "older".
-            if self._pending is None or learner != self._pending[2] or version > self._pending[1]:
-                self._pending = (sd, version, learner)
+            self._weights_run, self._newest_version = run, version
+            self._pending = (sd, version, learner, run)
         self.weights_received += 1
+        with self._out_lock:
+            self.resender.on_learner(learner)
         if learner != self._learner_id:
             if self._learner_id is not None:
                 self.get_logger().info(f"weights from a new learner process ({learner}, v{version}); "
@@ -126,6 +163,22 @@ class ActorNode(Node):
             if self._lead_offset is None:  # the learner's start-up lag (demos, min_online)
                 self._lead_offset = self.sent_steps - updates
             self._learner_updates, self._learner_seen = updates, time.monotonic()
+
+    def _on_ack(self, msg: UInt8MultiArray) -> None:
+        try:
+            ack = decode_ack(transport.from_msg(msg), keyring=self.auth.keyring)
+        except transport.TransportError as exc:
+            self._reject(exc.reason, f"rejected an acknowledgement: {exc}")
+            return
+        with self._out_lock:
+            self.resender.on_learner(ack.learner)
+            if self.ac.actor_id in ack.acks:
+                self.resender.on_ack(ack.acks[self.ac.actor_id])
+
+    def _resend(self) -> None:
+        with self._out_lock:
+            for entry in self.resender.due():
+                self.pub_tr.publish(transport.to_msg(entry.data))
 
     def _reject(self, reason: str, text: str) -> None:
         self.rejected[reason] += 1
@@ -172,14 +225,23 @@ class ActorNode(Node):
         self.human_sync_answers += 1
 
     def _report(self) -> None:
+        if self.state == "failed":  # out of spin: the process exits non-zero
+            raise NodeFailed(f"actor {self.ac.actor_id} cannot go on (see the fatal log above)")
+        ob = self.outbox
         st = {"actor_id": self.ac.actor_id, "state": self.state,
               "weights_version": self.weights_version, "weights_learner": self._applied_learner,
+              "weights_run": self._applied_run,
               "weights_received": self.weights_received,
               "rejected": sum(self.rejected.values()), "rejections": dict(self.rejected),
               "episode": self.sm.episode, "steps": self.total_steps, "sent": self.sent_steps,
               "steps_since_intervention": self.sm.steps_since_intervention,
               "human_sync_answers": self.human_sync_answers,
-              "human_sync_timeouts": self.human_sync_timeouts}
+              "human_sync_timeouts": self.human_sync_timeouts,
+              "unacked_steps": ob.unacked_steps, "acked": ob.acked, "outbox_bytes": ob.bytes,
+              "outbox_dropped_steps": ob.dropped_steps, "recovered_messages": ob.recovered,
+              "resends": self.resender.resends, "resent_messages": self.resender.resent,
+              "broken_episodes": self.broken_episodes, "dropped_steps": self.dropped_steps,
+              "authenticated": self.auth.enabled}
         try:
             self.pub_status.publish(String(data=json.dumps(st)))
         except Exception:
@@ -189,9 +251,10 @@ class ActorNode(Node):
     def _apply_weights(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        if pending is not None and (pending[1] > self.weights_version or pending[2] != self._applied_learner):
+        if pending is not None:  # ordered by run and version in _on_weights
             self.agent.load_actor_state_dict(pending[0])
             self.weights_version, self._applied_learner = pending[1], pending[2]
+            self._applied_run = pending[3]
 
     def _choose(self, obs, obs_stamp: float) -> tuple[np.ndarray, bool]:
         self._await_human(obs_stamp)
@@ -208,9 +271,13 @@ class ActorNode(Node):
     def _send(self, pending: List[transport.StepRecord]) -> None:
         if not pending:
             return
-        data = transport.encode_transitions(pending, self.ac.actor_id, self.seq, self.sent_steps,
-                                            self.obs_spec)
-        self.pub_tr.publish(transport.to_msg(data))
+        with self._out_lock:
+            data = transport.encode_transitions(pending, self.ac.actor_id, self.seq,
+                                                self.sent_steps, self.obs_spec, self.outbox.oldest,
+                                                signer=self.auth.signer)
+            self.outbox.add(self.sent_steps, len(pending), pending[-1].episode, data)
+            if not self.resender.active:  # else the resend sends it, in order
+                self.pub_tr.publish(transport.to_msg(data))
         self.seq += 1
         self.sent_steps += len(pending)
         pending.clear()
@@ -243,7 +310,7 @@ class ActorNode(Node):
             raise
 
     def _act(self) -> None:
-        from robot_rl.envs.ros_env import ObservationTimeout
+        from robot_rl.envs.ros_env import ClockJumpedBack, ObservationTimeout
 
         ac, sm = self.ac, self.sm
         self.state = "waiting_for_robot"
@@ -279,7 +346,6 @@ class ActorNode(Node):
             sm.start()
             self.state = "running"
             self._event()
-            first = obs
             while sm.state == EpisodeState.RUNNING and not self._stop.is_set():
                 self._wait_for_learner()
                 self._apply_weights()
@@ -287,6 +353,13 @@ class ActorNode(Node):
                 version = self.weights_version
                 try:
                     next_obs, reward, term, _trunc, info = env.step(action)
+                except ClockJumpedBack as exc:
+                    self.broken_episodes += 1
+                    self.dropped_steps += len(pending)
+                    pending.clear()
+                    sm.abort(f"robot clock jumped back: {exc}")
+                    self.get_logger().warning(f"episode {sm.episode} dropped: {exc}")
+                    break
                 except ObservationTimeout as exc:
                     self._send(pending)
                     sm.abort(f"observation timeout: {exc}")
@@ -298,7 +371,8 @@ class ActorNode(Node):
                     terminated=res.terminated, truncated=res.truncated, intervened=intervened,
                     episode=sm.episode, step=sm.length - 1, weights_version=version,
                     steps_since_intervention=sm.steps_since_intervention,
-                    obs=first if sm.length == 1 else None))
+                    # row 0 of every message carries its observation: self-contained, resendable
+                    obs=obs if sm.length == 1 or not pending else None))
                 self.total_steps += 1
                 if len(pending) >= ac.send_every or res.done:
                     self._send(pending)
@@ -325,6 +399,8 @@ class ActorNode(Node):
                 self.env.close()
             except Exception:
                 pass
+        with self._out_lock:
+            self.outbox.close()
 
 
 def main(args=None) -> int:

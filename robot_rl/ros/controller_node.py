@@ -449,11 +449,13 @@ class ControllerNode(Node):
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.pub_status = self.create_publisher(String, STATUS, m.COMMAND_QOS)
-        self.create_service(Trigger, ENGAGE, self._srv(self.core.engage))
-        self.create_service(Trigger, DISENGAGE, self._srv(self.core.disengage))
-        self.create_service(Trigger, DEACTIVATE, self._srv(self.core.deactivate))
+        from robot_rl.ros.node_utils import CommandGuard
+        guard = CommandGuard(self, cfg)  # security.restrict_commands; stopping is never restricted
+        self.create_service(Trigger, ENGAGE, guard.wrap(ENGAGE, self._srv(self.core.engage)))
+        self.create_service(Trigger, DISENGAGE, guard.wrap(DISENGAGE, self._srv(self.core.disengage)))
+        self.create_service(Trigger, DEACTIVATE, guard.wrap(DEACTIVATE, self._srv(self.core.deactivate)))
         self.create_service(Trigger, ESTOP, self._srv(self._estop))
-        self.create_service(Trigger, RESET_ESTOP, self._srv(self._reset_estop))
+        self.create_service(Trigger, RESET_ESTOP, guard.wrap(RESET_ESTOP, self._srv(self._reset_estop)))
 
         self.stats = LatencyStats()
         self.compute = SampleBuffer()  # tick start -> command published

@@ -15,7 +15,6 @@ resets its per-episode state on ``/episode/event`` (and when it sees the scene r
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -30,6 +29,7 @@ from robot_rl.envs.task import Snapshot
 from robot_rl.hil.devices import DeviceError, device_mapping, open_device
 from robot_rl.hil.mapping import ActionMapper, InterventionCommand
 from robot_rl.hil.sim_human import SimHuman
+from robot_rl.parsing import InputError, parse_episode_event
 from robot_rl.ros import messages as m
 
 EPISODE_EVENT = "/episode/event"
@@ -56,6 +56,7 @@ class InterventionNode(Node):
         self.rate = hil.rate_hz or 2.0 * cfg.control_rate_hz
         self.pub = self.create_publisher(Joy, hil.topic, 10)
         self.published = 0
+        self.rejected_events = 0
         self.device = None
         self.sim_human: SimHuman | None = None
         self._last_cmd = InterventionCommand(np.zeros(self.action_dim, np.float32), False)
@@ -159,15 +160,17 @@ class InterventionNode(Node):
 
     def _on_event(self, msg: String) -> None:
         try:
-            event = json.loads(msg.data)
-        except json.JSONDecodeError:
-            self.get_logger().warning(f"{EPISODE_EVENT}: not JSON: {msg.data[:80]!r}")
+            event = parse_episode_event(msg.data)
+        except InputError as exc:  # anyone on the domain can publish here: log, count, go on
+            self.rejected_events += 1
+            self.get_logger().warning(f"{EPISODE_EVENT}: ignored ({exc}); "
+                                      f"{self.rejected_events} ignored so far",
+                                      throttle_duration_sec=2.0)
             return
-        if event.get("event") in ("resetting", "running"):
-            episode = event.get("episode")
+        if event.event in ("resetting", "running"):
             with self._lock:
-                if event["event"] == "resetting" or episode != self.sim_human.episode:
-                    self.sim_human.reset(episode if isinstance(episode, int) else None)
+                if event.event == "resetting" or event.episode != self.sim_human.episode:
+                    self.sim_human.reset(event.episode)
                     self._last_cmd = InterventionCommand(
                         np.zeros(self.action_dim, np.float32), False, stamp=self._last_cmd.stamp)
 

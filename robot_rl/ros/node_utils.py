@@ -1,8 +1,11 @@
 """What every robot_rl node shares: the configuration as ROS parameters, and clean shutdown."""
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 import threading
+import time
 from typing import Callable, Sequence
 
 import rclpy
@@ -96,10 +99,47 @@ def pick_by_name(node: Node, parameter: str, items: list):
     return items[names.index(wanted)]
 
 
+class NodeFailed(RuntimeError):
+    """A node can no longer do its work (raise it from a callback): run_nodes logs the reason
+    without a traceback and the process exits 1, so the launcher and `ros2 launch` see it."""
+
+
+def _shutting_down(exc: BaseException) -> bool:
+    """An error that only says the ROS context went away under a wait (a signal shut it down
+    between the executor's checks), not that anything failed."""
+    from rclpy._rclpy_pybind11 import RCLError
+    return isinstance(exc, ExternalShutdownException) or (
+        isinstance(exc, RCLError) and not rclpy.ok())
+
+
+def _quiet_shutdown_in_threads() -> None:
+    """Spin threads of helper executors (the env's, a recorder's) end with the context on a
+    signal; that is a stop, not a crash worth a traceback. Every other error still prints."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if args.exc_value is not None and _shutting_down(args.exc_value):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
 def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,
               threads: int = 2, on_shutdown: Callable[[], None] | None = None) -> int:
-    """Init rclpy, spin the nodes until Ctrl-C/SIGTERM, then tear everything down."""
+    """Init rclpy, spin the nodes until Ctrl-C/SIGTERM, then tear everything down.
+
+    SIGINT and SIGTERM (to the process or its group) end the spin; the nodes' ``close()``
+    then runs with further signals deferred, so a second one cannot interrupt a save with a
+    traceback. Returns 0 after a signal, 2 for a configuration or key error."""
+    from robot_rl.security import SecurityError
+    from robot_rl.shutdown import signals_deferred, stop_on_signals
+
+    stop_on_signals()  # before rclpy.init, so rclpy's handler chains to it
+    exit_code_box = [0]
+    atexit.register(_skip_finalization, exit_code_box)  # runs after later-registered handlers
     rclpy.init(args=args if args is not None else sys.argv)
+    _quiet_shutdown_in_threads()
     nodes: Sequence[Node] = ()
     code = 0
     try:
@@ -114,16 +154,142 @@ def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None =
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, SecurityError, FileNotFoundError, ValueError) as exc:
         print(f"[robot_rl] error: {exc}", file=sys.stderr)
         code = 2
+    except NodeFailed as exc:
+        print(f"[robot_rl] node failed: {exc}", file=sys.stderr)
+        code = 1
+    except Exception as exc:
+        if not _shutting_down(exc):
+            raise
     finally:
-        if on_shutdown is not None:
-            on_shutdown()
-        for node in nodes:
-            close = getattr(node, "close", None)
-            if callable(close):
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with signals_deferred(restore=False):  # the process exits after this
+            if on_shutdown is not None:
+                on_shutdown()
+            for node in nodes:
+                close = getattr(node, "close", None)
+                if callable(close):
+                    close()
+                node.destroy_node()
+            rclpy.try_shutdown()
+        _arm_exit_watchdog(code)
+    exit_code_box[0] = code  # reached only without an exception in flight
+    _TEARDOWN_DONE.set()
     return code
+
+
+_TEARDOWN_DONE = threading.Event()
+
+
+def _skip_finalization(code_box: list) -> None:
+    """After a complete teardown (every node closed, files saved and closed), end the process
+    without the interpreter's finalization: tearing down torch, numpy and the DDS participant
+    module by module took 3-5 s under load, longer than the whole stop is allowed. Runs as an
+    atexit handler, so every non-daemon thread has been joined and the handlers registered
+    after run_nodes started (by the nodes and their libraries) have run."""
+    if not _TEARDOWN_DONE.is_set():
+        return  # an error path: let the interpreter finish normally
+    import logging
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code_box[0])
+
+
+EXIT_GRACE_S = 2.0
+
+
+def _arm_exit_watchdog(code: int) -> None:
+    """When the interpreter exits, it joins every non-daemon thread; one stuck in a callback
+    (a service waiting on a thread that stopped) would keep a stopped node alive for ever.
+    Give them EXIT_GRACE_S, then name them and exit anyway."""
+    def arm() -> None:
+        def expire() -> None:
+            time.sleep(EXIT_GRACE_S)
+            names = [t.name for t in threading.enumerate()
+                     if not t.daemon and t is not threading.main_thread()]
+            print(f"[robot_rl] threads {names} did not finish within {EXIT_GRACE_S:g} s of "
+                  f"the shutdown; exiting anyway", file=sys.stderr, flush=True)
+            os._exit(code)
+
+        threading.Thread(target=expire, name="exit-watchdog", daemon=True).start()
+
+    register = getattr(threading, "_register_atexit", None)  # runs before the joins
+    if register is not None:
+        register(arm)
+
+
+class CommandGuard:
+    """Restricts a node's Trigger services to calls announced by an operator-signed token
+    (``security.restrict_commands``; ``robot_rl.security.CommandGate``). Off: services are
+    wrapped by nothing. DDS itself cannot tell a service who called it (the request carries
+    only the client's writer GUID, and node names are self-declared), hence the token."""
+
+    def __init__(self, node: Node, cfg: Config):
+        from robot_rl import security
+        self.node, self.gate = node, None
+        if not cfg.security.restrict_commands:
+            return
+        if not cfg.security.keystore:
+            raise security.SecurityError("security.restrict_commands needs security.keystore "
+                                         "(its operator keys may call the restricted services)")
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        from robot_rl.ros.messages import SCENE_RESET
+        self.gate = security.CommandGate(security.Keyring.load(cfg.security.keystore),
+                                         cfg.security.command_max_age_s,
+                                         actor_services=[SCENE_RESET, cfg.hil.reset.service])
+        node.create_subscription(String, security.COMMAND_TOKEN_TOPIC, self._on_token,
+                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _on_token(self, msg) -> None:
+        reason = self.gate.offer(msg.data)
+        if reason is not None:
+            self.node.get_logger().warning(f"refused a command token ({reason}); refused so far "
+                                           f"{dict(self.gate.refused)}", throttle_duration_sec=1.0)
+
+    def wrap(self, service: str, callback: Callable):
+        if self.gate is None:
+            return callback
+
+        def guarded(request, response):
+            ok, why = self.gate.authorize(service)
+            if not ok:
+                self.node.get_logger().warning(f"refused a call of {service}: no valid token",
+                                               throttle_duration_sec=1.0)
+                response.success, response.message = False, why
+                return response
+            return callback(request, response)
+
+        return guarded
+
+
+class CommandCaller:
+    """Client side of CommandGuard: with ``security.restrict_commands``, announces each call of
+    a restricted service with a token signed by this node's key (an actor's resets)."""
+
+    def __init__(self, node: Node, cfg: Config, key_name: str):
+        from robot_rl import security
+        self.signer = None
+        if not (cfg.security.restrict_commands and cfg.security.keystore):
+            return
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        self.signer = security.Signer.load(cfg.security.keystore, key_name)
+        self._string = String
+        self.pub = node.create_publisher(String, security.COMMAND_TOKEN_TOPIC,
+                                         QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def announce(self, service: str, match_timeout: float = 1.0) -> None:
+        if self.signer is None:
+            return
+        from robot_rl import security
+        deadline = time.monotonic() + match_timeout
+        while self.pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the service's token reader has not matched yet
+        self.pub.publish(self._string(data=security.command_token(self.signer, service)))
+        time.sleep(0.02)  # the token and the call travel on separate writers

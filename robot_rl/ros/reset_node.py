@@ -28,6 +28,7 @@ from robot_rl.config import Config
 from robot_rl.hil.reset import (RESET_HOOKS, ResetFailed, check_hooks, converged, home_pose,
                                 interpolate, quat_angle, sample_start)
 from robot_rl.ros import messages as m
+from robot_rl.ros.node_utils import CommandGuard
 
 
 class ResetNode(Node):
@@ -56,14 +57,17 @@ class ResetNode(Node):
         self._inputs = rclpy.create_node(f"{name}_inputs", context=self.context)
         self._inputs.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
         self._inputs.create_subscription(Joy, cfg.hil.topic, self._on_joy, 10)
-        self._inputs.create_service(Trigger, r.confirm_service, self._on_confirm)
+        # Tokens arrive on the helper node: the main executor is busy during a reset motion.
+        guard = CommandGuard(self._inputs, cfg)  # security.restrict_commands
+        self._inputs.create_service(Trigger, r.confirm_service,
+                                    guard.wrap(r.confirm_service, self._on_confirm))
         self._input_executor = SingleThreadedExecutor(context=self.context)
         self._input_executor.add_node(self._inputs)
         self._input_thread = threading.Thread(target=self._input_executor.spin, daemon=True)
         self._input_thread.start()
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
-        self.create_service(Trigger, r.service, self._on_reset)
+        self.create_service(Trigger, r.service, guard.wrap(r.service, self._on_reset))
         self.get_logger().info(
             f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
             f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "

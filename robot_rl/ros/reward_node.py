@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
+from robot_rl.parsing import InputError, parse_episode_event
 from robot_rl.ros import messages as m
 
 
@@ -140,9 +140,9 @@ class RewardNode(Node):
 
     def _on_event(self, msg: String) -> None:
         try:
-            self._episode = int(json.loads(msg.data).get("episode", self._episode))
-        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
-            pass
+            self._episode = parse_episode_event(msg.data).episode
+        except InputError as exc:
+            self.get_logger().warning(f"/episode/event: ignored ({exc})", throttle_duration_sec=2.0)
 
     def _on_record(self, camera: str, msg: Image, first: bool) -> None:
         image = m.msg_to_image(msg)

@@ -16,6 +16,7 @@ import time
 from functools import partial
 
 from geometry_msgs.msg import PoseStamped
+import rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
@@ -24,7 +25,7 @@ from robot_rl.robot.adapter import SimArmAdapter
 from robot_rl.ros import messages as m
 from robot_rl.ros.camera_node import CameraNode
 from robot_rl.ros.joint_driver_node import JointDriverNode
-from robot_rl.ros.node_utils import declare_config, run_nodes
+from robot_rl.ros.node_utils import CommandGuard, declare_config, run_nodes
 from robot_rl.ros.tactile_node import TactileNode
 from robot_rl.sim.world import SimWorld
 
@@ -44,7 +45,8 @@ class MujocoSimNode(Node):
                         for t in cfg.tactile if t.backend == "sim"]
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
         self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
-        self.create_service(Trigger, m.SCENE_RESET, self._on_reset)
+        guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
+        self.create_service(Trigger, m.SCENE_RESET, guard.wrap(m.SCENE_RESET, self._on_reset))
         self._command = threading.Event()
         self._reset_request = threading.Event()
         self._reset_done = threading.Event()
@@ -74,10 +76,13 @@ class MujocoSimNode(Node):
         self._reset_done.clear()
         self._reset_request.set()
         self._command.set()  # wake a lockstep wait
-        if not self._reset_done.wait(RESET_TIMEOUT):
-            response.success = False
-            response.message = f"sim did not reset within {RESET_TIMEOUT} s"
-            return response
+        deadline = time.monotonic() + RESET_TIMEOUT
+        while not self._reset_done.wait(0.1):  # in slices: a stopping node must not hang here
+            if self._stop.is_set() or time.monotonic() > deadline:
+                response.success = False
+                response.message = ("the simulator is shutting down" if self._stop.is_set()
+                                     else f"sim did not reset within {RESET_TIMEOUT} s")
+                return response
         x, y, yaw = self._last_reset
         response.success = True
         response.message = f"object at x={x:.3f} y={y:.3f} yaw={yaw:.3f}"
@@ -132,6 +137,9 @@ class MujocoSimNode(Node):
                     else:
                         next_wall = time.perf_counter()  # fell behind: do not try to catch up
         except Exception as exc:  # surface physics/render failures instead of a silent thread
+            if not rclpy.ok():  # a signal shut the context down under a publish: a stop
+                self._stop.set()
+                return
             self.get_logger().fatal(f"physics thread stopped: {exc!r}")
             raise
         finally:

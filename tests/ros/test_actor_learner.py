@@ -145,8 +145,9 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
                         "training after resume", learn, logs)
         assert st["online"] > saved["online_count"]
 
-        # killed between checkpoints, the next learner counts versions from the older checkpoint,
-        # below what the actor holds: the actor follows the new learner process anyway
+        # killed between checkpoints, the next learner still counts versions on from the highest
+        # it ever published (issue 19: it used to restart from the checkpoint's, below what the
+        # actor held, and the actor took the lower version): the actor follows it
         first_id = st["learner_id"]
         act = probe.wait(ACTOR_STATUS, lambda s: s["weights_learner"] == first_id
                          and s["weights_version"] >= saved["version"] + 3, 60,
@@ -157,10 +158,10 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
         probe.latest.pop(LEARNER_STATUS, None)
         st = probe.wait(LEARNER_STATUS, lambda s: s["resumed"], 60, "learner after a crash", learn,
                         logs)
-        assert st["learner_id"] != first_id and st["weights_version"] == saved["version"] + 1
+        assert st["learner_id"] != first_id and st["weights_version"] > act["weights_version"]
         probe.wait(ACTOR_STATUS, lambda s: s["weights_learner"] == st["learner_id"]
-                   and s["weights_version"] == saved["version"] + 1 < act["weights_version"],
-                   30, "actor taking the restarted learner's lower version", robot, logs)
+                   and s["weights_version"] == st["weights_version"],
+                   30, "actor taking the restarted learner's next version", robot, logs)
     finally:
         probe.close()
         learn.stop()
