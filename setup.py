@@ -17,6 +17,8 @@ NODES = {
     "reset": "robot_rl.ros.reset_node:main",
     "reward": "robot_rl.ros.reward_node:main",
     "controller": "robot_rl.ros.controller_node:main",
+    "recorder": "robot_rl.ros.recorder_node:main",
+    "replay": "robot_rl.ros.replay_node:main",
 }
 
 setup(
@@ -48,6 +50,9 @@ setup(
         "opencv-python-headless>=4.9",
         "rich>=13",
         "matplotlib>=3.8",
+        "mcap>=1.2",  # recordings (robot_rl/data/mcap_io.py)
+        "mcap-ros2-support>=0.5",
+        "rosbags>=0.10",  # ROS 2 Jazzy message definitions for MCAP schemas
     ],
     extras_require={
         # A real rclpy on Fast DDS from PyPI, for machines without ROS 2 from apt.
@@ -58,6 +63,7 @@ setup(
             "ros-jazzy-geometry-msgs",
             "ros-jazzy-std-srvs",
             "ros-jazzy-trajectory-msgs",
+            "ros-jazzy-diagnostic-msgs",
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],

@@ -137,6 +137,26 @@ class TaskConfig:
 
 
 @dataclass
+class RecordingConfig:
+    """MCAP recording of the topic contract (``robot-rl record``, ``--record``); docs/data.md."""
+    path: str = ""                    # output .mcap; "" -> <run dir>/recording_<UTC time>.mcap
+    topics: list[str] = field(default_factory=list)   # empty: every topic of the contract
+    exclude: list[str] = field(default_factory=list)  # topics left out of the recording
+    cameras: bool = True              # record /camera/<n>/image_raw and camera_info
+    camera_rate_hz: float = 0.0       # 0: every frame; else at most this many per camera per s
+    camera_downscale: int = 1         # integer factor: 2 records 128x128 frames as 64x64
+    compression: Literal["zstd", "lz4", "none"] = "zstd"
+    chunk_kib: int = 1024             # a killed recorder loses at most the chunk being filled
+
+    def validate(self) -> None:
+        check(self.camera_rate_hz >= 0, "camera_rate_hz must be >= 0 (0: every frame)")
+        check(self.camera_downscale >= 1, "camera_downscale must be an integer >= 1")
+        check(self.chunk_kib >= 1, "chunk_kib must be >= 1")
+        check(not self.path or self.path.endswith(".mcap"),
+              f"path {self.path!r} must end in .mcap")
+
+
+@dataclass
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -159,6 +179,7 @@ class Config:
         extra_min=(0.0,), extra_max=(0.08,),  # extra: gripper opening, m
         ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")

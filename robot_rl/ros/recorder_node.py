@@ -1,0 +1,130 @@
+"""Records the topic contract to an MCAP file (``robot-rl record``, ``--record``).
+
+Subscriptions are raw: the CDR bytes rclpy receives go to the file as they are, so recording
+costs no deserialisation (except camera frames when ``recording.camera_downscale`` > 1). The
+file layout, crash behaviour and the topics are described in :mod:`robot_rl.data.mcap_io`.
+
+Parameters: ``config_file`` (+ overrides) and ``output`` (the .mcap path; default
+``recording.path``, else ``recording_<UTC time>.mcap`` in the working directory).
+"""
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from robot_rl.config import config_to_yaml
+from robot_rl.data.mcap_io import (CAMERA_INFO_TYPE, IMAGE_TYPE, RecordingWriter, cdr_stamp_ns,
+                                   default_recording_name, downscale_frame,
+                                   recording_topics)
+from robot_rl.diagnostics import HealthTracker
+from robot_rl.ros.node_utils import Diagnostics, declare_config, resolve_type, run_nodes
+
+# Deep enough that a burst (a reset, a slow disk) queues instead of dropping; the recorder's
+# own reader never slows the publishers (keep-last, volatile).
+RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                        reliability=ReliabilityPolicy.RELIABLE)
+
+
+class RecorderNode(Node):
+    def __init__(self, name: str = "recorder"):
+        super().__init__(name)
+        self.cfg = cfg = declare_config(self)
+        rc = cfg.recording
+        output = self.declare_parameter("output", rc.path).value or default_recording_name()
+        self.topics = recording_topics(cfg)
+        self.writer = RecordingWriter(output, rc.compression, rc.chunk_kib * 1024,
+                                      metadata={"config": config_to_yaml(cfg)})
+        self._min_gap_ns = int(1e9 / rc.camera_rate_hz) if rc.camera_rate_hz > 0 else 0
+        self._last_frame_ns: dict[str, int] = {}
+        self.dropped_by_rate = 0
+        self.errors = 0
+        for topic, type_name in self.topics.items():
+            self.writer.add_channel(topic, type_name)
+            handler = (self._camera_handler(topic, type_name) if topic.startswith("/camera/")
+                       else self._plain_handler(topic))
+            self.create_subscription(resolve_type(type_name), topic, handler, RECORD_QOS,
+                                     raw=True)
+        self._tracker = HealthTracker(error=("write_errors",), alive=("messages",))
+        self.diagnostics = Diagnostics(self, self._health)
+        self.get_logger().info(f"recording {len(self.topics)} topics to "
+                               f"{self.writer.partial_path} (renamed to {self.writer.path} "
+                               f"when it stops)")
+
+    def _plain_handler(self, topic: str):
+        def on_message(data: bytes) -> None:
+            self._write(topic, data)
+        return on_message
+
+    def _camera_handler(self, topic: str, type_name: str):
+        from rclpy.serialization import deserialize_message, serialize_message
+        factor = self.cfg.recording.camera_downscale
+        msg_type = resolve_type(type_name)
+        is_image = type_name == IMAGE_TYPE
+
+        def on_message(data: bytes) -> None:
+            if is_image and self._min_gap_ns:
+                stamp = cdr_stamp_ns(data) or time.time_ns()
+                last = self._last_frame_ns.get(topic)
+                if last is not None and 0 <= stamp - last < self._min_gap_ns:
+                    self.dropped_by_rate += 1
+                    return
+                self._last_frame_ns[topic] = stamp
+            if factor > 1:
+                msg = deserialize_message(data, msg_type)
+                (_downscale_image if is_image else _downscale_info)(msg, factor)
+                data = serialize_message(msg)
+            self._write(topic, data)
+        assert type_name in (IMAGE_TYPE, CAMERA_INFO_TYPE), type_name
+        return on_message
+
+    def _write(self, topic: str, data: bytes) -> None:
+        try:
+            self.writer.write(topic, data)
+        except Exception as exc:  # a full disk must be reported, not kill the graph
+            self.errors += 1
+            self.get_logger().error(f"writing {topic} failed: {exc!r}",
+                                    throttle_duration_sec=5.0)
+
+    def _health(self):
+        counts = self.writer.counts
+        return self._tracker.assess(
+            {"messages": sum(counts.values()), "write_errors": self.errors},
+            values={"file": str(self.writer.partial_path), "bytes": self.writer.bytes_written,
+                    "dropped_by_camera_rate": self.dropped_by_rate,
+                    "count": dict(counts)})
+
+    def close(self) -> None:
+        self.diagnostics.close()
+        path = self.writer.close()
+        self.get_logger().info(f"recording finished: {path} ({sum(self.writer.counts.values())} "
+                               f"messages, {path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _downscale_image(msg, factor: int) -> None:
+    import numpy as np
+
+    from robot_rl.ros.messages import image_to_msg, msg_to_image
+    small = downscale_frame(np.asarray(msg_to_image(msg)), factor)
+    scaled = image_to_msg(small, 0.0, msg.header.frame_id, msg.encoding)
+    msg.height, msg.width, msg.step, msg.data = scaled.height, scaled.width, scaled.step, scaled.data
+
+
+def _downscale_info(msg, factor: int) -> None:
+    # Pixel coordinates shrink by the factor: fx, fy, cx, cy and the projection's first rows.
+    k, p = list(msg.k), list(msg.p)
+    for i in (0, 2, 4, 5):
+        k[i] /= factor
+    for i in (0, 2, 3, 5, 6, 7):
+        p[i] /= factor
+    msg.k, msg.p = k, p
+    msg.width, msg.height = msg.width // factor, msg.height // factor
+
+
+def main(args=None) -> int:
+    return run_nodes(lambda: [RecorderNode()], args, threads=1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
