@@ -192,6 +192,8 @@ DELEGATED = {
     "train-gym": ("robot_rl.learning.train_gym", "train the agent on a Gymnasium environment"),
     "export": ("robot_rl.deploy.export", "export a trained policy to ONNX with its metadata"),
     "calibrate": ("robot_rl.calibration.cli", "camera intrinsics, hand-eye, tactile baselines"),
+    "dataset": ("robot_rl.data.dataset_cli", "export/import LeRobot v3.0 datasets (and MCAP demos)"),
+    "view": ("robot_rl.view", "live 3D/image view of a running graph in the browser (Rerun)"),
 }
 
 

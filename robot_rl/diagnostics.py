@@ -7,8 +7,8 @@ published...) into a level and a message naming what changed since the previous 
 Foxglove show.
 
 Levels follow ``diagnostic_msgs/DiagnosticStatus``: a problem counter that grew since the last
-report makes the node WARN (or ERROR), a liveness counter that did not grow makes it WARN
-("published: no new value in the last 1.0 s"); the next report with no new problem is OK
+report makes the node WARN (or ERROR), a liveness counter that has not grown for a few seconds
+makes it WARN ("published: no new value for 3.2 s"); the next report with no new problem is OK
 again, so the level says how the node is now and the values say what happened overall.
 """
 from __future__ import annotations
@@ -58,15 +58,16 @@ class HealthTracker:
     ``warn`` / ``error``: counters of problems (rejected commands, sequence gaps...); growth
     since the previous report raises the level and is named in the message.
     ``alive``: counters that must grow while the node works (frames published, control
-    periods); a report without growth is WARN. The first report only records the baseline
-    for ``alive`` counters, so a node is not flagged for the time before it started.
+    periods); one that has not grown for ``stale_after_s`` makes the node WARN. The clock
+    starts at the first report, so a node is not flagged for the time before it started.
     """
 
     def __init__(self, warn: Iterable[str] = (), error: Iterable[str] = (),
-                 alive: Iterable[str] = ()):
+                 alive: Iterable[str] = (), stale_after_s: float = 3.0):
         self.warn, self.error, self.alive = tuple(warn), tuple(error), tuple(alive)
+        self.stale_after_s = stale_after_s
         self._previous: dict[str, float] = {}
-        self._previous_at: float | None = None
+        self._grew_at: dict[str, float] = {}
 
     def assess(self, counters: dict, conditions: Iterable[tuple[str, str]] = (),
                values: dict | None = None, now: float | None = None) -> Health:
@@ -79,13 +80,12 @@ class HealthTracker:
                 grew = total - self._previous.get(name, 0)
                 if grew > 0:
                     reasons.append((level, f"{name} +{grew:g} (total {total:g})"))
-        if self._previous_at is not None:
-            for name in self.alive:
-                if counters.get(name, 0) == self._previous.get(name, 0):
-                    reasons.append(("WARN", f"{name}: no new value in the last "
-                                            f"{now - self._previous_at:.1f} s"))
+        for name in self.alive:
+            if name not in self._grew_at or counters.get(name, 0) != self._previous.get(name, 0):
+                self._grew_at[name] = now
+            elif now - self._grew_at[name] > self.stale_after_s:
+                reasons.append(("WARN", f"{name}: no new value for {now - self._grew_at[name]:.1f} s"))
         self._previous = {k: v for k, v in counters.items() if isinstance(v, (int, float))}
-        self._previous_at = now
         level = _worst(level for level, _ in reasons)
         message = "; ".join(reason for _, reason in reasons) if reasons else "OK"
         return Health(level, message, {**counters, **(values or {})})

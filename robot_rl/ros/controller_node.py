@@ -459,6 +459,12 @@ class ControllerNode(Node):
         # Status is published by the control thread right after a tick's command, not by an
         # executor timer: a timer callback holds the interpreter while the loop may need it.
         self._next_status = time.monotonic()
+        # /diagnostics likewise, once a second, from the control thread's slack.
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        self._health = HealthTracker(warn=("clamps", "deadline_misses"), error=("faults",))
+        self.diagnostics = Diagnostics(self, self.health, timer=False)
+        self._next_diagnostics = time.monotonic() + 1.0
         if start:
             self._thread.start()
 
@@ -618,6 +624,9 @@ class ControllerNode(Node):
                 if now >= self._next_status and (self.loop.slack_ns() > 1_000_000 or now > self._next_status + 1.0):
                     self._next_status = max(self._next_status + 1.0 / self.cfg.deploy.status_rate_hz, now)
                     self.publish_status()
+                if now >= self._next_diagnostics and self.loop.slack_ns() > 1_000_000:
+                    self._next_diagnostics = now + self.diagnostics.period_s
+                    self.diagnostics.publish()
                 if now >= self._next_log:
                     self._next_log += self.cfg.deploy.stats_log_period_s
                     self.log.info(self.stats_line())
@@ -695,6 +704,19 @@ class ControllerNode(Node):
                 "skipped_ticks": s["skipped_ticks"],
             }
         return self._figures
+
+    def health(self):
+        """OK / WARN / ERROR for /diagnostics, from the status the controller publishes."""
+        from robot_rl.diagnostics import controller_conditions
+        status = self.status_dict()
+        counters = {"ticks": status["ticks"], "forwarded": status["forwarded"],
+                    "held": status["held"], "clamps": sum(status["clamp_counts"].values()),
+                    "faults": sum(status["fault_counts"].values()),
+                    "deadline_misses": status["deadline_misses"]}
+        return self._health.assess(
+            counters, controller_conditions(status, 1.0 / self.loop.rate_hz),
+            values={k: status[k] for k in ("mode", "clamp_counts", "fault_counts", "latency_ms",
+                                           "jitter_ms", "provider")})
 
     def publish_status(self) -> None:
         def clean(x):  # JSON has no NaN

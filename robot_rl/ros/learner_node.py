@@ -182,6 +182,12 @@ class LearnerNode(Node):
                                  TRANSITIONS_QOS)
         self.create_subscription(String, EPISODE_EVENT, self._on_event, EVENT_QOS)
         self.create_timer(lc.log_every, self._report)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker(warn=("rejected", "sequence_gaps", "dropped_no_obs"))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            self.status(), [("ERROR", f"training thread stopped: {self.train_error!r}")]
+            if self.train_error is not None else []))
         self._publish_weights()
         self._thread = threading.Thread(target=self._train_loop, name="train", daemon=True)
         self._thread.start()

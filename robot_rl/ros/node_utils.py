@@ -56,6 +56,8 @@ class SensorReader:
     def __init__(self, node: Node, backend, publish: Callable, rate_hz: float, what: str):
         self.node, self.backend, self.publish = node, backend, publish
         self.rate_hz, self.what = rate_hz, what
+        self.timeouts = 0
+        self.failure: str | None = None  # the fatal sensor error that ended the reader
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=what, daemon=True)
         self._thread.start()
@@ -69,6 +71,7 @@ class SensorReader:
                 try:
                     frame = self.backend.latest(timeout_s=1.0)
                 except SensorTimeout as exc:
+                    self.timeouts += 1
                     self.node.get_logger().error(f"{self.what}: {exc}", throttle_duration_sec=2.0)
                     continue
                 if frame.seq != last_seq:
@@ -77,6 +80,7 @@ class SensorReader:
                 else:
                     self._stop.wait(0.5 / self.rate_hz)
         except SensorError as exc:
+            self.failure = str(exc)
             self.node.get_logger().fatal(f"{self.what}: sensor failed, no more frames: {exc}")
         finally:
             self.backend.stop()
@@ -142,6 +146,13 @@ def resolve_type(type_name: str):
         raise ValueError(f"message type {type_name!r} is not installed; expected its Python "
                          f"package {package} (apt ros-jazzy-{package.replace('_', '-')} or "
                          f"pip ros-jazzy-{package.replace('_', '-')})") from None
+
+
+def sensor_health(tracker, published: int, reader):
+    """Health of a camera/tactile node: frames flowing, timeouts, a failed sensor."""
+    failed = [("ERROR", f"sensor failed: {reader.failure}")] if reader and reader.failure else []
+    return tracker.assess({"published": published,
+                           "timeouts": reader.timeouts if reader else 0}, failed)
 
 
 class Diagnostics:
