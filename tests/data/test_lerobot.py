@@ -311,3 +311,79 @@ def test_existing_target_and_foreign_source_are_refused(exported, demos, image_c
     with pytest.raises(ValueError, match="no manifest.json"):
         export_lerobot(str(tmp_path), str(tmp_path / "y"), fps=FPS)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# MCAP recordings of /rl/transitions, and the command line
+# --------------------------------------------------------------------------------------------
+def _record_transitions(demos: Path, path: Path, batch: int = 8) -> int:
+    """The demonstrations as the actor streams them: transport-encoded batches in rclpy's CDR
+    bytes of std_msgs/UInt8MultiArray, written by the project's MCAP recorder."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import UInt8MultiArray
+
+    from robot_rl.data.mcap_io import RecordingWriter
+    from robot_rl.learning.replay import read_manifest
+    from robot_rl.transport import StepRecord, encode_transitions
+
+    spec = read_manifest(str(demos))["observation"]
+    tr = _all_transitions(demos)
+    steps, starts = [], True
+    for i in range(len(tr["action"])):
+        steps.append(StepRecord(
+            action=tr["action"][i].numpy(), reward=float(tr["reward"][i]),
+            next_obs={k: v[i].numpy() for k, v in tr["next_obs"].items()},
+            terminated=bool(tr["terminated"][i]), truncated=bool(tr["truncated"][i]),
+            intervened=bool(tr["intervened"][i]),
+            obs={k: v[i].numpy() for k, v in tr["obs"].items()} if starts else None))
+        starts = steps[-1].terminated or steps[-1].truncated
+    writer = RecordingWriter(path)
+    writer.add_channel("/rl/transitions", "std_msgs/msg/UInt8MultiArray")
+    writer.add_channel("/task/success", "std_msgs/msg/Bool")
+    for seq, first in enumerate(range(0, len(steps), batch)):
+        data = encode_transitions(steps[first:first + batch], 0, seq, first, spec)
+        writer.write("/rl/transitions", serialize_message(UInt8MultiArray(data=list(data))))
+    writer.close()
+    return len(steps)
+
+
+def test_mcap_recording_of_transitions_imports_as_the_same_demonstrations(demos, image_config, tmp_path):
+    recording = tmp_path / "session.mcap"
+    n = _record_transitions(demos, recording)
+    spec, adim, _ = expected_spec(image_config)
+    result = import_dataset(str(recording), str(tmp_path / "demos"), spec, adim)
+    assert result["kind"] == "mcap" and result["transitions"] == n
+    assert _assert_same_transitions(demos, tmp_path / "demos") == n
+
+
+def test_mcap_without_transitions_or_with_other_shapes_is_refused(demos, tmp_path):
+    from robot_rl.data.mcap_io import RecordingWriter
+
+    bare = tmp_path / "bare.mcap"
+    writer = RecordingWriter(bare)
+    writer.add_channel("/task/success", "std_msgs/msg/Bool")
+    writer.close()
+    cfg = load_config(None, IMAGE_OBS)
+    spec, adim, _ = expected_spec(cfg)
+    with pytest.raises(DatasetError, match=r"bare\.mcap: no /rl/transitions channel"):
+        import_dataset(str(bare), str(tmp_path / "a"), spec, adim)
+    recording = tmp_path / "session.mcap"
+    _record_transitions(demos, recording)
+    small = dict(spec, image_front={"shape": [64, 64, 3], "dtype": "uint8"})
+    with pytest.raises(DatasetError, match=r"session\.mcap: /rl/transitions message 0: .*next_obs\.image_front"):
+        import_dataset(str(recording), str(tmp_path / "b"), small, adim)
+    assert sorted(os.listdir(tmp_path)) == ["bare.mcap", "session.mcap"]
+
+
+def test_dataset_command_exports_and_imports(demos, tmp_path, capsys):
+    from robot_rl.cli import main
+
+    sets = ["--set", "task.observations=[state,tactile,images]"]
+    assert main(["dataset", "export", str(demos), str(tmp_path / "ds"), *sets]) == 0
+    assert "exported" in capsys.readouterr().out
+    assert main(["dataset", "import", str(tmp_path / "ds"), str(tmp_path / "back"), *sets]) == 0
+    _assert_same_transitions(demos, tmp_path / "back")
+    assert main(["dataset", "import", str(tmp_path / "ds"), str(tmp_path / "bad"),
+                 "--set", "cameras=[{name: front, width: 64, height: 64}]", *sets]) == 2
+    err = capsys.readouterr().err
+    assert "observation.images.front" in err and "expected [64, 64, 3]" in err
