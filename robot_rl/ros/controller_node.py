@@ -774,13 +774,14 @@ def main(args=None) -> int:
 
 
 def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None, sim_rate: str = "realtime",
-                          episode_timeout_s: float | None = None) -> float:
+                          episode_timeout_s: float | None = None, record: str | None = None) -> float:
     """Success rate of the exported model driving the MuJoCo sim process over DDS.
 
     Starts the sim graph (``robot_rl.graph``) as processes and a :class:`ControllerNode` in
     this process at ``cfg.control_rate_hz``; per episode: deactivate, ``/scene/reset``,
     engage, run until the task succeeds (cube pose from ``/sim/object_pose``) or
     ``task.max_episode_steps`` control periods pass. Needs ROS_DOMAIN_ID set by the caller.
+    ``record``: an .mcap path; the graph then also runs the recorder (``cfg.recording``).
     """
     import tempfile
     from pathlib import Path
@@ -788,7 +789,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     from rclpy.executors import SingleThreadedExecutor
 
     from robot_rl.config import save_config
-    from robot_rl.graph import graph
+    from robot_rl.graph import graph, recorder_node
     from robot_rl.launcher import NodeGraph
 
     cfg = replace(cfg, sim=replace(cfg.sim, rate=sim_rate),
@@ -800,7 +801,8 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     owns = not rclpy.ok()
     if owns:
         rclpy.init()
-    sim = NodeGraph(graph(cfg, str(cfg_path)), log_dir=work / "logs").start()
+    specs = graph(cfg, str(cfg_path)) + ([recorder_node(str(cfg_path), str(record))] if record else [])
+    sim = NodeGraph(specs, log_dir=work / "logs").start()
     node = helper = executor = spin = None
     try:
         node = ControllerNode(cfg, name="controller_eval")
