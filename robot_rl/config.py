@@ -157,6 +157,22 @@ class RecordingConfig:
 
 
 @dataclass
+class ViewConfig:
+    """``robot-rl view``: a live Rerun view of a running graph, served on localhost."""
+    host: str = "127.0.0.1"           # the web viewer and its data stream stay on this machine
+    web_port: int = 9090              # the page: http://<host>:<web_port>/
+    grpc_port: int = 9876             # the data stream the page reads
+    camera_rate_hz: float = 5.0       # images and tactile heatmaps per sensor per s (0: all)
+    robot_rate_hz: float = 20.0       # robot pose updates per s (0: every /joint_states)
+    memory_limit: str = "512MiB"      # the viewer server drops the oldest data beyond this
+
+    def validate(self) -> None:
+        check(0 < self.web_port < 65536 and 0 < self.grpc_port < 65536, "ports must be 1..65535")
+        check(self.web_port != self.grpc_port, "web_port and grpc_port must differ")
+        check(self.camera_rate_hz >= 0 and self.robot_rate_hz >= 0, "rates must be >= 0 (0: all)")
+
+
+@dataclass
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -180,6 +196,7 @@ class Config:
         ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")
