@@ -53,6 +53,10 @@ setup(
         "mcap>=1.2",  # recordings (robot_rl/data/mcap_io.py)
         "mcap-ros2-support>=0.5",
         "rosbags>=0.10",  # ROS 2 Jazzy message definitions for MCAP schemas
+        "pillow>=9",  # the demo report's GIF
+        "pyarrow>=15",  # LeRobot v3.0 datasets (robot_rl/data/lerobot.py)
+        "pandas>=2",  # the dataset's meta/tasks.parquet keeps LeRobot's pandas index
+        "rerun-sdk>=0.41,<0.42",  # robot-rl view; its viewer/server binary ships in the wheel
     ],
     extras_require={
         # A real rclpy on Fast DDS from PyPI, for machines without ROS 2 from apt.
@@ -66,7 +70,12 @@ setup(
             "ros-jazzy-diagnostic-msgs",
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2",
+                 # LeRobot's dataset loader (lerobot-dataset, installed --no-deps by
+                 # scripts/install.sh: its opencv<4.13 pin would downgrade opencv and numpy)
+                 # reads the exports in tests/data; these are the dependencies it imports.
+                 "datasets>=4.0,<4.2", "huggingface-hub>=0.34.2,<0.36", "av>=15,<16",
+                 "websockets>=13"],  # tests/ros/headless_browser.py drives Chromium
     },
     zip_safe=True,
     entry_points={

@@ -147,11 +147,15 @@ class RecordingConfig:
     camera_downscale: int = 1         # integer factor: 2 records 128x128 frames as 64x64
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     chunk_kib: int = 1024             # a killed recorder loses at most the chunk being filled
+    # The recorder's CPU priority (every thread, DDS ones included): on a small machine the
+    # control loop gets the CPU first, and the recorder catches up from its queues.
+    nice: int = 10
 
     def validate(self) -> None:
         check(self.camera_rate_hz >= 0, "camera_rate_hz must be >= 0 (0: every frame)")
         check(self.camera_downscale >= 1, "camera_downscale must be an integer >= 1")
         check(self.chunk_kib >= 1, "chunk_kib must be >= 1")
+        check(0 <= self.nice <= 19, "nice must be in [0, 19] (0: normal priority)")
         check(not self.path or self.path.endswith(".mcap"),
               f"path {self.path!r} must end in .mcap")
 
