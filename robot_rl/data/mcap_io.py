@@ -60,6 +60,9 @@ CONTRACT_TYPES: dict[str, str] = {
     "/task/reward": "std_msgs/msg/Float32",
     "/rl/actor_status": "std_msgs/msg/String",
     "/rl/learner_status": "std_msgs/msg/String",
+    # The actor's transitions (robot_rl/transport.py format): what the learner trains on, so a
+    # recording can be imported as demonstrations (robot_rl/data/lerobot.py).
+    "/rl/transitions": "std_msgs/msg/UInt8MultiArray",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
 }
 IMAGE_TYPE = "sensor_msgs/msg/Image"

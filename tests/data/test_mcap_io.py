@@ -1,5 +1,6 @@
 """MCAP recordings without DDS: real rclpy CDR bytes in, read back by robot_rl, rosbags and
 mcap_ros2; truncated, foreign and unfinished files."""
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from robot_rl.data import mcap_io
 from robot_rl.data.mcap_io import RecordingError, RecordingWriter, open_recording, recover
 
 
+# rclpy leaves CDR alignment padding uninitialised, so two serialisations of one message may
+# differ in those bytes: each sample message is serialised once and the same bytes compared.
+@lru_cache(maxsize=None)
 def joint_state(i: int) -> bytes:
     msg = JointState(name=["a", "b"], position=[0.1 * i, -0.2], velocity=[0.0, 0.0],
                      effort=[1.0, 2.0])
@@ -21,6 +25,7 @@ def joint_state(i: int) -> bytes:
     return serialize_message(msg)
 
 
+@lru_cache(maxsize=None)
 def image(i: int) -> bytes:
     msg = Image(height=4, width=6, encoding="rgb8", step=18,
                 data=bytes((np.arange(72) + i) % 256))
