@@ -29,8 +29,8 @@ RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
 
 
 class RecorderNode(Node):
-    def __init__(self, name: str = "recorder"):
-        super().__init__(name)
+    def __init__(self, name: str = "recorder", context=None):
+        super().__init__(name, context=context)
         self.cfg = cfg = declare_config(self)
         rc = cfg.recording
         output = self.declare_parameter("output", rc.path).value or default_recording_name()

@@ -185,3 +185,46 @@ def test_replay_and_cli_refuse_a_foreign_file(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "foreign.mcap: not an MCAP file" in done.stderr
+
+
+
+def test_recorder_thins_and_shrinks_camera_frames(tmp_path):
+    """recording.camera_rate_hz keeps at most that many frames per second (by stamp);
+    recording.camera_downscale shrinks frames and scales camera_info to match."""
+    import numpy as np
+    from rclpy.context import Context
+    from rclpy.serialization import serialize_message
+
+    from robot_rl.ros.recorder_node import RecorderNode
+    cfg = load_config(None, {"recording.camera_rate_hz": 5.0, "recording.camera_downscale": 2,
+                             "recording.nice": 0})
+    config_file = tmp_path / "config.yaml"
+    save_config(cfg, config_file)
+    output = tmp_path / "cams.mcap"
+    context = Context()
+    rclpy.init(context=context, args=["--ros-args", "-p", f"config_file:={config_file}",
+                                      "-p", f"output:={output}"])
+    try:
+        node = RecorderNode("recorder_unit", context=context)
+        on_image = node._camera_handler("/camera/front/image_raw", "sensor_msgs/msg/Image")
+        on_info = node._camera_handler("/camera/front/camera_info",
+                                       "sensor_msgs/msg/CameraInfo")
+        frame = np.zeros((128, 128, 3), np.uint8)
+        frame[:64] = 200
+        for i in range(10):  # 10 Hz of stamps -> 5 Hz kept
+            on_image(serialize_message(m.image_to_msg(frame, 1.0 + 0.1 * i, "cam", "rgb8")))
+        K = np.array([[100.0, 0, 64.0], [0, 100.0, 64.0], [0, 0, 1]])
+        on_info(serialize_message(m.camera_info_msg(K, 128, 128, 1.0, "cam")))
+        node.close()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    with open_recording(output) as rec:
+        images = [msg.msg for msg in rec.messages(["/camera/front/image_raw"], decode=True)]
+        info = next(rec.messages(["/camera/front/camera_info"], decode=True)).msg
+    assert len(images) == 5
+    assert (images[0].height, images[0].width, images[0].step) == (64, 64, 192)
+    pixels = np.frombuffer(bytes(images[0].data), np.uint8).reshape(64, 64, 3)
+    assert pixels[0, 0].tolist() == [200] * 3 and pixels[63, 63].tolist() == [0] * 3
+    assert (info.width, info.height) == (64, 64)
+    assert list(info.k) == [50.0, 0.0, 32.0, 0.0, 50.0, 32.0, 0.0, 0.0, 1.0]
