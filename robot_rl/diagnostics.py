@@ -94,7 +94,7 @@ class HealthTracker:
 def controller_conditions(status: dict, period_s: float) -> list[tuple[str, str]]:
     """What is wrong with the deployment controller now, from its ``/controller/status``."""
     out = []
-    if status.get("mode") == "estop":
+    if status.get("mode") == "ESTOP":  # robot_rl.deploy.safety.SafetyMode
         out.append(("ERROR", "e-stop latched"))
     if status.get("faults"):
         out.append(("ERROR", f"faults: {', '.join(map(str, status['faults']))}"))

@@ -156,11 +156,11 @@ def _image_array(msg) -> np.ndarray:
 
 
 def active_intervals(recording) -> list[tuple[int, int]]:
-    """(start, end) receive times (ns) while the controller was ``active`` (its
-    ``/controller/status``): one interval per deployed episode."""
+    """(start, end) receive times (ns) while the controller forwarded the policy (mode
+    ``POLICY`` in its ``/controller/status``): one interval per deployed episode."""
     intervals, start, last = [], None, None
     for message in recording.messages(["/controller/status"], decode=True):
-        active = json.loads(message.msg.data).get("mode") == "active"
+        active = json.loads(message.msg.data).get("mode") == "POLICY"
         if active and start is None:
             start = message.log_time_ns
         elif not active and start is not None:

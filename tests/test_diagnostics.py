@@ -36,9 +36,9 @@ def test_conditions_and_values():
 
 
 def test_controller_conditions_name_what_is_wrong():
-    ok = {"mode": "active", "faults": [], "stale_sensors": [], "latency_ms": {"p99": 1.5}}
+    ok = {"mode": "POLICY", "faults": [], "stale_sensors": [], "latency_ms": {"p99": 1.5}}
     assert controller_conditions(ok, 0.01) == []
-    bad = {"mode": "estop", "faults": ["nan action"], "stale_sensors": ["ee_pose"],
+    bad = {"mode": "ESTOP", "faults": ["nan action"], "stale_sensors": ["ee_pose"],
            "latency_ms": {"p99": 15.0}}
     assert controller_conditions(bad, 0.01) == [
         ("ERROR", "e-stop latched"), ("ERROR", "faults: nan action"),

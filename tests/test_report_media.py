@@ -56,8 +56,8 @@ def deployment(tmp_path):
         truth.append(lifted)
         cube = (0.5, 0.0, CUBE_HALF + (0.1 if lifted else 0.0))
         writer.write("/controller/status",
-                     serialize_message(String(data=json.dumps({"mode": "active" if active
-                                                               else "idle"}))), t)
+                     serialize_message(String(data=json.dumps({"mode": "POLICY" if active
+                                                               else "IDLE"}))), t)
         writer.write("/sim/object_pose", pose_msg(cube, t), t + 1)
         writer.write("/robot/ee_pose", pose_msg((0.5, 0.0, cube[2] + 0.01), t), t + 2)
         writer.write("/camera/front/image_raw", frame_msg(i, t), t + 3)
