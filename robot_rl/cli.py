@@ -125,20 +125,24 @@ def cmd_record(args) -> int:
     config_file, cfg = resolved_config_file(args, args.run_dir)
     output = recording_output(args.output, args.run_dir, cfg)
     recorder = NodeGraph([recorder_node(config_file, output)]).start()
-    print(f"[robot_rl] recording to {output} "
-          f"({'for %g s' % args.duration if args.duration else 'Ctrl-C stops'})", flush=True)
     try:
-        deadline = time.monotonic() + args.duration if args.duration else None
+        ready, deadline = False, None
         while deadline is None or time.monotonic() < deadline:
             if recorder.failed():
                 code = recorder.failed()["recorder"]
                 print(f"robot-rl: error: the recorder exited with code {code}", file=sys.stderr)
                 return code or 1
+            if not ready and os.path.exists(output + ".partial"):  # subscribed, file open
+                ready = True
+                print(f"[robot_rl] recording to {output} ("
+                      f"{'for %g s' % args.duration if args.duration else 'Ctrl-C stops'})",
+                      flush=True)
+                deadline = time.monotonic() + args.duration if args.duration else None
             time.sleep(0.1)
     except KeyboardInterrupt:
         pass
     finally:
-        recorder.stop()  # SIGINT: the recorder finishes the file and renames it
+        recorder.stop(timeout=30.0)  # SIGINT: the recorder finishes the file and renames it
     with open_recording(output) as rec:
         counts = ", ".join(f"{t} {c.count}" for t, c in sorted(rec.channels.items()) if c.count)
         print(f"[robot_rl] {output}: {rec.message_count} messages, "

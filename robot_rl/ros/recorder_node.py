@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -35,24 +36,39 @@ class RecorderNode(Node):
         rc = cfg.recording
         output = self.declare_parameter("output", rc.path).value or default_recording_name()
         self.topics = recording_topics(cfg)
-        lower_priority(rc.nice)
-        self.writer = RecordingWriter(output, rc.compression, rc.chunk_kib * 1024,
-                                      metadata={"config": config_to_yaml(cfg)})
         self._min_gap_ns = int(1e9 / rc.camera_rate_hz) if rc.camera_rate_hz > 0 else 0
         self._last_frame_ns: dict[str, int] = {}
         self.dropped_by_rate = 0
         self.errors = 0
+        self.lost: dict[str, int] = {}  # samples DDS reports lost before the recorder took them
+        # Callbacks run only once the executor spins, after __init__: the writer (and with it
+        # the .partial file, which tells `robot-rl record` the recorder is ready) comes last.
         for topic, type_name in self.topics.items():
-            self.writer.add_channel(topic, type_name)
             handler = (self._camera_handler(topic, type_name) if topic.startswith("/camera/")
                        else self._plain_handler(topic))
             self.create_subscription(resolve_type(type_name), topic, handler, RECORD_QOS,
-                                     raw=True)
-        self._tracker = HealthTracker(error=("write_errors",), alive=("messages",))
+                                     raw=True, event_callbacks=SubscriptionEventCallbacks(
+                                         message_lost=self._lost_handler(topic)))
+        self._tracker = HealthTracker(warn=("lost",), error=("write_errors",),
+                                      alive=("messages",))
         self.diagnostics = Diagnostics(self, self._health)
+        self.writer = RecordingWriter(output, rc.compression, rc.chunk_kib * 1024,
+                                      metadata={"config": config_to_yaml(cfg)})
+        try:
+            for topic, type_name in self.topics.items():
+                self.writer.add_channel(topic, type_name)
+            lower_priority(rc.nice)
+        except BaseException:  # Ctrl-C during start-up still leaves a finished file
+            self.writer.close()
+            raise
         self.get_logger().info(f"recording {len(self.topics)} topics to "
                                f"{self.writer.partial_path} (renamed to {self.writer.path} "
                                f"when it stops)")
+
+    def _lost_handler(self, topic: str):
+        def on_lost(info) -> None:
+            self.lost[topic] = int(info.total_count)
+        return on_lost
 
     def _plain_handler(self, topic: str):
         def on_message(data: bytes) -> None:
@@ -92,16 +108,18 @@ class RecorderNode(Node):
     def _health(self):
         counts = self.writer.counts
         return self._tracker.assess(
-            {"messages": sum(counts.values()), "write_errors": self.errors},
+            {"messages": sum(counts.values()), "lost": sum(self.lost.values()),
+             "write_errors": self.errors},
             values={"file": str(self.writer.partial_path), "bytes": self.writer.bytes_written,
                     "dropped_by_camera_rate": self.dropped_by_rate,
-                    "count": dict(counts)})
+                    "count": dict(counts), "lost_by_topic": dict(self.lost)})
 
     def close(self) -> None:
         self.diagnostics.close()
         path = self.writer.close()
+        lost = f"; DDS reported {self.lost} lost before they were taken" if self.lost else ""
         self.get_logger().info(f"recording finished: {path} ({sum(self.writer.counts.values())} "
-                               f"messages, {path.stat().st_size / 1e6:.1f} MB)")
+                               f"messages, {path.stat().st_size / 1e6:.1f} MB){lost}")
 
 
 def lower_priority(nice: int) -> None:

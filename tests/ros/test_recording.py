@@ -47,7 +47,10 @@ def recorded(tmp_path_factory, ros_context):
     """A few seconds of the sim graph (realtime, two 128x128 cameras) recorded by the CLI,
     plus a second recorder that is killed with SIGKILL."""
     tmp = tmp_path_factory.mktemp("recording")
-    cfg = load_config(None, {"sim.rate": "realtime", "recording.chunk_kib": 16})
+    # nice 0: these tests check what is recorded; a machine shared with other jobs could
+    # otherwise starve the recorder into losing samples (its diagnostics count them).
+    cfg = load_config(None, {"sim.rate": "realtime", "recording.chunk_kib": 16,
+                             "recording.nice": 0})
     config_file = tmp / "config.yaml"
     save_config(cfg, config_file)
     killed = NodeSpec("recorder_killed", "recorder", "robot_rl.ros.recorder_node",
@@ -99,7 +102,8 @@ def test_recording_has_the_contract_channels_and_schemas(recorded):
     assert counts["/joint_states"] >= 20
     for topic in ("/clock", "/robot/ee_pose", "/robot/ee_twist", "/sim/object_pose",
                   "/tactile/right/image", "/camera/front/image_raw", "/camera/front/camera_info"):
-        assert abs(counts[topic] - counts["/joint_states"]) <= 3, (topic, counts)
+        assert abs(counts[topic] - counts["/joint_states"]) <= max(3, counts[topic] // 10), \
+            (topic, counts)
     assert (frames[0].height, frames[0].width, frames[0].encoding) == (128, 128, "rgb8")
     assert len(frames[0].data) == 128 * 128 * 3
     ns = [s.sec * 10**9 + s.nanosec for s in stamps]
@@ -228,3 +232,51 @@ def test_recorder_thins_and_shrinks_camera_frames(tmp_path):
     assert pixels[0, 0].tolist() == [200] * 3 and pixels[63, 63].tolist() == [0] * 3
     assert (info.width, info.height) == (64, 64)
     assert list(info.k) == [50.0, 0.0, 32.0, 0.0, 50.0, 32.0, 0.0, 0.0, 1.0]
+
+
+def test_a_deployment_reruns_offline_on_replayed_sensors(recorded, tmp_path, ros_context):
+    """The controller node (a constant-action ONNX policy) engaged on the recorded sensors,
+    replayed: it commands from them, stamping each command with a recorded pose stamp."""
+    import json
+
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from robot_rl.ros.controller_node import ENGAGE, STATUS
+
+    from .test_controller_node import _controller, _export
+    model = _export(tmp_path, 10.0, [0.2, 0.0, 0.0, -1.0])
+    _, controller = _controller(tmp_path, model, 10.0, name="controller_replay")
+    with open_recording(recorded["path"]) as rec:
+        pose_stamps = {msg.publish_time_ns for msg in rec.messages(["/robot/ee_pose"])}
+    spinner = Spinner("test_offline_deployment")
+    targets, status = [], {}
+    spinner.node.create_subscription(PoseStamped, m.EE_TARGET, targets.append, m.COMMAND_QOS)
+    spinner.node.create_subscription(String, STATUS, lambda msg: status.update(json.loads(msg.data)),
+                                     m.COMMAND_QOS)
+    engage = spinner.node.create_client(Trigger, ENGAGE)
+    sensors = ["/clock", "/joint_states", "/robot/ee_pose", "/robot/ee_twist",
+               "/tactile/left/image", "/tactile/right/image"]
+    replay = None
+    try:
+        wait_until(lambda: status.get("mode") == "IDLE", 60, "the controller")
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "robot_rl.ros.replay_node", "--ros-args", "-p",
+             f"bag:={recorded['path']}", "-p", "start_delay_s:=1.0", "-p",
+             f"topics:=[{','.join(sensors)}]"], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        wait_until(lambda: status.get("mode") == "IDLE" and not status.get("stale_sensors"),
+                   30, "fresh replayed sensors")
+        future = engage.call_async(Trigger.Request())
+        wait_until(future.done, 10, "engage")
+        assert future.result().success, future.result().message
+        out, _ = replay.communicate(timeout=60)
+        assert replay.returncode == 0, out
+    finally:
+        if replay is not None and replay.poll() is None:
+            replay.kill()
+        spinner.close()
+        controller.stop()
+    stamps = [t.header.stamp.sec * 10**9 + t.header.stamp.nanosec for t in targets]
+    assert len(set(stamps)) >= 10, (len(stamps), status)
+    assert set(stamps) <= pose_stamps  # every command answers a recorded observation
