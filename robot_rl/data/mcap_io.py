@@ -176,7 +176,11 @@ class RecordingWriter:
             raise RecordingError(f"compression {compression!r}: expected one of {sorted(kinds)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-        self._stream = open(self.partial_path, "wb")
+        for existing in (self.path, self.partial_path):  # never overwrite a recording
+            if existing.exists():
+                raise RecordingError(f"{existing} already exists; expected a new recording name "
+                                     f"(move or delete the old file first)")
+        self._stream = open(self.partial_path, "xb")
         self._writer = Writer(self._stream, chunk_size=chunk_size,
                               compression=kinds[compression])
         from robot_rl import __version__

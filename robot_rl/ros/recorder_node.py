@@ -77,6 +77,9 @@ class RecorderNode(Node):
 
     def _camera_handler(self, topic: str, type_name: str):
         from rclpy.serialization import deserialize_message, serialize_message
+        if type_name not in (IMAGE_TYPE, CAMERA_INFO_TYPE):
+            raise ValueError(f"{topic}: camera topics carry {IMAGE_TYPE} or {CAMERA_INFO_TYPE}, "
+                             f"not {type_name}")
         factor = self.cfg.recording.camera_downscale
         msg_type = resolve_type(type_name)
         is_image = type_name == IMAGE_TYPE
@@ -94,7 +97,6 @@ class RecorderNode(Node):
                 (_downscale_image if is_image else _downscale_info)(msg, factor)
                 data = serialize_message(msg)
             self._write(topic, data)
-        assert type_name in (IMAGE_TYPE, CAMERA_INFO_TYPE), type_name
         return on_message
 
     def _write(self, topic: str, data: bytes) -> None:

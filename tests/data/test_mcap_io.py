@@ -53,6 +53,8 @@ def write_sample(path: Path, n: int = 20, chunk_size: int = 1 << 20) -> Path:
 def test_round_trip_keeps_bytes_stamps_and_counts(tmp_path):
     path = write_sample(tmp_path / "run.mcap")
     assert path.exists() and not (tmp_path / "run.mcap.partial").exists()
+    with pytest.raises(RecordingError, match=r"run\.mcap already exists; expected a new"):
+        RecordingWriter(path)  # a finished recording is never overwritten
     with open_recording(path) as rec:
         channels = rec.channels
         assert {t: (c.type, c.count) for t, c in channels.items()} == {
@@ -128,6 +130,8 @@ def test_killed_writer_leaves_a_partial_file_that_recovers(tmp_path):
     writer._stream.flush()  # what the OS has when the process dies (no summary, no footer)
     partial = writer.abort()
     assert partial.name == "run.mcap.partial" and not path.exists()
+    with pytest.raises(RecordingError, match=r"run\.mcap\.partial already exists"):
+        RecordingWriter(path)  # nor is an unfinished one that could still be recovered
     with pytest.raises(RecordingError, match=r"run\.mcap\.partial exists.*--recover"):
         open_recording(path)
     out, count = recover(partial)
