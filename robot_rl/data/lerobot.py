@@ -47,6 +47,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
@@ -295,6 +296,8 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
         episodes_meta: List[Dict[str, Any]] = []
         writer: Optional[pq.ParquetWriter] = None
         file_index, file_bytes, total = 0, 0, 0
+        # PNG encoding is most of the export's time; OpenCV releases the GIL while it encodes.
+        encoder = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
         try:
             for ep_index, ep in enumerate(iter_replay_episodes(src)):
                 frames = ep.length + 1
@@ -311,7 +314,7 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
                     stacked = np.stack(ep.observations[key])
                     stats[feature_name(key)].add(stacked)
                     if key in image_keys:
-                        pngs = [_png(img) for img in stacked]
+                        pngs = list(encoder.map(_png, stacked))
                         file_bytes += sum(len(b) for b in pngs)
                         columns[feature_name(key)] = pa.array(
                             [{"bytes": b, "path": f"frame-{total + i:09d}.png"} for i, b in enumerate(pngs)],
@@ -351,6 +354,7 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
                 })
                 total += frames
         finally:
+            encoder.shutdown()
             if writer is not None:
                 writer.close()
         if not episodes_meta:
