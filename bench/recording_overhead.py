@@ -193,6 +193,15 @@ def sim_size(args) -> None:
               f"{r['messages']} messages in {r['seconds']:.1f} s (camera frames {cams}); "
               f"file {r['file_bytes'] / 1e6 / minutes:.1f} MB/min (zstd), raw CDR payload "
               f"{r['payload_bytes'] / 1e6 / minutes:.1f} MB/min; load {os.getloadavg()[0]:.2f}")
+        # A loaded machine runs the sim below real time: per control period, then scaled to
+        # the nominal rate, the figure does not depend on how far behind it fell.
+        periods = r["counts"].get("/clock", 0)
+        per_minute = 60 * cfg.control_rate_hz
+        if periods:
+            print(f"per control period: file {r['file_bytes'] / periods / 1e3:.1f} kB, payload "
+                  f"{r['payload_bytes'] / periods / 1e3:.1f} kB ({periods} periods) -> at "
+                  f"{cfg.control_rate_hz:g} Hz: file {r['file_bytes'] / periods * per_minute / 1e6:.1f} "
+                  f"MB/min, payload {r['payload_bytes'] / periods * per_minute / 1e6:.1f} MB/min")
 
 
 def main() -> int:
