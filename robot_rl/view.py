@@ -10,7 +10,7 @@ What is drawn (entity paths, all under a ``ros_time`` timeline of the message st
   MuJoCo use) placed by pinocchio forward kinematics of ``/joint_states`` (fingers included);
 - ``world/tcp`` (axes) from ``/robot/ee_pose``, ``world/target`` (axes + point) from
   ``/robot/ee_target``, ``world/cube`` from ``/sim/object_pose``, ``world/workspace`` (the
-  controller's box);
+  controller's box), ``world/table`` (the stand-in's table top);
 - ``cameras/<name>``: the camera images; ``tactile/<name>``: taxel heatmaps (colour-mapped,
   enlarged; the scale adapts to the largest reading seen);
 - ``episodes/return``, ``episodes/success_rate`` (of the last ``SUCCESS_WINDOW`` episodes),
@@ -187,6 +187,7 @@ class LiveView:
             return
         try:
             self.rec.flush(timeout_sec=2.0)
+            self.rec.disconnect()  # before the server goes, so the SDK does not write into a closed socket
         finally:
             self._server = None
             server.terminate()
@@ -211,6 +212,10 @@ class LiveView:
                                               colors=[[80, 160, 255, 120]]), static=True)
         rec.log("world/tcp", rr.TransformAxes3D(0.08), static=True)
         rec.log("world/target", rr.TransformAxes3D(0.05), static=True)
+        if self.cfg.driver.adapter == "sim" and self.cfg.sim.scene == "pick_cube":
+            # The stand-in's table top (sim/pick_cube.xml: its surface is z = 0).
+            rec.log("world/table", rr.Boxes3D(centers=[[0.45, 0.0, -0.01]], half_sizes=[[0.45, 0.6, 0.01]],
+                                              colors=[[140, 115, 89]], fill_mode="solid"), static=True)
         self._text()
 
     def _log_robot_shapes(self) -> None:

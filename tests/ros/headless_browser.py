@@ -54,14 +54,25 @@ class HeadlessChromium:
         self._id += 1
         self._ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
         while True:
-            message = json.loads(self._ws.recv(timeout=60))
+            message = json.loads(self._ws.recv(timeout=180))  # SwiftShader on a loaded 2-core box is slow
             if message.get("id") == self._id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, timeout_s: float = 120.0) -> None:
+        """Navigate and wait until the new document has loaded."""
         self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.evaluate("document.readyState === 'complete' && location.href") == url:
+                    return
+            except RuntimeError:  # the page is being replaced while it navigates
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not load within {timeout_s:g} s")
+            time.sleep(0.2)
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
