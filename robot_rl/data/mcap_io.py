@@ -413,6 +413,9 @@ def recover(partial: str | os.PathLike, out: str | os.PathLike | None = None) ->
         stem = name[:-len(".mcap")] if name.endswith(".mcap") else name
         out = partial.with_name(stem + ".recovered.mcap")
     out = Path(out)
+    if out.exists():
+        raise RecordingError(f"{out} already exists; expected a new name for the recovered "
+                             f"recording (move or delete the old file first)")
     with open(partial, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
             raise RecordingError(f"{partial}: not an MCAP file (expected the MCAP magic "

@@ -136,6 +136,8 @@ def test_killed_writer_leaves_a_partial_file_that_recovers(tmp_path):
         open_recording(path)
     out, count = recover(partial)
     assert out.name == "run.recovered.mcap"
+    with pytest.raises(RecordingError, match="run.recovered.mcap already exists"):
+        recover(partial)
     assert 0 < count <= 500
     with open_recording(out) as rec:
         got = list(rec.messages())
