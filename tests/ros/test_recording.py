@@ -239,6 +239,7 @@ def test_a_deployment_reruns_offline_on_replayed_sensors(recorded, tmp_path, ros
     replayed: it commands from them, stamping each command with a recorded pose stamp."""
     import json
 
+    from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
@@ -250,8 +251,10 @@ def test_a_deployment_reruns_offline_on_replayed_sensors(recorded, tmp_path, ros
     with open_recording(recorded["path"]) as rec:
         pose_stamps = {msg.publish_time_ns for msg in rec.messages(["/robot/ee_pose"])}
     spinner = Spinner("test_offline_deployment")
-    targets, status = [], {}
+    targets, status, diagnostics = [], {}, []
     spinner.node.create_subscription(PoseStamped, m.EE_TARGET, targets.append, m.COMMAND_QOS)
+    spinner.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda msg: diagnostics.extend(msg.status), 50)
     spinner.node.create_subscription(String, STATUS, lambda msg: status.update(json.loads(msg.data)),
                                      m.COMMAND_QOS)
     engage = spinner.node.create_client(Trigger, ENGAGE)
@@ -280,3 +283,9 @@ def test_a_deployment_reruns_offline_on_replayed_sensors(recorded, tmp_path, ros
     stamps = [t.header.stamp.sec * 10**9 + t.header.stamp.nanosec for t in targets]
     assert len(set(stamps)) >= 10, (len(stamps), status)
     assert set(stamps) <= pose_stamps  # every command answers a recorded observation
+    # The controller's own /diagnostics, published from its control thread.
+    mine = [s for s in diagnostics if s.name == "robot_rl: controller_replay"]
+    assert mine, sorted({s.name for s in diagnostics})
+    values = {kv.key: kv.value for kv in mine[-1].values}
+    assert int(values["ticks"]) > 0 and int(values["forwarded"]) >= 10
+    assert values["mode"] in ("POLICY", "HOLD") and "latency_ms.p99" in values
