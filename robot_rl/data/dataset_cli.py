@@ -10,6 +10,7 @@ size for imports and the frame rate and action names for exports.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -24,7 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
     export = sub.add_parser("export", help="replay/demonstration directory -> LeRobot v3.0 dataset")
-    export.add_argument("src", help="replay directory (with manifest.json)")
+    export.add_argument("src", help="replay directory (with manifest.json), or a learner run_dir")
     export.add_argument("out", help="new dataset folder")
     export.add_argument("--fps", type=float, default=0.0,
                         help="frame rate (default: control_rate_hz of the configuration)")
@@ -42,7 +43,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = load_config(args.config or None, parse_sets(args.set))
         spec, action_dim, action_names = expected_spec(cfg)
         if args.action == "export":
-            res = export_lerobot(args.src, args.out, fps=args.fps or cfg.control_rate_hz,
+            src = args.src
+            if not os.path.isfile(os.path.join(src, "manifest.json")) and \
+                    os.path.isfile(os.path.join(src, "replay", "manifest.json")):
+                src = os.path.join(src, "replay")  # a learner's run_dir: its online replay
+                print(f"[dataset] exporting {src}")
+            res = export_lerobot(src, args.out, fps=args.fps or cfg.control_rate_hz,
                                  task=args.task, action_names=action_names)
             print(f"[dataset] exported {res['transitions']} transitions in {res['episodes']} episodes "
                   f"({res['frames']} frames, {res['bytes'] / 2**20:.1f} MiB, {res['wall_s']:.1f} s) "

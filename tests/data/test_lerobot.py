@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import os
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -379,7 +380,10 @@ def test_dataset_command_exports_and_imports(demos, tmp_path, capsys):
     from robot_rl.cli import main
 
     sets = ["--set", "task.observations=[state,tactile,images]"]
-    assert main(["dataset", "export", str(demos), str(tmp_path / "ds"), *sets]) == 0
+    run_dir = tmp_path / "run"  # a learner's run_dir holds its online experience in replay/
+    run_dir.mkdir()
+    shutil.copytree(demos, run_dir / "replay")
+    assert main(["dataset", "export", str(run_dir), str(tmp_path / "ds"), *sets]) == 0
     assert "exported" in capsys.readouterr().out
     assert main(["dataset", "import", str(tmp_path / "ds"), str(tmp_path / "back"), *sets]) == 0
     _assert_same_transitions(demos, tmp_path / "back")
