@@ -216,9 +216,16 @@ def test_recorder_thins_and_shrinks_camera_frames(tmp_path):
         frame = np.zeros((128, 128, 3), np.uint8)
         frame[:64] = 200
         for i in range(10):  # 10 Hz of stamps -> 5 Hz kept
-            on_image(serialize_message(m.image_to_msg(frame, 1.0 + 0.1 * i, "cam", "rgb8")))
+            on_image(serialize_message(m.image_to_msg(frame, 1.0 + 0.1 * i, "cam", "rgb8")),
+                     10**9 + i)
         K = np.array([[100.0, 0, 64.0], [0, 100.0, 64.0], [0, 0, 1]])
-        on_info(serialize_message(m.camera_info_msg(K, 128, 128, 1.0, "cam")))
+        on_info(serialize_message(m.camera_info_msg(K, 128, 128, 1.0, "cam")), 2 * 10**9)
+        # Losses are read from a single publisher's sequence numbers (1, 2, 5: two lost).
+        node._single_publisher = {"/joint_states"}
+        for topic in ("/joint_states", "/diagnostics"):
+            for seq in (1, 2, 5):
+                node._count_gap(topic, seq)
+        assert node.lost == {"/joint_states": 2}
         node.close()
         node.destroy_node()
     finally:
