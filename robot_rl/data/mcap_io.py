@@ -9,7 +9,7 @@ open it):
   message definition with its dependencies appended (``====`` separated ``MSG: pkg/Type``
   blocks), taken from the Jazzy type store that ships with ``rosbags``;
 - each message is the exact CDR bytes rclpy received (the recorder subscribes raw), so nothing
-  is re-encoded; ``log_time`` is when the recorder received it (ns, the recorder's wall clock),
+  is re-encoded; ``log_time`` is when DDS received it (ns, system clock),
   ``publish_time`` the message's own stamp (``header.stamp``, or ``clock`` for ``/clock``)
   where it has one, else the receive time;
 - a metadata record ``robot_rl`` with the recording's start time, the robot_rl version and the
