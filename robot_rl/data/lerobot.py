@@ -258,8 +258,9 @@ def _finish(tmp: Path, out: Path) -> None:
 
 def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
                    action_names: Optional[Sequence[str]] = None, robot_type: str = "franka_panda",
-                   data_file_size_mb: float = DATA_FILE_SIZE_MB) -> Dict[str, Any]:
-    """Write replay directory ``src`` as a LeRobot v3.0 dataset at ``out`` (a new folder)."""
+                   data_file_size_mb: float = DATA_FILE_SIZE_MB, workers: int = 0) -> Dict[str, Any]:
+    """Write replay directory ``src`` as a LeRobot v3.0 dataset at ``out`` (a new folder).
+    ``workers``: PNG-encoding threads (0: one per core, at most 4)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -297,7 +298,7 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
         writer: Optional[pq.ParquetWriter] = None
         file_index, file_bytes, total = 0, 0, 0
         # PNG encoding is most of the export's time; OpenCV releases the GIL while it encodes.
-        encoder = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+        encoder = ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1)))
         try:
             for ep_index, ep in enumerate(iter_replay_episodes(src)):
                 frames = ep.length + 1
