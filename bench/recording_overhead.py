@@ -134,8 +134,12 @@ def overhead(args) -> None:
                             f"deadline misses {s['deadline_misses']}")
                     if recording:
                         r = recording_summary(output)
+                        lost = [ln.split("lost before they were taken: ")[-1] for ln in
+                                (work / "logs" / "recorder.log").read_text().splitlines()
+                                if "lost before they were taken" in ln]
                         line += (f"; recorded {r['messages']} messages in {r['seconds']:.1f} s "
-                                 f"({r['file_bytes'] / 1e6:.1f} MB)")
+                                 f"({r['file_bytes'] / 1e6:.1f} MB), lost "
+                                 f"{lost[-1].rstrip(')') if lost else 'none'}")
                         output.unlink()
                     print(line, flush=True)
     finally:
