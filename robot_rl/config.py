@@ -169,11 +169,14 @@ class ViewConfig:
     camera_rate_hz: float = 5.0       # images and tactile heatmaps per sensor per s (0: all)
     robot_rate_hz: float = 20.0       # robot pose updates per s (0: every /joint_states)
     memory_limit: str = "512MiB"      # the viewer server drops the oldest data beyond this
+    save_rrd: str = ""                # also write everything shown to this .rrd file ("" -> no)
 
     def validate(self) -> None:
         check(0 < self.web_port < 65536 and 0 < self.grpc_port < 65536, "ports must be 1..65535")
         check(self.web_port != self.grpc_port, "web_port and grpc_port must differ")
         check(self.camera_rate_hz >= 0 and self.robot_rate_hz >= 0, "rates must be >= 0 (0: all)")
+        check(not self.save_rrd or self.save_rrd.endswith(".rrd"),
+              f"save_rrd {self.save_rrd!r} must end in .rrd")
 
 
 @dataclass

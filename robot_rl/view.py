@@ -129,6 +129,7 @@ class LiveView:
         self.state: dict[str, Any] = {"mode": "-", "intervention": False, "episodes": 0,
                                       "success_rate": None, "last_return": None, "latency_p99_ms": None}
         self.counts: collections.Counter[str] = collections.Counter()
+        self.last_stamp: Optional[float] = None  # newest message stamp seen (sim or robot time)
 
     # -- serving -------------------------------------------------------------------------------
     def blueprint(self):
@@ -174,7 +175,11 @@ class LiveView:
                                    f":{v.web_port} within {timeout_s:g} s")
             time.sleep(0.1)
         grpc_url = f"rerun+http://{v.host}:{v.grpc_port}/proxy"
-        self.rec.connect_grpc(grpc_url, default_blueprint=self.blueprint())
+        if v.save_rrd:  # the session also goes to a file (open it later with `rerun FILE.rrd`)
+            self.rec.set_sinks(self.rr.GrpcSink(grpc_url), self.rr.FileSink(v.save_rrd),
+                               default_blueprint=self.blueprint())
+        else:
+            self.rec.connect_grpc(grpc_url, default_blueprint=self.blueprint())
         self.log_static()
         url = f"http://{v.host}:{v.web_port}/?url={urllib.parse.quote(grpc_url, safe='')}"
         if open_browser:
@@ -202,6 +207,7 @@ class LiveView:
     # -- logging ---------------------------------------------------------------------------------
     def _at(self, stamp: float) -> None:
         self.rec.set_time("ros_time", duration=float(stamp))
+        self.last_stamp = max(self.last_stamp or 0.0, float(stamp))
 
     def log_static(self) -> None:
         rr, rec = self.rr, self.rec

@@ -78,7 +78,11 @@ class ViewNode(Node):
             reliable)
 
     def _now(self) -> float:
-        """Stamp for stamp-less JSON messages: the node's clock (sim time under use_sim_time)."""
+        """Stamp for stamp-less JSON messages: the newest stamp of the stamped streams, so they
+        share one time axis with them (sim time on the stand-in, the robot's clock on hardware);
+        the node's clock before any stamped message arrived."""
+        if self.view.last_stamp is not None:
+            return self.view.last_stamp
         return self.get_clock().now().nanoseconds * 1e-9
 
 

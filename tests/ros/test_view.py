@@ -19,6 +19,7 @@ import pytest
 
 from tests.ros.conftest import start_sim
 from tests.ros.headless_browser import HeadlessChromium, chromium_path
+from tests.test_view_model import logged, scalars
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,11 +56,23 @@ def regions(shot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return shot[int(0.1 * h):int(0.95 * h), :int(0.42 * w)], shot[int(0.06 * h):int(0.47 * h), int(0.45 * w):]
 
 
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 @pytest.fixture
 def live_view(tmp_path):
     web, grpc = free_port(), free_port()
     cmd = [sys.executable, "-m", "robot_rl.cli", "view", "--set", f"view.web_port={web}",
-           "--set", f"view.grpc_port={grpc}", "--set", "view.camera_rate_hz=0"]
+           "--set", f"view.grpc_port={grpc}", "--set", "view.camera_rate_hz=0",
+           "--set", f"view.save_rrd={tmp_path / 'view.rrd'}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -77,14 +90,48 @@ def live_view(tmp_path):
         assert url.startswith(f"http://127.0.0.1:{web}/")
         yield url, proc, (web, grpc)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     # Ctrl-C also ends the Rerun server the view started: nothing keeps listening.
     assert not listening(web) and not listening(grpc)
+
+
+def publish_status_messages() -> float:
+    """What the actor, the controller and the intervention node publish, from this process over
+    DDS, once the view subscribes; returns the newest sim stamp seen (from /clock)."""
+    import json
+
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Joy
+    from std_msgs.msg import String
+
+    rclpy.init()
+    node = rclpy.create_node("view_test_publisher")
+    try:
+        stamps = []
+        node.create_subscription(Clock, "/clock", lambda m: stamps.append(m.clock.sec + m.clock.nanosec * 1e-9), 10)
+        publishers = {topic: node.create_publisher(kind, topic, 10) for topic, kind in
+                      (("/episode/event", String), ("/controller/status", String),
+                       ("/intervention/action", Joy))}
+        deadline = time.monotonic() + 60
+        while not stamps or any(p.get_subscription_count() == 0 for p in publishers.values()):
+            assert time.monotonic() < deadline, "the view did not subscribe within 60 s"
+            rclpy.spin_once(node, timeout_sec=0.2)
+        event = {"actor_id": 0, "episode": 1, "event": "success", "return": 0.75, "length": 30,
+                 "interventions": 3, "intervention_rate": 0.1, "steps_since_intervention": 5}
+        publishers["/episode/event"].publish(String(data=json.dumps(event)))
+        publishers["/controller/status"].publish(String(data=json.dumps(
+            {"mode": "POLICY", "latency_ms": {"p50": 0.5, "p99": 1.5, "n": 100}})))
+        joy = Joy(axes=[0.0, 0.0, 0.0, 0.0], buttons=[1])
+        joy.header.stamp.sec = int(stamps[-1])  # the intervention node stamps Joy with sim time
+        publishers["/intervention/action"].publish(joy)
+        end = time.monotonic() + 3.0  # let DDS deliver before the publishers go
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        return max(stamps)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
 
 
 def wait_for(browser: HeadlessChromium, condition, timeout_s: float, what: str) -> np.ndarray:
@@ -117,9 +164,22 @@ def test_view_shows_robot_and_camera_images_of_a_running_sim_graph(live_view, tm
             shot = wait_for(browser, lambda s: robot_fraction(regions(s)[0]) > 0.03
                             and table_fraction(regions(s)[1]) > 0.03,
                             timeout_s=180, what="the robot and the camera images")
+            sim_stamp = publish_status_messages()
         finally:
             nodes.stop()
         assert view_proc.poll() is None
+    assert stop(view_proc) == 0
+    rows = logged(tmp_path / "view.rrd")  # what the view showed, from its .rrd copy
+    assert scalars(rows["/episodes/success_rate"]) == [1.0]
+    assert scalars(rows["/episodes/return"]) == [0.75]
+    assert scalars(rows["/controller/latency_ms/p99"]) == [1.5]
+    assert scalars(rows["/intervention/active"])[-1] == 1.0
+    text = rows["/status"][-1][1]["TextDocument:text"]
+    assert "controller mode:** POLICY" in str(text) and "intervention:** ON" in str(text)
+    # The JSON messages have no stamp: they sit on the sim's time axis, not at wall-clock time.
+    episode_ns = rows["/episodes/return"][0][0]
+    assert 0 < episode_ns <= (sim_stamp + 5.0) * 1e9  # the view may have seen a newer period
+    assert rows["/cameras/front"] and rows["/tactile/left"]
     import cv2
 
     cv2.imwrite(str(tmp_path / "live_view.png"), shot[..., ::-1])
