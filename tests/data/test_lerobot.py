@@ -391,3 +391,36 @@ def test_dataset_command_exports_and_imports(demos, tmp_path, capsys):
                  "--set", "cameras=[{name: front, width: 64, height: 64}]", *sets]) == 2
     err = capsys.readouterr().err
     assert "observation.images.front" in err and "expected [64, 64, 3]" in err
+
+
+def test_dataset_in_lerobots_own_frame_layout_imports_consecutive_frames(exported, demos, image_config, tmp_path):
+    """A dataset as other LeRobot tools write it: one frame per action, no final-observation
+    frame, no terminated/truncated/actor columns. Consecutive frames make the transitions."""
+    import pyarrow.compute as pc
+
+    root, summary = exported
+    foreign = _copy_dataset(root, tmp_path / "foreign")
+    data_file = foreign / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data_file)
+    table = table.filter(pc.invert(table.column("is_final_observation")))
+    dropped = ["is_final_observation", "next.terminated", "next.truncated", "actor_id"]
+    pq.write_table(table.drop_columns(dropped), data_file)
+    info = json.loads((foreign / "meta/info.json").read_text())
+    for name in dropped:
+        del info["features"][name]
+    (foreign / "meta/info.json").write_text(json.dumps(info))
+
+    spec, adim, _ = expected_spec(image_config)
+    result = import_dataset(str(foreign), str(tmp_path / "demos"), spec, adim)
+    original, imported = _all_transitions(demos), _all_transitions(tmp_path / "demos")
+    lengths = [int(n) for n in np.diff(np.flatnonzero(np.r_[True, original["terminated"].numpy()[:-1] > 0, True]))]
+    assert result["transitions"] == summary["transitions"] - summary["episodes"] == sum(n - 1 for n in lengths)
+    keep = np.concatenate([np.arange(start, start + n - 1) for start, n in zip(np.cumsum([0] + lengths[:-1]), lengths)])
+    for field in ("action", "reward", "intervened"):
+        assert np.array_equal(imported[field].numpy(), original[field].numpy()[keep]), field
+    for side in ("obs", "next_obs"):
+        for key in original[side]:
+            assert np.array_equal(imported[side][key].numpy(), original[side][key].numpy()[keep]), key
+    ends = np.cumsum([n - 1 for n in lengths]) - 1  # an episode's last transition ends it (next.done)
+    assert np.flatnonzero(imported["terminated"].numpy()).tolist() == ends.tolist()
+    assert not imported["truncated"].numpy().any()
