@@ -28,6 +28,9 @@ chain therefore give shorter episodes, never wrong pairs.
 Feature names: ``state`` -> ``observation.state``, ``object`` -> ``observation.environment_state``,
 ``tactile_<n>`` -> ``observation.tactile.<n>``, ``image_<n>`` -> ``observation.images.<n>``, any
 other key ``k`` -> ``observation.k``; ``action`` carries the action names of the task.
+Multi-dimensional vectors (the 4x4 taxel arrays) are written flattened, row-major, with element
+names ``r0_c0``...: LeRobot's readers (and Rerun's) expect 1-D state features; the import
+accepts a feature flattened or in the configuration's shape.
 
 Import: a LeRobot v3.0 dataset (ours or anyone's) or an MCAP recording of ``/rl/transitions``
 (the actor's transition stream, ``robot_rl/transport.py``) becomes a replay directory that the
@@ -107,6 +110,13 @@ def feature_name(obs_key: str) -> str:
     return f"observation.{obs_key}"
 
 
+def _element_names(shape: Sequence[int]) -> Optional[List[str]]:
+    """Names of a flattened multi-dimensional feature's elements, row-major: ``r0_c1``..."""
+    if len(shape) < 2:
+        return None
+    return ["_".join(f"{axis}{i}" for axis, i in zip("rcdefgh", index)) for index in np.ndindex(*shape)]
+
+
 def _spec_features(obs_spec: Mapping[str, Mapping[str, Any]], action_dim: int,
                    action_names: Optional[Sequence[str]]) -> Dict[str, Dict[str, Any]]:
     features: Dict[str, Dict[str, Any]] = {}
@@ -119,7 +129,8 @@ def _spec_features(obs_spec: Mapping[str, Mapping[str, Any]], action_dim: int,
             features[feature_name(key)] = {"dtype": "image", "shape": shape,
                                            "names": ["height", "width", "channels"]}
         else:
-            features[feature_name(key)] = {"dtype": "float32", "shape": shape, "names": None}
+            features[feature_name(key)] = {"dtype": "float32", "shape": [int(np.prod(shape))],
+                                           "names": _element_names(shape)}
     names = list(action_names) if action_names and len(action_names) == action_dim else None
     features["action"] = {"dtype": "float32", "shape": [action_dim], "names": names}
     for name, dtype in STEP_FEATURES.items():
@@ -283,7 +294,7 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
             if key in image_keys:
                 schema_fields.append(pa.field(name, pa.struct([("bytes", pa.binary()), ("path", pa.string())])))
             else:
-                schema_fields.append(pa.field(name, _list_type(spec["shape"])))
+                schema_fields.append(pa.field(name, _list_type([int(np.prod(spec["shape"]))])))
         schema_fields.append(pa.field("action", pa.list_(pa.float32(), action_dim)))
         arrow = {"float32": pa.float32(), "bool": pa.bool_(), "int64": pa.int64()}
         for name, dtype in STEP_FEATURES.items():
@@ -313,6 +324,8 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
                 columns: Dict[str, Any] = {}
                 for key in obs_spec:
                     stacked = np.stack(ep.observations[key])
+                    if key not in image_keys:  # 1-D, as LeRobot's (and Rerun's) readers expect
+                        stacked = stacked.reshape(len(stacked), -1)
                     stats[feature_name(key)].add(stacked)
                     if key in image_keys:
                         pngs = list(encoder.map(_png, stacked))
@@ -424,6 +437,14 @@ def _replay_writer(out_tmp: Path, obs_spec, action_dim: int):
                         verbose=False, name="import")
 
 
+def _accepted_shapes(spec: Mapping[str, Any]) -> List[List[int]]:
+    """A vector feature as the configuration shapes it, or flattened (how we write 2-D ones)."""
+    shape = [int(n) for n in spec["shape"]]
+    if spec["dtype"] == "uint8" or len(shape) < 2:
+        return [shape]
+    return [[int(np.prod(shape))], shape]
+
+
 def _check_features(info_file: Path, features: Mapping[str, Any], obs_spec, action_dim: int) -> None:
     problems = []
     for key, spec in obs_spec.items():
@@ -440,9 +461,10 @@ def _check_features(info_file: Path, features: Mapping[str, Any], obs_spec, acti
                             f"in the parquet rows), expected dtype 'image'")
         elif (want_dtype == "image") != (dtype == "image") or (want_dtype != "image" and dtype not in ("float32", "float64")):
             problems.append(f"feature {name!r} has dtype {dtype!r}, expected {want_dtype!r}")
-        if list(ft.get("shape", [])) != list(spec["shape"]):
+        accepted = _accepted_shapes(spec)
+        if list(ft.get("shape", [])) not in accepted:
             problems.append(f"feature {name!r} has shape {list(ft.get('shape', []))}, expected "
-                            f"{list(spec['shape'])} (observation {key!r} of the configuration)")
+                            f"{' or '.join(map(str, accepted))} (observation {key!r} of the configuration)")
     act = features.get("action")
     if act is None:
         problems.append(f"feature 'action' is missing (expected float32 of shape [{action_dim}])")
@@ -522,9 +544,10 @@ def _decode_obs(frame: Mapping[str, Any], obs_spec) -> Dict[str, np.ndarray]:
             obs[key] = image
         else:
             arr = np.asarray(value, np.float32)
-            if list(arr.shape) != list(spec["shape"]):
-                raise DatasetError(f"{where}: shape {list(arr.shape)}, expected {list(spec['shape'])}")
-            obs[key] = arr
+            accepted = _accepted_shapes(spec)
+            if list(arr.shape) not in accepted:
+                raise DatasetError(f"{where}: shape {list(arr.shape)}, expected {' or '.join(map(str, accepted))}")
+            obs[key] = arr.reshape(spec["shape"])
     return obs
 
 
