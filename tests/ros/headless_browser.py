@@ -96,7 +96,11 @@ class HeadlessChromium:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        for _ in range(10):  # its network service may still write a file while it exits
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not self.profile.exists():
+                break
+            time.sleep(0.5)
 
     def __enter__(self) -> "HeadlessChromium":
         return self
