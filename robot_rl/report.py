@@ -226,8 +226,10 @@ def plot_confusion_matrix(counts: dict[str, int], path: str | os.PathLike,
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
     plt.close(fig)
+    os.replace(tmp, path)
     return path
 
 
