@@ -74,13 +74,13 @@ def camera_publisher(rate_hz: float) -> None:
     rclpy.try_shutdown()
 
 
-def start_recorder(work: Path, output: Path, config: dict | None = None):
+def start_recorder(work: Path, output: Path, config: dict | None = None, logs: str = "logs"):
     from robot_rl.config import load_config, save_config
     from robot_rl.graph import recorder_node
     from robot_rl.launcher import NodeGraph
     cfg_path = work / "recorder.yaml"
     save_config(load_config(None, config or {}), cfg_path)
-    graph = NodeGraph([recorder_node(str(cfg_path), str(output))], log_dir=work / "logs").start()
+    graph = NodeGraph([recorder_node(str(cfg_path), str(output))], log_dir=work / logs).start()
     deadline = time.monotonic() + 60
     while not output.with_name(output.name + ".partial").exists():
         if graph.failed() or time.monotonic() > deadline:
@@ -119,7 +119,7 @@ def overhead(args) -> None:
                     recorder, output = None, work / f"run{round_}.mcap"
                     try:
                         if recording:
-                            recorder = start_recorder(work, output)
+                            recorder = start_recorder(work, output, logs=f"logs_{round_}")
                         s = bench.run_rate(100.0, cargs, work)
                     finally:
                         if recorder is not None:
@@ -135,7 +135,7 @@ def overhead(args) -> None:
                     if recording:
                         r = recording_summary(output)
                         lost = [ln.split("lost before they were taken: ")[-1] for ln in
-                                (work / "logs" / "recorder.log").read_text().splitlines()
+                                (work / f"logs_{round_}" / "recorder.log").read_text().splitlines()
                                 if "lost before they were taken" in ln]
                         line += (f"; recorded {r['messages']} messages in {r['seconds']:.1f} s "
                                  f"({r['file_bytes'] / 1e6:.1f} MB), lost "
