@@ -20,6 +20,8 @@ NODES = {
     "standin_hardware": "robot_rl.ros.standin_hardware_node:main",
     "workspace_marker": "robot_rl.ros.workspace_marker_node:main",
     "teleop": "robot_rl.ros.teleop_node:main",
+    "recorder": "robot_rl.ros.recorder_node:main",
+    "replay": "robot_rl.ros.replay_node:main",
 }
 
 setup(
@@ -55,6 +57,13 @@ setup(
         "rich>=13",
         "matplotlib>=3.8",
         "cryptography>=42",  # Ed25519 signatures of learning traffic (robot_rl/security.py)
+        "mcap>=1.2",  # recordings (robot_rl/data/mcap_io.py)
+        "mcap-ros2-support>=0.5",
+        "rosbags>=0.10",  # ROS 2 Jazzy message definitions for MCAP schemas
+        "pillow>=9",  # the demo report's GIF
+        "pyarrow>=15",  # LeRobot v3.0 datasets (robot_rl/data/lerobot.py)
+        "pandas>=2",  # the dataset's meta/tasks.parquet keeps LeRobot's pandas index
+        "rerun-sdk>=0.41,<0.42",  # robot-rl view; its viewer/server binary ships in the wheel
     ],
     extras_require={
         # A real rclpy on Fast DDS from PyPI, for machines without ROS 2 from apt.
@@ -67,9 +76,15 @@ setup(
             "ros-jazzy-trajectory-msgs",
             # test_msgs' Fibonacci action: the stand-in type for franka_gripper's actions in tests
             "ros-jazzy-test-msgs",
+            "ros-jazzy-diagnostic-msgs",
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2",
+                 # LeRobot's dataset loader (lerobot-dataset, installed --no-deps by
+                 # scripts/install.sh: its opencv<4.13 pin would downgrade opencv and numpy)
+                 # reads the exports in tests/data; these are the dependencies it imports.
+                 "datasets>=4.0,<4.2", "huggingface-hub>=0.34.2,<0.36", "av>=15,<16",
+                 "websockets>=13"],  # tests/ros/headless_browser.py drives Chromium
     },
     zip_safe=True,
     entry_points={

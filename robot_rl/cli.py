@@ -6,6 +6,8 @@
     robot-rl check-backend [--config F] [--duration S]  check a running backend's topic contract
     robot-rl keys init|add-actor|show|sros2 DIR         keystores: signed learning traffic, SROS2
     robot-rl call SERVICE [--keystore DIR]              call a Trigger service (signed if restricted)
+    robot-rl record [--output F.mcap] [--duration S]    record the running graph's topics (MCAP)
+    robot-rl replay BAG [--rate R]                      play a recording back, with /clock
     robot-rl train-gym ... | export ... | calibrate ...  (see each command's --help)
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 import yaml
 
 from robot_rl.config import config_to_yaml, load_config, save_config
+from robot_rl.data.mcap_io import RecordingError
 from robot_rl.schema import ConfigError
 from robot_rl.security import SecurityError
 
@@ -75,12 +78,22 @@ def local_ros_defaults() -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
+def recording_output(record: str, run_dir: str, cfg=None) -> str:
+    """Where a recording goes: the given path, else recording.path, else a timestamped name in
+    the run folder."""
+    from robot_rl.data.mcap_io import default_recording_name
+    path = record or (cfg.recording.path if cfg is not None else "")
+    return os.path.abspath(path or os.path.join(run_dir, default_recording_name()))
+
+
 def cmd_up(args) -> int:
-    from robot_rl.graph import graph
+    from robot_rl.graph import graph, recorder_node
     from robot_rl.launcher import NodeGraph
     local_ros_defaults()
     config_file, cfg = resolved_config_file(args, args.run_dir)
     specs = graph(cfg, config_file, args.profile)
+    if args.record is not None:
+        specs.append(recorder_node(config_file, recording_output(args.record, args.run_dir, cfg)))
     secure_run(config_file, cfg, args.run_dir, actor_ids(specs))
     print(f"[robot_rl] starting {[s.name for s in specs]} (config {config_file}); Ctrl-C or "
           f"SIGTERM stops")
@@ -126,6 +139,67 @@ def cmd_expert(args) -> int:
               f"{steps / elapsed:.1f} control steps/s ({steps / elapsed / cfg.control_rate_hz:.1f}x "
               f"real time at {cfg.control_rate_hz:g} Hz)")
     return 0 if successes > 0 else 1
+
+
+def cmd_record(args) -> int:
+    """Record the contract topics of whatever graph runs on this ROS domain."""
+    from robot_rl.data.mcap_io import open_recording, recover
+    if args.recover:
+        out, count = recover(args.recover)
+        print(f"[robot_rl] recovered {count} messages from {args.recover} into {out}")
+        return 0
+    from robot_rl.graph import recorder_node
+    from robot_rl.launcher import NodeGraph
+    local_ros_defaults()
+    config_file, cfg = resolved_config_file(args, args.run_dir)
+    output = recording_output(args.output, args.run_dir, cfg)
+    recorder = NodeGraph([recorder_node(config_file, output)]).start()
+    try:
+        ready, deadline = False, None
+        while deadline is None or time.monotonic() < deadline:
+            if recorder.failed():
+                code = recorder.failed()["recorder"]
+                print(f"robot-rl: error: the recorder exited with code {code}", file=sys.stderr)
+                return code or 1
+            if not ready and os.path.exists(output + ".partial"):  # subscribed, file open
+                ready = True
+                print(f"[robot_rl] recording to {output} ("
+                      f"{'for %g s' % args.duration if args.duration else 'Ctrl-C stops'})",
+                      flush=True)
+                deadline = time.monotonic() + args.duration if args.duration else None
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        recorder.stop(timeout=30.0)  # SIGINT: the recorder finishes the file and renames it
+    with open_recording(output) as rec:
+        counts = ", ".join(f"{t} {c.count}" for t, c in sorted(rec.channels.items()) if c.count)
+        print(f"[robot_rl] {output}: {rec.message_count} messages, "
+              f"{os.path.getsize(output) / 1e6:.2f} MB, {(rec.end_ns - rec.start_ns) / 1e9:.1f} s "
+              f"({counts})")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from robot_rl.data.mcap_io import open_recording
+    from robot_rl.launcher import _param
+    with open_recording(args.bag) as rec:  # a clear error before any ROS start-up
+        if args.info:
+            print(f"{args.bag}: {rec.message_count} messages, "
+                  f"{(rec.end_ns - rec.start_ns) / 1e9:.1f} s")
+            for topic, channel in sorted(rec.channels.items()):
+                print(f"  {topic:40s} {channel.type:40s} {channel.count}")
+            return 0
+    local_ros_defaults()
+    from robot_rl.ros.replay_node import main as replay_main
+    params = {"bag": os.path.abspath(args.bag), "rate": float(args.rate),
+              "start_delay_s": float(args.start_delay), "clock": not args.no_clock}
+    if args.topics:
+        params["topics"] = args.topics
+    argv = ["replay", "--ros-args"]
+    for key, value in params.items():
+        argv += ["-p", f"{key}:={_param(value)}"]
+    return replay_main(argv)
 
 
 def cmd_config(args) -> int:
@@ -243,6 +317,8 @@ DELEGATED = {
     "train-gym": ("robot_rl.learning.train_gym", "train the agent on a Gymnasium environment"),
     "export": ("robot_rl.deploy.export", "export a trained policy to ONNX with its metadata"),
     "calibrate": ("robot_rl.calibration.cli", "camera intrinsics, hand-eye, tactile baselines"),
+    "dataset": ("robot_rl.data.dataset_cli", "export/import LeRobot v3.0 datasets (and MCAP demos)"),
+    "view": ("robot_rl.ros.view_node", "live 3D/image view of a running graph in the browser (Rerun)"),
 }
 
 
@@ -261,6 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
     expert.add_argument("--seed", type=int, default=0)
     expert.add_argument("--run-dir", default="runs/expert")
     expert.set_defaults(func=cmd_expert)
+    up.add_argument("--record", nargs="?", const="", default=None, metavar="FILE.mcap",
+                    help="also record the contract topics to MCAP (default: recording.path, "
+                         "else <run-dir>/recording_<time>.mcap)")
+    record = sub.add_parser("record", help="record the running graph's topics to MCAP")
+    _common(record)
+    record.add_argument("--output", default="", metavar="FILE.mcap")
+    record.add_argument("--duration", type=float, default=0.0, help="seconds (0: until Ctrl-C)")
+    record.add_argument("--run-dir", default="runs/record")
+    record.add_argument("--recover", default="", metavar="FILE.mcap.partial",
+                        help="rewrite the complete chunks of a killed recording into a "
+                             "readable FILE.recovered.mcap")
+    record.set_defaults(func=cmd_record)
+    replay = sub.add_parser("replay", help="play an MCAP recording back into the graph")
+    replay.add_argument("bag", metavar="BAG.mcap")
+    replay.add_argument("--rate", type=float, default=1.0, help="1: as recorded; 0: flat out")
+    replay.add_argument("--topics", nargs="+", default=[])
+    replay.add_argument("--start-delay", type=float, default=1.0,
+                        help="seconds for subscribers to connect before the first message")
+    replay.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    replay.add_argument("--info", action="store_true", help="list the channels and stop")
+    replay.set_defaults(func=cmd_replay)
     config = sub.add_parser("config", help="print or validate a configuration")
     config.add_argument("action", choices=["show", "check"])
     _common(config)
@@ -301,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate(DELEGATED[argv[0]][0], argv[1:])
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, SecurityError, FileNotFoundError) as exc:
+    except (ConfigError, SecurityError, FileNotFoundError, RecordingError) as exc:
         print(f"robot-rl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before a command's own handling

@@ -192,6 +192,49 @@ class SecurityConfig:
 
 
 @dataclass
+class RecordingConfig:
+    """MCAP recording of the topic contract (``robot-rl record``, ``--record``); docs/data.md."""
+    path: str = ""                    # output .mcap; "" -> <run dir>/recording_<UTC time>.mcap
+    topics: list[str] = field(default_factory=list)   # empty: every topic of the contract
+    exclude: list[str] = field(default_factory=list)  # topics left out of the recording
+    cameras: bool = True              # record /camera/<n>/image_raw and camera_info
+    camera_rate_hz: float = 0.0       # 0: every frame; else at most this many per camera per s
+    camera_downscale: int = 1         # integer factor: 2 records 128x128 frames as 64x64
+    compression: Literal["zstd", "lz4", "none"] = "zstd"
+    chunk_kib: int = 1024             # a killed recorder loses at most the chunk being filled
+    # The recorder's CPU priority (every thread, DDS ones included): on a small machine the
+    # control loop gets the CPU first, and the recorder catches up from its queues.
+    nice: int = 10
+
+    def validate(self) -> None:
+        check(self.camera_rate_hz >= 0, "camera_rate_hz must be >= 0 (0: every frame)")
+        check(self.camera_downscale >= 1, "camera_downscale must be an integer >= 1")
+        check(self.chunk_kib >= 1, "chunk_kib must be >= 1")
+        check(0 <= self.nice <= 19, "nice must be in [0, 19] (0: normal priority)")
+        check(not self.path or self.path.endswith(".mcap"),
+              f"path {self.path!r} must end in .mcap")
+
+
+@dataclass
+class ViewConfig:
+    """``robot-rl view``: a live Rerun view of a running graph, served on localhost."""
+    host: str = "127.0.0.1"           # the web viewer and its data stream stay on this machine
+    web_port: int = 9090              # the page: http://<host>:<web_port>/
+    grpc_port: int = 9876             # the data stream the page reads
+    camera_rate_hz: float = 5.0       # images and tactile heatmaps per sensor per s (0: all)
+    robot_rate_hz: float = 20.0       # robot pose updates per s (0: every /joint_states)
+    memory_limit: str = "512MiB"      # the viewer server drops the oldest data beyond this
+    save_rrd: str = ""                # also write everything shown to this .rrd file ("" -> no)
+
+    def validate(self) -> None:
+        check(0 < self.web_port < 65536 and 0 < self.grpc_port < 65536, "ports must be 1..65535")
+        check(self.web_port != self.grpc_port, "web_port and grpc_port must differ")
+        check(self.camera_rate_hz >= 0 and self.robot_rate_hz >= 0, "rates must be >= 0 (0: all)")
+        check(not self.save_rrd or self.save_rrd.endswith(".rrd"),
+              f"save_rrd {self.save_rrd!r} must end in .rrd")
+
+
+@dataclass
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -215,6 +258,8 @@ class Config:
         ee_speed_max=0.35))  # above the task's 3 cm per 0.1 s step, so it clips only faults
     deploy: DeployConfig = field(default_factory=DeployConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")

@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--eval-episodes", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="discard an earlier run in run-dir")
+    parser.add_argument("--record", action="store_true",
+                        help="record every stage's topics to <run-dir>/recordings/*.mcap")
     args = parser.parse_args(argv)
     from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
     from robot_rl.shutdown import exit_code, stop_on_signals
@@ -229,10 +231,18 @@ class Stages:
         self.eval_episodes = args.eval_episodes or (3 if quick else 50)
 
     def _graph(self, profile: str, overrides: dict | None = None, logs: str = "logs"):
-        from robot_rl.graph import graph
+        from robot_rl.graph import graph, recorder_node
         from robot_rl.launcher import NodeGraph
-        return NodeGraph(graph(self.cfg, self.config_file, profile), overrides=overrides,
-                         log_dir=self.run_dir / logs)
+        specs = graph(self.cfg, self.config_file, profile)
+        if self.args.record:
+            specs.append(recorder_node(self.config_file, str(self._recording(logs.split("/")[-1]))))
+        return NodeGraph(specs, overrides=overrides, log_dir=self.run_dir / logs)
+
+    def _recording(self, stage: str) -> Path:
+        # A resumed stage records into a new file; earlier ones stay as they were.
+        folder = self.run_dir / "recordings"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{stage}_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.mcap"
 
     # -- stage 1-2: the stand-in, and scripted demonstrations over the robot contract --------
     def demos(self) -> None:
@@ -326,18 +336,56 @@ class Stages:
 
     # -- stage 5: the controller node runs the exported policy on the stand-in ---------------
     def deploy(self) -> None:
+        from dataclasses import replace
+
         from robot_rl.ros.controller_node import evaluate_deployed_ros
-        rate = evaluate_deployed_ros(self.cfg, self.run_dir / "policy.onnx", self.eval_episodes,
-                                     work_dir=self.run_dir / "deploy")
+        # Always recorded, for the report's GIF (and the classifier's confusion matrix): the
+        # cameras at the control rate, the controller's status and the poses; --record keeps
+        # every topic of the contract.
+        cameras = [replace(c, fps=max(c.fps, int(self.cfg.control_rate_hz)))
+                   for c in self.cfg.cameras]
+        topics = [] if self.args.record else (
+            [f"/camera/{c.name}/image_raw" for c in cameras]
+            + ["/controller/status", "/sim/object_pose", "/robot/ee_pose"])
+        cfg = replace(self.cfg, cameras=cameras,
+                      recording=replace(self.cfg.recording, topics=topics, cameras=True))
+        recording = self._recording("deploy")
+        rate = evaluate_deployed_ros(cfg, self.run_dir / "policy.onnx", self.eval_episodes,
+                                     work_dir=self.run_dir / "deploy", record=str(recording))
+        self.state.numbers["deploy_recording"] = str(recording.relative_to(self.run_dir))
         self.state.numbers["deployed_success_rate"] = rate
         self.state.numbers["eval_episodes"] = self.eval_episodes
         print(f"[demo] deployed ONNX policy through the controller node: {rate:.0%} success "
               f"over {self.eval_episodes} episodes")
 
+    def _deployment_media(self) -> list[Path]:
+        """GIF of the first deployed episodes (front camera) and, when a reward classifier was
+        configured, its confusion matrix on the deployed frames."""
+        from robot_rl.report import (classifier_confusion, deployed_frames, plot_confusion_matrix,
+                                     write_gif)
+        name = self.state.numbers.get("deploy_recording")
+        if not name or not (self.run_dir / name).exists():
+            return []
+        recording, out = self.run_dir / name, []
+        camera = self.cfg.cameras[0].name
+        frames = deployed_frames(recording, camera, episodes=3)
+        if frames:
+            out.append(write_gif(frames, self.run_dir / f"deployed_{camera}.gif",
+                                 fps=self.cfg.control_rate_hz))
+        rc = self.cfg.hil.reward
+        if rc.source == "classifier" and rc.model:
+            from robot_rl.hil.reward_classifier import RewardClassifier
+            counts = classifier_confusion(recording, RewardClassifier.load(rc.model),
+                                          self.cfg.task.lift_height)
+            self.state.numbers["classifier_confusion"] = counts
+            out.append(plot_confusion_matrix(counts, self.run_dir / "classifier_confusion.png"))
+        return out
+
     # -- stage 6: report -----------------------------------------------------------------------
     def report(self) -> None:
         rows = self.log.read("train")
         plots = plot_training(rows, self.run_dir)
+        plots += self._deployment_media()
         numbers = dict(self.state.numbers)
         numbers["wall_clock_min_all_stages"] = round(self.state.elapsed / 60, 1)
         numbers.update({f"stage_{k}_s": round(v, 1) for k, v in self.state.done.items()})
@@ -345,5 +393,8 @@ class Stages:
                  f"{self.cfg.task.reward}; control {self.cfg.control_rate_hz:g} Hz",
                  f"TensorBoard: tensorboard --logdir {Path(self.cfg.learner.run_dir, 'tb')}",
                  "episodes.csv holds every training episode (success, interventions, time)"]
+        if self.args.record:
+            notes.append("recordings/*.mcap: every stage's topics (open with Foxglove, rosbags, "
+                         "or `robot-rl replay`)")
         write_summary(self.run_dir / "report.md", "robot-rl demo report", numbers, plots, notes)
         print((self.run_dir / "report.md").read_text())

@@ -85,6 +85,12 @@ def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     return nodes
 
 
+def recorder_node(config_file: str, output: str) -> NodeSpec:
+    """The MCAP recorder (robot_rl/ros/recorder_node.py) writing ``output``."""
+    return NodeSpec("recorder", "recorder", "robot_rl.ros.recorder_node",
+                    {"config_file": config_file, "output": output})
+
+
 PROFILES = {
     "robot": lambda cfg, path: robot_nodes(cfg, path),
     "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),

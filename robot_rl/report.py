@@ -117,3 +117,162 @@ def write_summary(path: str | os.PathLike, title: str, numbers: dict, plots: lis
         lines.append(f"- {note}")
     Path(path).write_text("\n".join(lines) + "\n")
     Path(path).with_suffix(".json").write_text(json.dumps(numbers, indent=2, default=str))
+
+
+# -- media of deployed episodes (from an MCAP recording) ------------------------------------------
+def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float = 10.0,
+              scale: int = 2) -> Path:
+    """An animated GIF of uint8 RGB frames, each pixel ``scale`` x ``scale`` (Pillow).
+    Written to a temporary name, then renamed."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError(f"{path}: no frames to write; expected at least one RGB image")
+    images = []
+    for i, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"{path}: frame {i} is {frame.dtype} {frame.shape}; expected uint8 "
+                             f"H x W x 3 (rgb8)")
+        image = Image.fromarray(frame)
+        if scale > 1:
+            image = image.resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
+        images.append(image)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                   duration=max(20, round(1000 / fps)), loop=0)
+    os.replace(tmp, path)
+    return path
+
+
+def _image_array(msg) -> np.ndarray:
+    channels = {"rgb8": 3, "mono8": 1}.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f"image encoding {msg.encoding!r}; expected rgb8 or mono8")
+    data = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
+    frame = data[:, :msg.width * channels].reshape(msg.height, msg.width, channels)
+    return np.repeat(frame, 3, axis=2) if channels == 1 else frame
+
+
+def active_intervals(recording) -> list[tuple[int, int]]:
+    """(start, end) receive times (ns) while the controller forwarded the policy (mode
+    ``POLICY`` in its ``/controller/status``): one interval per deployed episode."""
+    intervals, start, last = [], None, None
+    for message in recording.messages(["/controller/status"], decode=True):
+        active = json.loads(message.msg.data).get("mode") == "POLICY"
+        if active and start is None:
+            start = message.log_time_ns
+        elif not active and start is not None:
+            intervals.append((start, message.log_time_ns))
+            start = None
+        last = message.log_time_ns
+    if start is not None:
+        intervals.append((start, last))
+    return intervals
+
+
+def deployed_frames(recording_path: str | os.PathLike, camera: str = "front",
+                    episodes: int = 3, max_frames: int = 400) -> list[np.ndarray]:
+    """The camera's frames during the first ``episodes`` deployed episodes of a recording
+    (all its frames when it has no controller status), at most ``max_frames``."""
+    from robot_rl.data.mcap_io import open_recording
+
+    topic = f"/camera/{camera}/image_raw"
+    with open_recording(recording_path) as rec:
+        if topic not in rec.channels:
+            raise ValueError(f"{recording_path}: no {topic} channel; record the {camera} "
+                             f"camera (recording.cameras: true)")
+        windows = active_intervals(rec) if "/controller/status" in rec.channels else []
+        windows = windows[:episodes]
+        frames = []
+        for message in rec.messages([topic], decode=True):
+            t = message.log_time_ns
+            if windows and not any(a <= t <= b for a, b in windows):
+                continue
+            frames.append(_image_array(message.msg))
+            if len(frames) >= max_frames:
+                break
+    return frames
+
+
+def confusion_counts(predicted, actual) -> dict[str, int]:
+    predicted, actual = np.asarray(predicted, bool), np.asarray(actual, bool)
+    if predicted.shape != actual.shape:
+        raise ValueError(f"{predicted.shape[0]} predictions for {actual.shape[0]} labels; "
+                         f"expected one per frame")
+    return {"true_positive": int((predicted & actual).sum()),
+            "false_positive": int((predicted & ~actual).sum()),
+            "false_negative": int((~predicted & actual).sum()),
+            "true_negative": int((~predicted & ~actual).sum())}
+
+
+def plot_confusion_matrix(counts: dict[str, int], path: str | os.PathLike,
+                          title: str = "Reward classifier on deployed frames") -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.array([[counts["true_positive"], counts["false_negative"]],
+                     [counts["false_positive"], counts["true_negative"]]])
+    fig, ax = plt.subplots(figsize=(4, 3.6), dpi=110)
+    ax.imshow(grid, cmap="Blues")
+    for (row, col), value in np.ndenumerate(grid):
+        ax.text(col, row, str(value), ha="center", va="center",
+                color="white" if value > grid.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["predicted success", "predicted failure"])
+    ax.set_yticks([0, 1], ["success", "not success"])
+    ax.set_ylabel("ground truth (simulator)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def classifier_confusion(recording_path: str | os.PathLike, classifier,
+                         lift_height: float) -> dict[str, int]:
+    """The success classifier on every recorded frame of its cameras, against the simulator's
+    ground truth at the same stamp: the cube lifted ``lift_height`` and within 4 cm of the TCP
+    (``PickTask.success``)."""
+    import cv2
+
+    from robot_rl.data.mcap_io import open_recording
+    from robot_rl.envs.task import CUBE_HALF
+
+    cams = [f"/camera/{c}/image_raw" for c in classifier.cameras]
+    poses = {"/sim/object_pose": {}, "/robot/ee_pose": {}}
+    frames: dict[str, dict[int, np.ndarray]] = {c: {} for c in cams}
+    height, width = classifier.image_shape[:2]
+    with open_recording(recording_path) as rec:
+        missing = [t for t in [*poses, *cams] if t not in rec.channels]
+        if missing:
+            raise ValueError(f"{recording_path}: no channel for {missing}; the confusion matrix "
+                             f"needs the classifier's cameras and the sim's poses")
+        for message in rec.messages([*poses, *cams], decode=True):
+            if message.topic in poses:
+                p = message.msg.pose.position
+                poses[message.topic][message.publish_time_ns] = np.array([p.x, p.y, p.z])
+            else:
+                frame = _image_array(message.msg)
+                if frame.shape[:2] != (height, width):
+                    frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+                frames[message.topic][message.publish_time_ns] = frame
+    stamps = sorted(set.intersection(*(set(f) for f in frames.values()),
+                                     set(poses["/sim/object_pose"]), set(poses["/robot/ee_pose"])))
+    if not stamps:
+        raise ValueError(f"{recording_path}: no frame has poses with the same stamp")
+    predicted, actual = [], []
+    for i in range(0, len(stamps), 256):
+        batch = stamps[i:i + 256]
+        images = {c: np.stack([frames[f"/camera/{c}/image_raw"][s] for s in batch])
+                  for c in classifier.cameras}
+        predicted.extend(classifier.predict(images) >= classifier.threshold)
+        for s in batch:
+            cube, tcp = poses["/sim/object_pose"][s], poses["/robot/ee_pose"][s]
+            actual.append(cube[2] - CUBE_HALF >= lift_height
+                          and np.linalg.norm(cube - tcp) < 0.04)
+    return confusion_counts(predicted, actual)

@@ -13,7 +13,9 @@ notes = {"agent": "RLPD/SERL agent (robot_rl/learning/config.py)",
          "hil": "human in the loop: intervention device, simulated human, resets, rewards",
          "safety": "deployment safety layer (robot_rl/deploy/safety.py)",
          "deploy": "deployment controller node",
-         "security": "authenticated learning traffic (robot_rl/security.py, docs/security.md)"}
+         "security": "authenticated learning traffic (robot_rl/security.py, docs/security.md)",
+         "recording": "MCAP recording of the topic contract (docs/data.md)",
+         "view": "robot-rl view: live Rerun view in the browser (docs/data.md)"}
 text += MARK + " by scripts/gen_default_config.py ---\n"
 for key, note in notes.items():
     text += f"\n# {note}\n" + yaml.safe_dump({key: d[key]}, sort_keys=False)

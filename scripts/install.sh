@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0 g++ openssl"
+APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 libglib2.0-0 libusb-1.0-0 g++ openssl chromium"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -27,6 +27,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   $PIP install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
 $PIP install -e '.[ros,test,hardware]'
+# LeRobot's own dataset loader, for the tests that read our LeRobot exports with it. Without its
+# dependencies: they pin opencv<4.13 (which would downgrade opencv and numpy); the ones it
+# imports are in the test extra. Its torchvision import is handled in tests/data/test_lerobot.py.
+$PIP install --no-deps lerobot-dataset==0.4.4
 .venv/bin/python - <<'PY'
 import torch, rclpy, mujoco, pinocchio, onnxruntime
 cuda = [d for d in __import__("importlib.metadata").metadata.distributions()

@@ -20,12 +20,14 @@ ROSDEP_KEYS = {
     "rich": "python3-rich", "matplotlib": "python3-matplotlib", "serial": "python3-serial",
     "hid": "python3-hidapi", "pygame": "python3-pygame", "pyrealsense2": "librealsense2",
     "pinocchio": "pinocchio", "pytest": "python3-pytest", "hypothesis": "python3-hypothesis",
-    "cryptography": "python3-cryptography",
+    "cryptography": "python3-cryptography", "PIL": "python3-pil", "pandas": "python3-pandas",
 }
 # Not in rosdep for Jazzy: pip, from requirements-ros-apt.txt (module -> distribution).
 PIP_ONLY = {"mujoco": "mujoco", "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime",
             "gymnasium": "gymnasium", "safetensors": "safetensors",
-            "pyrealsense2": "pyrealsense2"}
+            "pyrealsense2": "pyrealsense2", "pyarrow": "pyarrow", "rerun": "rerun-sdk",
+            "rerun_cli": "rerun-sdk", "mcap": "mcap", "mcap_ros2": "mcap-ros2-support",
+            "rosbags": "rosbags"}
 # Runtime needs that no module imports by name, with where they are used.
 NOT_IMPORTED = {"example-robot-data": "pip: the Panda URDF (robot_rl/robot/description.py)",
                 "tensorboard": "pip: torch.utils.tensorboard", "onnxscript": "pip: torch.onnx"}
@@ -33,6 +35,10 @@ NOT_IMPORTED = {"example-robot-data": "pip: the Panda URDF (robot_rl/robot/descr
 FROM_SOURCE = {"franka_msgs": "franka_ros2"}
 # Only the benchmarks' reference implementation; not a dependency of the package.
 BENCH_ONLY = {"stable_baselines3"}
+# Only tests import these (pip: setup.py's test extra, scripts/install.sh); a robot needs none.
+TEST_ONLY = {"websockets": "drives Chromium (tests/ros/headless_browser.py)",
+             "ledataset": "lerobot-dataset: LeRobot's own loader reads our exports (tests/data)",
+             "torchvision": "imported by LeRobot's loader when it can be (tests/data)"}
 # Started by launch/real_panda.launch.py (robot_rl/bringup.py) or named as controller types in
 # config/ros2_controllers_panda.yaml (no import).
 LAUNCHED = {"robot_state_publisher", "rviz2", "controller_manager", "joint_state_broadcaster",
@@ -89,11 +95,11 @@ def is_ros(module: str) -> bool:
     return module in ROS_MODULES or module.endswith(ROS_SUFFIXES)
 
 
-def keys_for(modules) -> tuple[set[str], list[str]]:
+def keys_for(modules, tests: bool = False) -> tuple[set[str], list[str]]:
     """rosdep keys the modules need, and the modules nothing accounts for."""
     keys, unknown = set(), []
     for module in modules:
-        if module in FROM_SOURCE or module in BENCH_ONLY:
+        if module in FROM_SOURCE or module in BENCH_ONLY or (tests and module in TEST_ONLY):
             continue
         if is_ros(module):
             keys.add(module)
@@ -115,7 +121,7 @@ def test_every_import_has_a_depend():
                          f"package.xml (or requirements-ros-apt.txt) and to this test's tables")
     missing = needed - run
     assert not missing, f"package.xml lacks exec_depend for {sorted(missing)}"
-    test_needed, unknown = keys_for(imports("tests"))
+    test_needed, unknown = keys_for(imports("tests"), tests=True)
     assert not unknown, f"test imports with no key: {unknown}"
     missing = test_needed - run - test
     assert not missing, f"package.xml lacks test_depend for {sorted(missing)}"
@@ -124,7 +130,7 @@ def test_every_import_has_a_depend():
 def test_every_depend_is_used():
     tags = depends()
     used, _ = keys_for(imports("robot_rl") | imports("launch"))
-    test_used, _ = keys_for(imports("tests"))
+    test_used, _ = keys_for(imports("tests"), tests=True)
     bringup = ((REPO / "robot_rl" / "bringup.py").read_text()
                + (REPO / "config" / "ros2_controllers_panda.yaml").read_text())
     for package in LAUNCHED:

@@ -121,6 +121,17 @@ class ActorNode(Node):
         self.create_subscription(UInt8MultiArray, TRANSITION_ACKS, self._on_ack, STATUS_QOS)
         self.create_timer(1.0, self._report)
         self.create_timer(0.05, self._resend)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker(warn=("rejected", "human_sync_timeouts"))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"steps": self.total_steps, "sent": self.sent_steps,
+             "weights_received": self.weights_received, "rejected": sum(self.rejected.values()),
+             "human_sync_answers": self.human_sync_answers,
+             "human_sync_timeouts": self.human_sync_timeouts},
+            values={"state": self.state, "episode": self.sm.episode,
+                    "weights_version": self.weights_version,
+                    "rejections": dict(self.rejected)}))
         self._thread = threading.Thread(target=self._run, name="acting", daemon=True)
         self._thread.start()
 

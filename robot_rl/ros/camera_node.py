@@ -31,6 +31,12 @@ class CameraNode(Node):
             self.calibration = load_camera_info(camera.info_file)
         self._reader = None
         self.published = 0
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics, sensor_health
+        tracker = HealthTracker(warn=("timeouts",), alive=("published",))
+        self.diagnostics = Diagnostics(
+            self, lambda: sensor_health(tracker, self.published, self._reader),
+            hardware_id=camera.serial)
 
     def publish_frame(self, image: np.ndarray, stamp: float, K: np.ndarray,
                       distortion: np.ndarray | None = None) -> None:

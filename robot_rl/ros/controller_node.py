@@ -470,6 +470,12 @@ class ControllerNode(Node):
         # Status is published by the control thread right after a tick's command, not by an
         # executor timer: a timer callback holds the interpreter while the loop may need it.
         self._next_status = time.monotonic()
+        # /diagnostics likewise, once a second, from the control thread's slack.
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        self._health = HealthTracker(warn=("clamps", "deadline_misses"), error=("faults",))
+        self.diagnostics = Diagnostics(self, self.health, timer=False)
+        self._next_diagnostics = time.monotonic() + 1.0
         if start:
             self._thread.start()
 
@@ -629,6 +635,9 @@ class ControllerNode(Node):
                 if now >= self._next_status and (self.loop.slack_ns() > 1_000_000 or now > self._next_status + 1.0):
                     self._next_status = max(self._next_status + 1.0 / self.cfg.deploy.status_rate_hz, now)
                     self.publish_status()
+                if now >= self._next_diagnostics and self.loop.slack_ns() > 1_000_000:
+                    self._next_diagnostics = now + self.diagnostics.period_s
+                    self.diagnostics.publish()
                 if now >= self._next_log:
                     self._next_log += self.cfg.deploy.stats_log_period_s
                     self.log.info(self.stats_line())
@@ -707,6 +716,19 @@ class ControllerNode(Node):
             }
         return self._figures
 
+    def health(self):
+        """OK / WARN / ERROR for /diagnostics, from the status the controller publishes."""
+        from robot_rl.diagnostics import controller_conditions
+        status = self.status_dict()
+        counters = {"ticks": status["ticks"], "forwarded": status["forwarded"],
+                    "held": status["held"], "clamps": sum(status["clamp_counts"].values()),
+                    "faults": sum(status["fault_counts"].values()),
+                    "deadline_misses": status["deadline_misses"]}
+        return self._health.assess(
+            counters, controller_conditions(status, 1.0 / self.loop.rate_hz),
+            values={k: status[k] for k in ("mode", "clamp_counts", "fault_counts", "latency_ms",
+                                           "jitter_ms", "provider")})
+
     def publish_status(self) -> None:
         def clean(x):  # JSON has no NaN
             if isinstance(x, float) and not math.isfinite(x):
@@ -763,13 +785,14 @@ def main(args=None) -> int:
 
 
 def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None, sim_rate: str = "realtime",
-                          episode_timeout_s: float | None = None) -> float:
+                          episode_timeout_s: float | None = None, record: str | None = None) -> float:
     """Success rate of the exported model driving the MuJoCo sim process over DDS.
 
     Starts the sim graph (``robot_rl.graph``) as processes and a :class:`ControllerNode` in
     this process at ``cfg.control_rate_hz``; per episode: deactivate, ``/scene/reset``,
     engage, run until the task succeeds (cube pose from ``/sim/object_pose``) or
     ``task.max_episode_steps`` control periods pass. Needs ROS_DOMAIN_ID set by the caller.
+    ``record``: an .mcap path; the graph then also runs the recorder (``cfg.recording``).
     """
     import tempfile
     from pathlib import Path
@@ -777,7 +800,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     from rclpy.executors import SingleThreadedExecutor
 
     from robot_rl.config import save_config
-    from robot_rl.graph import graph
+    from robot_rl.graph import graph, recorder_node
     from robot_rl.launcher import NodeGraph
 
     cfg = replace(cfg, sim=replace(cfg.sim, rate=sim_rate),
@@ -789,7 +812,8 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     owns = not rclpy.ok()
     if owns:
         rclpy.init()
-    sim = NodeGraph(graph(cfg, str(cfg_path)), log_dir=work / "logs").start()
+    specs = graph(cfg, str(cfg_path)) + ([recorder_node(str(cfg_path), str(record))] if record else [])
+    sim = NodeGraph(specs, log_dir=work / "logs").start()
     node = helper = executor = spin = None
     try:
         node = ControllerNode(cfg, name="controller_eval")

@@ -77,6 +77,14 @@ class InterventionNode(Node):
                                        hil.device_rpy, hil.frame)
             self._try_open()
         self.create_timer(1.0 / self.rate, self._tick)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker(alive=("published",))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"published": self.published},
+            [("WARN", f"{hil.device} not open (retrying)")]
+            if hil.device not in ("sim_human", "none") and self.device is None else [],
+            values={"device": hil.device, "intervening": bool(self._last_cmd.active)}))
         self.get_logger().info(f"intervention device {hil.device} -> {hil.topic} at "
                                f"{self.rate:g} Hz (action dim {self.action_dim})")
 

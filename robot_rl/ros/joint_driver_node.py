@@ -32,6 +32,7 @@ class JointDriverNode(Node):
         self.frame = cfg.robot.base_frame
         self.arm_joints = cfg.robot.arm_joints
         self.rejected = 0
+        self.clamped = 0
         self.on_command = None  # the sim's lockstep hook: called after each accepted arm target
         self.pub_joints = self.create_publisher(JointState, m.JOINT_STATES, m.SENSOR_QOS)
         self.pub_pose = self.create_publisher(PoseStamped, m.EE_POSE, m.SENSOR_QOS)
@@ -41,6 +42,11 @@ class JointDriverNode(Node):
         self.create_subscription(JointState, m.JOINT_TARGET, self._on_joint_target,
                                  m.COMMAND_QOS)
         self.create_subscription(Float64, m.GRIPPER_TARGET, self._on_gripper, m.COMMAND_QOS)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker(warn=("rejected", "clamped"))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"rejected": self.rejected, "clamped": self.clamped}))
 
     # -- commands -----------------------------------------------------------------------------
     def report_status(self, text: str, error: bool) -> None:
@@ -50,6 +56,7 @@ class JointDriverNode(Node):
         if error:
             self.get_logger().error(text)
         else:
+            self.clamped += 1
             self.get_logger().warning(text)
         self.pub_status.publish(String(data=("REJECTED: " if error else "CLAMPED: ") + text))
 

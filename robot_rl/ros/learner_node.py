@@ -47,7 +47,6 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import torch
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String, UInt8MultiArray
@@ -149,6 +148,12 @@ class LearnerNode(Node):
                                  TRANSITIONS_QOS)
         self.create_subscription(String, EPISODE_EVENT, self._on_event, EVENT_QOS)
         self.create_timer(lc.log_every, self._report)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker(warn=("rejected", "sequence_gaps", "dropped_no_obs"))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            self.status(), [("ERROR", f"training thread stopped: {self.train_error!r}")]
+            if self.train_error is not None else []))
         self.create_timer(lc.ack_period, lambda: self._publish_acks(self.intake.durable))
         if opened.has_checkpoint or not self.resume:  # never untrained weights into a running run
             self._publish_weights()

@@ -50,6 +50,7 @@ class ResetNode(Node):
         self._last_joy_confirm = False
         self._busy = threading.Lock()
         self.resets = 0
+        self.failed_resets = 0
         # The reset service blocks its executor for the whole motion, so what it waits for (the
         # TCP pose, the human's confirmation) arrives on a helper node with its own
         # single-threaded executor (rclpy's multi-threaded one starved these callbacks for
@@ -68,6 +69,13 @@ class ResetNode(Node):
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.create_service(Trigger, r.service, guard.wrap(r.service, self._on_reset))
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        self.last_failure = ""
+        tracker = HealthTracker(error=("failed_resets",))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"resets": self.resets, "failed_resets": self.failed_resets},
+            values={"last_failure": self.last_failure}))
         self.get_logger().info(
             f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
             f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "
@@ -158,6 +166,9 @@ class ResetNode(Node):
             response.success, response.message = False, str(exc)
         except Exception as exc:  # a hook's bug must not kill the node
             response.success, response.message = False, f"reset failed: {exc!r}"
+        if not response.success:
+            self.failed_resets += 1
+            self.last_failure = response.message
         log = self.get_logger()
         text = f"reset {'ok' if response.success else 'FAILED'} in " \
                f"{time.monotonic() - start:.1f} s: {response.message}"

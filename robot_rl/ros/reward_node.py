@@ -47,6 +47,11 @@ class RewardNode(Node):
         self.pub_reward = self.create_publisher(Float32, rc.reward_topic, 10)
         self.pub_prob = self.create_publisher(Float32, rc.probability_topic, 10)
         self.recorder = None
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics
+        tracker = HealthTracker()
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"frames": self.frames}, values={"source": rc.source}))
         if rc.record_dir:
             self._start_recording()
         elif rc.source == "classifier":

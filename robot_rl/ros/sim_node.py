@@ -25,7 +25,8 @@ from robot_rl.robot.adapter import SimArmAdapter
 from robot_rl.ros import messages as m
 from robot_rl.ros.camera_node import CameraNode
 from robot_rl.ros.joint_driver_node import JointDriverNode
-from robot_rl.ros.node_utils import CommandGuard, declare_config, run_nodes
+from robot_rl.diagnostics import HealthTracker
+from robot_rl.ros.node_utils import CommandGuard, Diagnostics, declare_config, run_nodes
 from robot_rl.ros.tactile_node import TactileNode
 from robot_rl.sim.world import SimWorld
 
@@ -54,6 +55,12 @@ class MujocoSimNode(Node):
         self.periods = 0
         self._render_every = {c.name: max(1, round(cfg.control_rate_hz / c.fps))
                               for c in cfg.cameras}
+        self.physics_error: str | None = None
+        tracker = HealthTracker(alive=("periods",))
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"periods": self.periods, "sim_time_s": self.world.time},
+            [("ERROR", f"physics thread stopped: {self.physics_error}")] if self.physics_error
+            else []))
         self._thread = threading.Thread(target=self._run, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -140,6 +147,7 @@ class MujocoSimNode(Node):
             if not rclpy.ok():  # a signal shut the context down under a publish: a stop
                 self._stop.set()
                 return
+            self.physics_error = repr(exc)
             self.get_logger().fatal(f"physics thread stopped: {exc!r}")
             raise
         finally:

@@ -45,12 +45,20 @@ class TactileNode(Node):
         self._zero = zero
         self.create_service(Trigger, m.tactile_zero_service(sensor.name), self._on_zero)
         self._reader = None
+        self.published = 0
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.node_utils import Diagnostics, sensor_health
+        tracker = HealthTracker(warn=("timeouts",), alive=("published",))
+        self.diagnostics = Diagnostics(
+            self, lambda: sensor_health(tracker, self.published, self._reader),
+            hardware_id=sensor.serial or "")
 
     def publish_reading(self, data: np.ndarray, stamp: float) -> None:
         if self.baseline is not None and data.ndim == 2:
             data = self.baseline.apply(data).astype(np.float32)
         encoding = "32FC1" if data.dtype == np.float32 and data.ndim == 2 else "rgb8"
         self.pub.publish(m.image_to_msg(data, stamp, self.frame_id, encoding))
+        self.published += 1
 
     def _on_zero(self, request, response):
         if self._zero is None:

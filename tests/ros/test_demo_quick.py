@@ -21,7 +21,8 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     assert numbers["onnx_parity_max_abs_diff"] <= 1e-5
     assert 0.0 <= numbers["deployed_success_rate"] <= 1.0 and numbers["eval_episodes"] == 3
     for name in ("policy.onnx", "policy.json", "report.md", "episodes.csv",
-                 "training_vs_steps.png", "training_vs_time.png", "train/checkpoint"):
+                 "training_vs_steps.png", "training_vs_time.png", "train/checkpoint",
+                 "deployed_front.gif", numbers["deploy_recording"]):
         assert (run_dir / name).exists(), name
     assert list((run_dir / "train" / "tb").glob("events.out.tfevents.*"))
     # The simulated human intervened, and its corrections were recorded as such.

@@ -1,0 +1,1 @@
+"""Recordings and datasets that standard tools read (MCAP, LeRobot)."""
