@@ -119,7 +119,9 @@ def overhead(args) -> None:
                     recorder, output = None, work / f"run{round_}.mcap"
                     try:
                         if recording:
-                            recorder = start_recorder(work, output, logs=f"logs_{round_}")
+                            recorder = start_recorder(
+                                work, output, {"recording.exclude": args.exclude},
+                                logs=f"logs_{round_}")
                         s = bench.run_rate(100.0, cargs, work)
                     finally:
                         if recorder is not None:
@@ -215,6 +217,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=20.0, help="engaged seconds per run")
     ap.add_argument("--camera-hz", type=float, default=10.0)
+    ap.add_argument("--exclude", nargs="*", default=[], metavar="TOPIC",
+                    help="topics the recorder leaves out (recording.exclude)")
     ap.add_argument("--sim-seconds", type=float, default=0.0,
                     help="measure MCAP size on the sim graph instead of the overhead")
     args = ap.parse_args()
