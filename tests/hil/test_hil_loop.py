@@ -5,6 +5,8 @@ The same loop runs over ROS 2 in `robot-rl demo` (tests/ros/test_demo_quick.py e
 here it is ROS-free so that a few thousand steps fit in CI.
 """
 import numpy as np
+import pytest
+import torch
 
 from robot_rl.config import load_config
 from robot_rl.envs.pick_cube import PickCubeEnv
@@ -18,7 +20,17 @@ LEARNING_STARTS = 500  # as the learner node's learner.min_online: the first epi
 WINDOW = 10  # episodes at the start (untrained) compared with the last 2 * WINDOW
 
 
-def test_intervention_rate_falls_as_training_proceeds(tmp_path):
+@pytest.fixture
+def one_torch_thread():
+    """Two intra-op threads on a loaded 2-core machine wait for each other at every matmul: the
+    test took over 600 s at load average 5 (113 s quiet). One thread is immune to that."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_intervention_rate_falls_as_training_proceeds(tmp_path, one_torch_thread):
     cfg = load_config(None, {"task.observations": ["state", "object"], "cameras": [],
                              "tactile": [], "task.max_episode_steps": 50})
     record(cfg, str(tmp_path / "demos"), 20, seed=50_000, verbose=False)
