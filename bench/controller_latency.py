@@ -50,7 +50,7 @@ def publisher(state_hz: float, tactile_hz: float, config: str) -> None:
 
     from robot_rl.config import load_config
     from robot_rl.ros import messages as m
-    from robot_rl.ros.controller_node import home_quat
+    from robot_rl.deploy.controller_core import home_quat
 
     cfg = load_config(config)
     rclpy.init()

@@ -392,7 +392,7 @@ def test_controller_drives_the_mujoco_sim(tmp_path, ros_context):
 
 
 def test_evaluate_deployed_over_ros_runs_episodes(tmp_path, ros_context):
-    from robot_rl.ros.controller_node import evaluate_deployed_ros
+    from robot_rl.ros.controller_eval import evaluate_deployed_ros
 
     model = _export(tmp_path, 20.0, [0.0, 0.0, 0.0, -1.0])
     cfg = load_config(None, {**SMALL, "control_rate_hz": 20.0, "task.max_episode_steps": 10})
