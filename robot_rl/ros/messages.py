@@ -87,11 +87,13 @@ def input_topic(name: str) -> tuple[type, str]:
                      "object, tactile_<sensor> or image_<camera>")
 
 
-def decode_input(name: str, msg, gripper_joints) -> object:
+def decode_input(name: str, msg, gripper_joints, check_dtype: bool = True) -> object:
     """The Snapshot field(s) of input ``name`` from its message: joint_states -> gripper opening
     (sum of ``gripper_joints``, matched by name), ee_pose -> (position, quaternion x, y, z, w),
     ee_twist -> 6-vector, object -> position, tactile_*/image_* -> array (float32 / uint8).
-    Raises ValueError naming the input and what was expected."""
+    Raises ValueError naming the input and what was expected. ``check_dtype``: refuse a
+    tactile image that is not float32 (32FC1) or a camera image that is not uint8 (the
+    controller's inputs); the environment leaves that to the task's observation space."""
     if name == "joint_states":
         try:
             return float(np.sum(joint_positions_by_name(msg, list(gripper_joints))))
@@ -106,7 +108,7 @@ def decode_input(name: str, msg, gripper_joints) -> object:
     for prefix, dtype in _IMAGE_DTYPES.items():
         if name.startswith(prefix):
             img = msg_to_image(msg)
-            if img.dtype != dtype:
+            if check_dtype and img.dtype != dtype:
                 raise ValueError(f"{name}: encoding {msg.encoding} gives {img.dtype}, "
                                  f"expected {np.dtype(dtype)}")
             return img
