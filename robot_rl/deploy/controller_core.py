@@ -18,7 +18,7 @@ from robot_rl.deploy.safety import RobotState, SafetyConfig, SafetyLayer, Safety
 from robot_rl.envs.task import PickCubeTask, Snapshot
 
 __all__ = ["ControllerCore", "StepResult", "sensor_names", "home_quat", "safety_config_for",
-           "reset_to_idle"]
+           "reset_to_idle", "load_policy"]
 
 
 def sensor_names(cfg: Config) -> list[str]:
@@ -129,6 +129,16 @@ class ControllerCore:
         self.safety.deactivate()
         return self.safety.mode.value
 
+    def estop(self, source: str = "estop") -> str:
+        """Latch the e-stop (from any mode); ``source`` goes into the transition history."""
+        self.safety.estop(source)
+        return self.safety.mode.value
+
+    def reset_estop(self, source: str = "reset_estop") -> str:
+        """ESTOP -> IDLE. Raises IllegalTransitionError when not e-stopped."""
+        self.safety.reset_estop(source)
+        return self.safety.mode.value
+
     # -- the tick ------------------------------------------------------------------------------
     def step(self, snap: Snapshot | None, now: float, stamps: dict[str, float]) -> StepResult:
         mode = self.safety.mode
@@ -234,3 +244,23 @@ def reset_to_idle(core: ControllerCore) -> None:
         core.safety.reset_estop()
     elif mode != SafetyMode.IDLE:
         core.deactivate()
+
+
+def load_policy(cfg: Config, rate_hz: float, policy: Callable | None = None) -> Callable:
+    """The policy the controller runs: ``policy``, or the ONNX model ``cfg.deploy.model_file()``
+    names (FileNotFoundError lists where it looked). A policy with metadata is checked against
+    the robot configuration at ``rate_hz`` (ModelMismatchError names every mismatch) and
+    warmed up."""
+    if policy is None:
+        from robot_rl.deploy.onnx_policy import OnnxPolicy
+
+        policy = OnnxPolicy(cfg.deploy.model_file(), providers=cfg.deploy.providers,
+                            intra_op_threads=cfg.deploy.intra_op_threads)
+    meta = getattr(policy, "metadata", None)
+    if meta is not None:
+        from robot_rl.deploy.agent_export import robot_spec
+
+        meta.check_against(robot_spec(cfg, rate_hz))
+    if hasattr(policy, "warmup"):
+        policy.warmup()
+    return policy

@@ -6,12 +6,9 @@ Data path, per control tick (its own thread, :class:`RateLoop` absolute deadline
         --> PickCubeTask.command (TCP target + gripper opening) --> SafetyLayer.filter
         --> /robot/gripper_target, /robot/ee_target
 
-Inputs are not delivered by executor callbacks: at each tick the control thread takes the
-newest sample of every input straight from its DDS reader (keep-last 1, on a helper node that
-no executor spins), decodes it (joints by name) and caches it; the loop never waits for data.
-A 1 kHz robot driver sends ~3,000 joint/pose/twist messages a second, and a Python callback
-for each one competed with the tick for the interpreter (docs/deployment.md has the figures).
-Latency and sensor age count from the DDS receipt time. Exactly the observation dict and
+Inputs are taken from DDS by the control thread at each tick, not delivered by executor
+callbacks (``robot_rl.ros.polled_inputs``); latency and sensor age count from the DDS receipt
+time. The tick itself is ``robot_rl.deploy.controller_core.ControllerCore``. Exactly the observation dict and
 action -> command mapping of ``PickCubeTask`` are used (the same class the Gymnasium
 environments use), so the policy sees what it was trained on.
 
@@ -37,8 +34,6 @@ robot description.
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import threading
 import time
@@ -52,30 +47,17 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
-from robot_rl.deploy.control_loop import LatencyStats, PhaseLock, RateLoop, SampleBuffer, Tick
-# The ROS-free core lives in deploy/; its names stay importable from here for existing callers.
-from robot_rl.deploy.controller_core import (ControllerCore, StepResult, home_quat,  # noqa: F401
-                                             safety_config_for, sensor_names)
+from robot_rl.deploy.control_loop import PhaseLock, RateLoop, Tick
+from robot_rl.deploy.controller_core import ControllerCore, load_policy
+from robot_rl.deploy.controller_report import (LoopFigures, Rehearsal, controller_health, json_safe,
+                                               set_fifo_priority)
 from robot_rl.deploy.errors import DeployError, IllegalTransitionError
 from robot_rl.deploy.safety import SafetyMode
 from robot_rl.envs.task import Snapshot
 from robot_rl.ros import messages as m
 from robot_rl.ros.polled_inputs import PolledInputs
 
-__all__ = [
-    "ControllerCore",
-    "StepResult",
-    "sensor_names",
-    "home_quat",
-    "ControllerNode",
-    "main",
-    "ENGAGE",
-    "DISENGAGE",
-    "DEACTIVATE",
-    "ESTOP",
-    "RESET_ESTOP",
-    "STATUS",
-]
+__all__ = ["ControllerNode", "main", "ENGAGE", "DISENGAGE", "DEACTIVATE", "ESTOP", "RESET_ESTOP", "STATUS"]
 
 ENGAGE = "/controller/engage"
 DISENGAGE = "/controller/disengage"
@@ -98,34 +80,17 @@ class ControllerNode(Node):
         self.cfg = cfg
         rate = float(cfg.deploy.rate_hz)
         self.log = self.get_logger()
-        if policy is None:
-            from robot_rl.deploy.onnx_policy import OnnxPolicy
-
-            policy = OnnxPolicy(cfg.deploy.model, providers=cfg.deploy.providers,
-                                intra_op_threads=cfg.deploy.intra_op_threads)
+        self.policy = policy = load_policy(cfg, rate, policy)
         meta = getattr(policy, "metadata", None)
-        if meta is not None:
-            from robot_rl.deploy.agent_export import robot_spec
-
-            meta.check_against(robot_spec(cfg, rate))  # ModelMismatchError names every mismatch
-        self.policy = policy
         self.provider = getattr(policy, "provider", "python")
-        if hasattr(policy, "warmup"):
-            policy.warmup()
         self.core = ControllerCore(cfg, policy, rate_hz=rate)
-        self._rehearsal: ControllerCore | None = self.core.twin()  # see _warm
-        self._rehearsal_overruns = 0
-        self._figures: dict[str, Any] | None = None  # see _loop_figures
-        self._figures_at = 0.0
+        self.rehearsal = Rehearsal(self.core, cfg.deploy.warm_s)  # see _warm
         self.log.info(
             f"policy {cfg.deploy.model} (run {getattr(meta, 'training_run_id', '?')} "
             f"v{getattr(meta, 'policy_version', '?')}) on {self.provider} "
             f"({cfg.deploy.intra_op_threads} intra-op thread(s)); {rate:g} Hz; inputs {self.core.sensors}; "
             f"watchdog max ages {self.core.safety.config.sensor_max_age_s}")
 
-        if cfg.deploy.sync_input and cfg.deploy.sync_input not in self.core.sensors:
-            raise ValueError(f"deploy.sync_input {cfg.deploy.sync_input!r} is not an input of this "
-                             f"controller; expected one of {self.core.sensors} or '' (no phase lock)")
         self.inputs = PolledInputs(self.context, f"{name}_inputs", self.core.sensors, cfg.robot.gripper_joints,
                                    self.core.input_errors, self.log, sync=cfg.deploy.sync_input)
 
@@ -137,12 +102,12 @@ class ControllerNode(Node):
         self.create_service(Trigger, ENGAGE, guard.wrap(ENGAGE, self._srv(self.core.engage)))
         self.create_service(Trigger, DISENGAGE, guard.wrap(DISENGAGE, self._srv(self.core.disengage)))
         self.create_service(Trigger, DEACTIVATE, guard.wrap(DEACTIVATE, self._srv(self.core.deactivate)))
-        self.create_service(Trigger, ESTOP, self._srv(self._estop))
-        self.create_service(Trigger, RESET_ESTOP, guard.wrap(RESET_ESTOP, self._srv(self._reset_estop)))
+        self.create_service(Trigger, ESTOP, self._srv(lambda: self.core.estop(ESTOP), "estop"))
+        self.create_service(Trigger, RESET_ESTOP, guard.wrap(RESET_ESTOP, self._srv(
+            lambda: self.core.reset_estop(RESET_ESTOP), "reset_estop")))
 
-        self.stats = LatencyStats()
-        self.compute = SampleBuffer()  # tick start -> command published
-        self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.stats)
+        self.figures = LoopFigures()
+        self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.figures.stats)
         self._phase_lock = PhaseLock(cfg.deploy.sync_age_s)
         self._last_width: float | None = None
         self._stop = threading.Event()
@@ -169,37 +134,27 @@ class ControllerNode(Node):
         return self.inputs.snapshot()
 
     # -- services ------------------------------------------------------------------------------
-    def _srv(self, fn: Callable[[], str]):
+    def _srv(self, fn: Callable[[], str], name: str = ""):
+        name = name or fn.__name__
+
         def cb(request, response):
             try:
                 mode = fn()
                 response.success, response.message = True, f"mode {mode}"
             except IllegalTransitionError as exc:
                 response.success, response.message = False, f"{exc} (mode {self.core.safety.mode.value})"
-            self.log.info(f"{fn.__name__}: {response.message}")
+            self.log.info(f"{name}: {response.message}")
             self.publish_status()
             return response
-        cb.__name__ = fn.__name__
+        cb.__name__ = name
         return cb
-
-    def _estop(self) -> str:
-        self.core.safety.estop("/controller/estop")
-        return self.core.safety.mode.value
-
-    def _reset_estop(self) -> str:
-        self.core.safety.reset_estop("/controller/reset_estop")
-        return self.core.safety.mode.value
 
     # -- the control loop ------------------------------------------------------------------------
     def _run(self) -> None:
         frame = self.cfg.robot.base_frame
-        prio = self.cfg.deploy.rt_priority
-        if prio > 0:
-            try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # this thread only
-                self.log.info(f"control loop thread: SCHED_FIFO priority {prio}")
-            except (OSError, AttributeError) as exc:
-                self.log.warning(f"could not set SCHED_FIFO priority {prio} for the control loop: {exc}")
+        if self.cfg.deploy.rt_priority > 0:
+            done, what = set_fifo_priority(self.cfg.deploy.rt_priority)
+            (self.log.info if done else self.log.warning)(what)
         try:
             while not self._stop.is_set():
                 tick = self.loop.wait(self._warm, self.cfg.deploy.warm_s)
@@ -212,10 +167,7 @@ class ControllerNode(Node):
                         self.pub_gripper.publish(Float64(data=res.width))
                         self._last_width = res.width
                     self.pub_target.publish(m.pose_msg(res.target, res.quat, stamp, frame))
-                    done = time.perf_counter_ns()
-                    if newest_ns:
-                        self.stats.record_latency(newest_ns, done)
-                    self.compute.add(done - tick.start_ns)
+                    self.figures.record(tick.start_ns, newest_ns, time.perf_counter_ns())
                 else:
                     self._last_width = None  # re-send the gripper after re-activation
                 mode = self.core.safety.mode
@@ -250,89 +202,41 @@ class ControllerNode(Node):
                                                    self.loop.period_ns, tick.index))
 
     def _warm(self) -> None:
-        """The rehearsal before a deadline (deploy.warm_s): take what has arrived and run a whole
-        tick -- observation, policy, command mapping, safety filter, serialising the command --
-        on a twin core that shares only the policy and publishes nothing. On a busy 2-core
-        machine a tick's code and data are out of cache again within a few ms (the core step:
-        156 us back to back, 304 us 2 ms after the previous one, 688 us after 10 ms), so the
-        real tick runs warm; docs/deployment.md has the latency figures."""
+        """Before each deadline (deploy.warm_s): take what has arrived and, while the rehearsal
+        is on, run a whole tick on its twin core and serialise the command it would publish
+        (``robot_rl.deploy.controller_report.Rehearsal`` says why)."""
         t0 = time.perf_counter()
         self.poll_inputs()
-        if self._rehearsal is None:  # switched off: the input taking is all that is left
+        if not self.rehearsal.on:  # switched off: the input taking is all that is left
             return
         snap, stamps, _, stamp = self.snapshot()
         if snap is None:
             return
-        res = self._rehearsal.rehearse(snap, time.perf_counter(), stamps)
+        res = self.rehearsal.rehearse(snap, stamps)
         if res.target is not None:
             serialize_message(m.pose_msg(res.target, res.quat, stamp, self.cfg.robot.base_frame))
-        # A rehearsal that does not fit before the deadline delays every tick: after three in a
-        # row (a heavy policy, a slow machine), keep only the input taking.
-        took = time.perf_counter() - t0
-        self._rehearsal_overruns = self._rehearsal_overruns + 1 if took > self.cfg.deploy.warm_s else 0
-        if self._rehearsal_overruns >= 3:
-            self._rehearsal = None
-            self.log.warning(f"tick rehearsal took {took * 1e3:.2f} ms, more than deploy.warm_s "
-                             f"{self.cfg.deploy.warm_s * 1e3:g} ms, three times in a row: rehearsal off "
-                             "(raise deploy.warm_s to keep it, or set 0)")
+        why_off = self.rehearsal.took(time.perf_counter() - t0)
+        if why_off:
+            self.log.warning(why_off)
 
     def stats_line(self) -> str:
-        c = self.compute.summary_ms()
-        return (f"{self.loop.rate_hz:g} Hz on {self.provider}: {self.stats.format()} | compute p50 "
-                f"{c['p50']:.3f} p99 {c['p99']:.3f} ms | mode {self.core.safety.mode.value}, "
-                f"ticks {self.core.ticks}, clamps {dict(self.core.clamp_counts)}")
+        return self.figures.line(self.loop.rate_hz, self.provider, self.core)
 
     def status_dict(self) -> dict[str, Any]:
         d = self.core.status()
-        d.update(self._loop_figures())
+        d.update(self.figures.figures())
         d.update({"provider": self.provider, "rate_hz": self.loop.rate_hz,
                   "phase_locked": self._phase_lock.locked,
-                  "rehearsal_ticks": None if self._rehearsal is None else self._rehearsal.ticks})
+                  "rehearsal_ticks": self.rehearsal.ticks if self.rehearsal.on else None,
+                  "rehearsed_ticks": self.rehearsal.ticks})
         return d
-
-    def _loop_figures(self) -> dict[str, Any]:
-        """Percentiles over the last 10,000 ticks, recomputed at most once a second: at the
-        default 10 Hz status rate, recomputing them for every message (~0.5 ms holding the
-        interpreter) delayed control ticks (100 Hz bench: p99 jitter 0.73-0.80 vs 0.07-0.23 ms
-        at 2 Hz)."""
-        now = time.monotonic()
-        if self._figures is None or now - self._figures_at >= 1.0:
-            s = self.stats.summary()
-            c = self.compute.summary_ms()
-            self._figures_at = now
-            self._figures = {
-                "latency_ms": {"p50": s["latency_ms"]["p50"], "p99": s["latency_ms"]["p99"], "n": s["latency_ms"]["n"]},
-                "period_ms": {"p50": s["period_ms"]["p50"], "p99": s["period_ms"]["p99"]},
-                "jitter_ms": {"p50": s["jitter_ms"]["p50"], "p99": s["jitter_ms"]["p99"]},
-                "compute_ms": {"p50": c["p50"], "p99": c["p99"]},
-                "deadline_misses": s["deadline_misses"],
-                "skipped_ticks": s["skipped_ticks"],
-            }
-        return self._figures
 
     def health(self):
         """OK / WARN / ERROR for /diagnostics, from the status the controller publishes."""
-        from robot_rl.diagnostics import controller_conditions
-        status = self.status_dict()
-        counters = {"ticks": status["ticks"], "forwarded": status["forwarded"],
-                    "held": status["held"], "clamps": sum(status["clamp_counts"].values()),
-                    "faults": sum(status["fault_counts"].values()),
-                    "deadline_misses": status["deadline_misses"]}
-        return self._health.assess(
-            counters, controller_conditions(status, 1.0 / self.loop.rate_hz),
-            values={k: status[k] for k in ("mode", "clamp_counts", "fault_counts", "latency_ms",
-                                           "jitter_ms", "provider")})
+        return controller_health(self._health, self.status_dict(), 1.0 / self.loop.rate_hz)
 
     def publish_status(self) -> None:
-        def clean(x):  # JSON has no NaN
-            if isinstance(x, float) and not math.isfinite(x):
-                return None
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, list):
-                return [clean(v) for v in x]
-            return x
-        self.pub_status.publish(String(data=json.dumps(clean(self.status_dict()))))
+        self.pub_status.publish(String(data=json.dumps(json_safe(self.status_dict()))))
 
     def close(self) -> None:
         self._stop.set()

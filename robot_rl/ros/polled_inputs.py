@@ -41,6 +41,9 @@ class PolledInputs:
 
     def __init__(self, context, node_name: str, names: list[str], gripper_joints, errors: dict[str, str],
                  log, sync: str = ""):
+        if sync and sync not in names:
+            raise ValueError(f"deploy.sync_input {sync!r} is not an input of this controller; "
+                             f"expected one of {list(names)} or '' (no phase lock)")
         self.node = rclpy.create_node(node_name, context=context)
         self.names = list(names)
         self._gripper_joints = list(gripper_joints)

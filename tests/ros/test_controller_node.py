@@ -24,8 +24,8 @@ from robot_rl.config import Config, load_config, save_config
 from robot_rl.graph import NodeSpec
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
-from robot_rl.ros.controller_node import (DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS,
-                                          home_quat)
+from robot_rl.deploy.controller_core import home_quat
+from robot_rl.ros.controller_node import DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS
 
 from .conftest import start_sim
 
@@ -307,18 +307,30 @@ class TestFaultsOverDDS:
         assert st["rate_hz"] == 100.0
         assert st["period_ms"]["p50"] == pytest.approx(10.0, abs=0.5)
         assert st["latency_ms"]["p50"] is not None and st["latency_ms"]["p50"] < 20.0
-        assert st["rehearsal_ticks"] > 0, "the pre-deadline rehearsal (deploy.warm_s) runs"
+        # Counted even after three overruns on a loaded machine switched the rehearsal off
+        # (status rehearsal_ticks null then, as the switch-off test checks).
+        assert st["rehearsed_ticks"] > 0, "the pre-deadline rehearsal (deploy.warm_s) runs"
 
 
 def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
     with _standalone(tmp_path, 500.0, "controller500", 500.0, (0.0, 0.0, 1.0, 1.0),
                      **{"deploy.default_sensor_max_age_s": 0.1}) as (_, _, lst):
         _engage(lst)
+        # Counted against the loop's own tick counter, not a wall-clock window: on a loaded
+        # machine the loop may skip ticks (bench/controller_latency.py measures the rate), but
+        # every tick it runs while engaged must command, and the commands must reach a reader.
+        engaged = lst.status  # may come from the service thread, mid-tick: wait for the loop's own
+        first = lst.wait_status(lambda s: s["ticks"] > engaged["ticks"])
         t0 = time.monotonic()
-        time.sleep(1.0)
-        n = len(lst.targets_since(t0))
-        st = lst.status
-        assert 0.6 * 500 <= n <= 1.1 * 500, f"{n} commands in 1 s at 500 Hz; status {st}"  # loaded CI: skips
+        st = lst.wait_status(lambda s: s["ticks"] >= first["ticks"] + 500, timeout=30.0)
+        t1 = time.monotonic()
+        ticks = st["ticks"] - first["ticks"]
+        commanded = st["forwarded"] + st["held"] - first["forwarded"] - first["held"]
+        assert commanded == ticks, f"{commanded} commands in {ticks} engaged ticks; status {st}"
+        received = len(lst.targets_since(t0)) - len(lst.targets_since(t1))
+        # status comes every 25 ticks (20 Hz): allow one status period of skew at either end
+        assert 0.6 * ticks <= received <= 1.1 * ticks + 50, \
+            f"{received} commands received over {ticks} ticks; status {st}"
         assert st["period_ms"]["p50"] == pytest.approx(2.0, abs=0.2)
         assert lst.grippers[-1] == 0.0, "gripper action +1 closes"
         assert st["mode"] == "POLICY", st
