@@ -111,7 +111,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
     from robot_rl.ros import messages as m
     from robot_rl.ros.controller_node import ENGAGE, STATUS
 
-    cfg = load_config(None, {"cameras": [], "control_rate_hz": rate, "deploy.rate_hz": rate,
+    cfg = load_config(None, {"cameras": [], "control_rate_hz": rate,
                              "deploy.providers": args.providers, "agent.hidden_dims": list(args.hidden),
                              "agent.num_critics": 2, "deploy.stats_log_period_s": 5.0,
                              "deploy.rt_priority": args.rt_priority,

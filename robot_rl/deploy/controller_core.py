@@ -90,7 +90,7 @@ class ControllerCore:
                  quat_home: np.ndarray | None = None):
         self.cfg = cfg
         self.policy = policy
-        self.rate_hz = float(rate_hz if rate_hz is not None else cfg.deploy.rate_hz)
+        self.rate_hz = float(rate_hz if rate_hz is not None else cfg.control_rate_hz)
         self.task = PickCubeTask(cfg, quat_home if quat_home is not None else home_quat(cfg))
         self.sensors = sensor_names(cfg)
         self.safety = SafetyLayer(safety_config_for(cfg, self.rate_hz, self.sensors))

@@ -45,7 +45,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     from robot_rl.launcher import NodeGraph
 
     cfg = replace(cfg, sim=replace(cfg.sim, rate=sim_rate),
-                  deploy=replace(cfg.deploy, model=str(model_path), rate_hz=float(cfg.control_rate_hz)))
+                  deploy=replace(cfg.deploy, model=str(model_path)))
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="robot_rl_eval_"))
     work.mkdir(parents=True, exist_ok=True)
     cfg_path = work / "config.yaml"

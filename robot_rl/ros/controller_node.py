@@ -69,7 +69,7 @@ STATUS = "/controller/status"
 
 class ControllerNode(Node):
     """See the module docstring. ``cfg``/``policy`` default to the node's ROS parameters
-    (``config_file`` + dotted overrides such as ``deploy.rate_hz``) and ``deploy.model``."""
+    (``config_file`` + dotted overrides such as ``control_rate_hz``) and ``deploy.model``."""
 
     def __init__(self, cfg: Config | None = None, policy=None, name: str = "controller", start: bool = True):
         super().__init__(name)
@@ -78,7 +78,7 @@ class ControllerNode(Node):
 
             cfg = declare_config(self)
         self.cfg = cfg
-        rate = float(cfg.deploy.rate_hz)
+        rate = float(cfg.control_rate_hz)
         self.log = self.get_logger()
         self.policy = policy = load_policy(cfg, rate, policy)
         meta = getattr(policy, "metadata", None)

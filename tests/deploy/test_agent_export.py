@@ -58,7 +58,7 @@ def test_onnx_policy_matches_the_agent_on_task_observations(exported, agent, cfg
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({"deploy.rate_hz": 100.0}, "control_rate_hz: expected 10.0, found 100.0"),
+    ({"control_rate_hz": 100.0}, "control_rate_hz: expected 10.0, found 100.0"),
     ({"robot.gripper_joints": ["a", "b"]}, "joint 'panda_finger_joint1': expected 'present', found 'missing on robot'"),
     ({"tactile": [{"name": "left", "shape": [4, 5]}, {"name": "right", "shape": [4, 4]}]},
      "observation 'tactile_left' shape: expected [4, 4], found [4, 5]"),

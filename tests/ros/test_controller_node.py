@@ -45,7 +45,7 @@ def _export(tmp, rate, action, **overrides):
 
 
 def _controller(tmp, model, rate, name="controller", **overrides):
-    cfg = load_config(None, {**SMALL, "control_rate_hz": rate, "deploy.rate_hz": rate,
+    cfg = load_config(None, {**SMALL, "control_rate_hz": rate,
                              "deploy.model": str(model), "deploy.status_rate_hz": 20.0,
                              "deploy.providers": "cpu", **overrides})
     path = tmp / f"{name}.yaml"
@@ -359,7 +359,7 @@ def test_rehearsal_that_does_not_fit_before_the_deadline_is_switched_off(tmp_pat
 def test_mismatched_models_and_inputs_are_refused_naming_the_mismatch(tmp_path):
     model = _export(tmp_path, 100.0, [0.0, 0.0, 0.0, 0.0])
     cases = {
-        "rate": ({"deploy.rate_hz": 50.0, "control_rate_hz": 50.0}, "control_rate_hz: expected 100.0, found 50.0"),
+        "rate": ({"control_rate_hz": 50.0}, "control_rate_hz: expected 100.0, found 50.0"),
         "joints": ({"robot.gripper_joints": ["finger_a", "finger_b"]}, "joint 'panda_finger_joint1'"),
         "obs": ({"tactile": [{"name": "left", "shape": [5, 4]}, {"name": "right", "shape": [4, 4]}]},
                 "observation 'tactile_left' shape: expected [4, 4], found [5, 4]"),
