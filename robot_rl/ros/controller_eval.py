@@ -61,7 +61,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
         helper = rclpy.create_node("controller_eval_helper")
         obj: dict[str, np.ndarray] = {}
         helper.create_subscription(PoseStamped, m.OBJECT_POSE,
-                                   lambda msg: obj.__setitem__("pos", m.pose_from_msg(msg)[0]), m.SENSOR_QOS)
+                                   lambda msg: obj.__setitem__("pos", m.decode_input("object", msg, ())), m.SENSOR_QOS)
         reset = helper.create_client(Trigger, m.SCENE_RESET)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
@@ -74,41 +74,9 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
         timeout = episode_timeout_s or cfg.task.max_episode_steps * period
         successes = 0
         for episode in range(episodes):
-            reset_to_idle(node.core)
-            fut = reset.call_async(Trigger.Request())
-            deadline = time.monotonic() + 30.0
-            while not fut.done() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if not fut.done() or not fut.result().success:
-                raise RuntimeError("scene reset failed")
-            time.sleep(5 * period)  # fresh sensor data after the reset
-            deadline = time.monotonic() + 10.0
-            while True:
-                try:
-                    node.core.engage()
-                    break
-                except IllegalTransitionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(period)
-            # The episode limit is counted in robot (sim) time, as in training: a sim that falls
-            # behind the wall clock on a loaded machine must not cut episodes short.
-            start = elapsed = None
-            wall_end = time.monotonic() + 3 * timeout + 10.0  # a stalled sim must not hang this
-            outcome = "timeout"
-            while time.monotonic() < wall_end:
-                snap, *_ = node.snapshot()
-                if snap is not None and "pos" in obj:
-                    snap.object_pos = obj["pos"]
-                    start = snap.stamp if start is None else start
-                    elapsed = snap.stamp - start
-                    if node.core.task.success(snap):
-                        successes += 1
-                        outcome = "success"
-                        break
-                    if elapsed >= timeout:
-                        break
-                time.sleep(period / 2)
+            _start_episode(node, reset, period)
+            outcome, elapsed = _watch_episode(node, obj, timeout, period)
+            successes += outcome == "success"
             node.log.info(f"evaluation episode {episode + 1}/{episodes}: {outcome} after "
                           f"{elapsed if elapsed is not None else float('nan'):.1f} s robot time "
                           f"(cube at {np.round(obj.get('pos', np.full(3, np.nan)), 3).tolist()})")
@@ -129,3 +97,43 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
             rclpy.try_shutdown()
 
 
+def _start_episode(node: ControllerNode, reset, period: float) -> None:
+    """Deactivate, reset the scene, let fresh sensor data arrive, engage (retrying while the
+    layer refuses, e.g. inputs still stale after the reset)."""
+    reset_to_idle(node.core)
+    fut = reset.call_async(Trigger.Request())
+    deadline = time.monotonic() + 30.0
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not fut.done() or not fut.result().success:
+        raise RuntimeError("scene reset failed")
+    time.sleep(5 * period)  # fresh sensor data after the reset
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            node.core.engage()
+            return
+        except IllegalTransitionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(period)
+
+
+def _watch_episode(node: ControllerNode, obj: dict, timeout: float, period: float) -> tuple[str, float | None]:
+    """("success" | "timeout", robot seconds elapsed). The limit is counted in robot (sim) time,
+    as in training: a sim that falls behind the wall clock on a loaded machine must not cut
+    episodes short."""
+    start = elapsed = None
+    wall_end = time.monotonic() + 3 * timeout + 10.0  # a stalled sim must not hang this
+    while time.monotonic() < wall_end:
+        snap, *_ = node.snapshot()
+        if snap is not None and "pos" in obj:
+            snap.object_pos = obj["pos"]
+            start = snap.stamp if start is None else start
+            elapsed = snap.stamp - start
+            if node.core.task.success(snap):
+                return "success", elapsed
+            if elapsed >= timeout:
+                break
+        time.sleep(period / 2)
+    return "timeout", elapsed
