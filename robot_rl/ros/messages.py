@@ -71,6 +71,7 @@ def from_time(stamp: Time) -> float:
 # Inputs are named as the controller's watchdog and the task's observation keys name them:
 # joint_states, ee_pose, ee_twist, object, tactile_<sensor>, image_<camera>.
 _IMAGE_DTYPES = {"tactile_": np.float32, "image_": np.uint8}
+_Snapshot = None  # robot_rl.envs.task.Snapshot, see snapshot_from_inputs
 
 
 def input_topic(name: str) -> tuple[type, str]:
@@ -95,7 +96,12 @@ def decode_input(name: str, msg, gripper_joints, check_dtype: bool = True) -> ob
     tactile image that is not float32 (32FC1) or a camera image that is not uint8 (the
     controller's inputs); the environment leaves that to the task's observation space."""
     if name == "joint_states":
-        try:
+        try:  # at a controller tick: list.index on the few names beats building a name map
+            if len(msg.position) == len(msg.name):
+                return float(sum(msg.position[msg.name.index(j)] for j in gripper_joints))
+        except ValueError:
+            pass
+        try:  # the error names what is missing
             return float(np.sum(joint_positions_by_name(msg, list(gripper_joints))))
         except ValueError as exc:
             raise ValueError(f"{JOINT_STATES}: {exc}") from None
@@ -121,11 +127,12 @@ def snapshot_from_inputs(values, stamp: float):
     without ``ee_twist`` the velocity is zero, without ``joint_states`` the opening is 0, without
     ``object`` there is no object position. ``stamp``: the instant the consumer assigns to it
     (the environment and controller use the ee_pose stamp)."""
-    from robot_rl.envs.task import Snapshot
-
+    global _Snapshot
+    if _Snapshot is None:  # imported on first use: the task module pulls in pinocchio
+        from robot_rl.envs.task import Snapshot as _Snapshot
     pos, quat = values["ee_pose"]
     twist = values.get("ee_twist")
-    snap = Snapshot(stamp=stamp, ee_pos=pos, ee_quat=quat,
+    snap = _Snapshot(stamp=stamp, ee_pos=pos, ee_quat=quat,
                     ee_vel=np.zeros(6) if twist is None else twist,
                     gripper_width=float(values.get("joint_states", 0.0)),
                     object_pos=values.get("object"))
