@@ -25,7 +25,7 @@ from robot_rl.graph import NodeSpec
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
 from robot_rl.deploy.controller_core import home_quat
-from robot_rl.ros.controller_node import DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS
+from robot_rl.ros.controller_node import DEACTIVATE, DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS
 
 from .conftest import start_sim
 
@@ -302,7 +302,15 @@ class TestFaultsOverDDS:
 
     def test_loop_statistics_reported(self, rig):
         _, _, _, lst, _ = rig
-        st = lst.status
+        # Commanding (latency counts commands) until the once-a-second figures include them:
+        # waits on the status, so it holds whatever ran before and however loaded the machine.
+        if lst.status["mode"] != "POLICY":
+            _engage(lst)
+        try:
+            st = lst.wait_status(lambda s: s["latency_ms"]["n"] > 0 and s["period_ms"]["p50"] is not None,
+                                 timeout=30.0)
+        finally:
+            assert lst.call(DEACTIVATE).success
         assert st["provider"] == "CPUExecutionProvider"
         assert st["rate_hz"] == 100.0
         assert st["period_ms"]["p50"] == pytest.approx(10.0, abs=0.5)
