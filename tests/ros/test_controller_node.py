@@ -184,7 +184,7 @@ def rig(tmp_path_factory, ros_context):
 def _engage(lst):
     res = lst.call(ENGAGE)
     assert res.success, res.message
-    lst.wait_status(lambda s: s["mode"] == "POLICY")
+    lst.wait_status(lambda s: s["mode"] == "POLICY", timeout=30.0)
 
 
 @contextmanager
