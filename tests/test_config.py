@@ -11,7 +11,7 @@ import yaml
 
 from robot_rl.config import (Config, ControllerConfig, config_to_yaml, load_config,
                              save_config)
-from robot_rl.schema import ConfigError, to_dict
+from robot_rl.schema import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
