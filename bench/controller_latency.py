@@ -50,7 +50,7 @@ def publisher(state_hz: float, tactile_hz: float, config: str) -> None:
 
     from robot_rl.config import load_config
     from robot_rl.ros import messages as m
-    from robot_rl.ros.controller_node import home_quat
+    from robot_rl.deploy.controller_core import home_quat
 
     cfg = load_config(config)
     rclpy.init()
@@ -111,7 +111,7 @@ def run_rate(rate: float, args, work: Path) -> dict:
     from robot_rl.ros import messages as m
     from robot_rl.ros.controller_node import ENGAGE, STATUS
 
-    cfg = load_config(None, {"cameras": [], "control_rate_hz": rate, "deploy.rate_hz": rate,
+    cfg = load_config(None, {"cameras": [], "control_rate_hz": rate,
                              "deploy.providers": args.providers, "agent.hidden_dims": list(args.hidden),
                              "agent.num_critics": 2, "deploy.stats_log_period_s": 5.0,
                              "deploy.rt_priority": args.rt_priority,

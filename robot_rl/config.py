@@ -7,7 +7,7 @@ parameters: ``config_file`` (a YAML path) plus optional dotted overrides such as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -239,6 +239,9 @@ class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     driver: DriverConfig = field(default_factory=DriverConfig)
+    # The one control rate: the policy / environment step, the rate exported in a model's
+    # metadata, the deployed controller's loop and its safety layer (safety.control_rate_hz is
+    # derived from it; see _one_control_rate).
     control_rate_hz: float = 10.0
     cameras: list[CameraConfig] = field(default_factory=lambda: [
         CameraConfig(name=name, width=128, height=128, fps=10) for name in ("front", "wrist")])
@@ -260,6 +263,11 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     view: ViewConfig = field(default_factory=ViewConfig)
+
+    def __post_init__(self) -> None:
+        rate = self.control_rate_hz
+        if isinstance(rate, (int, float)) and 0 < rate <= 1000 and self.safety.control_rate_hz != rate:
+            self.safety = replace(self.safety, control_rate_hz=float(rate))
 
     def validate(self) -> None:
         check(0 < self.control_rate_hz <= 1000, "control_rate_hz must be in (0, 1000]")
@@ -298,17 +306,53 @@ def load_config(path: str | os.PathLike | None = None,
         data = deep_merge(deep_merge(data, nested), unflatten(dotted))
     # Merge onto the full defaults of Config, so a partial section (or a dotted override such
     # as safety.ee_speed_max) keeps the other values Config chose, not the section class's own.
-    data = deep_merge(to_dict(Config()), data)
     where = f" (in {path})" if path else ""
     try:
+        data = deep_merge(to_dict(Config()), _one_control_rate(data))
         return from_dict(Config, data)
     except ConfigError as exc:
         raise ConfigError(f"{exc}{where}") from None
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
 
 
 def config_to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return yaml.safe_dump(config_dict(config), sort_keys=False)
+
+
+#: Keys that used to set the control rate besides ``control_rate_hz`` (section, key).
+DERIVED_RATE_KEYS = (("deploy", "rate_hz"), ("safety", "control_rate_hz"))
+
+
+def _one_control_rate(data: dict) -> dict:
+    """``data`` without the keys that repeat the control rate. Equal to ``control_rate_hz``
+    (a file written before it was the one setting): dropped; different: ConfigError naming the
+    key, since a controller or safety layer at another rate than the policy was trained at is
+    never what a user wants."""
+    rate = data.get("control_rate_hz", Config.control_rate_hz)
+    for section, key in DERIVED_RATE_KEYS:
+        values = data.get(section)
+        if not isinstance(values, dict) or key not in values:
+            continue
+        value = values[key]
+        try:
+            same = float(value) == float(rate)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise ConfigError(
+                f"{section}.{key} is {value!r} but control_rate_hz is {rate!r}: the control rate is "
+                f"set once, by control_rate_hz (the policy's step, the deployed controller's loop and "
+                f"its safety layer all run at it); remove {section}.{key}")
+        data = {**data, section: {k: v for k, v in values.items() if k != key}}
+    return data
+
+
+def config_dict(config: Config) -> dict:
+    """The configuration as YAML-ready data, without derived keys (safety.control_rate_hz), so
+    a saved file changes its control rate by ``control_rate_hz`` alone."""
+    data = to_dict(config)
+    data["safety"].pop("control_rate_hz", None)
+    return data

@@ -338,7 +338,7 @@ class Stages:
     def deploy(self) -> None:
         from dataclasses import replace
 
-        from robot_rl.ros.controller_node import evaluate_deployed_ros
+        from robot_rl.ros.controller_eval import evaluate_deployed_ros
         # Always recorded, for the report's GIF (and the classifier's confusion matrix): the
         # cameras at the control rate, the controller's status and the poses; --record keeps
         # every topic of the contract.

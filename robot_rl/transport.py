@@ -237,7 +237,7 @@ def from_msg(msg) -> bytes:
 
 def obs_spec_of(space) -> Dict[str, Dict[str, Any]]:
     """``{key: {"shape": [...], "dtype": "uint8"|"float32"}}`` like the replay manifest."""
-    from robot_rl.learning.networks import as_dict_space, classify_observation_space
+    from robot_rl.spaces import as_dict_space, classify_observation_space
 
     space = as_dict_space(space)
     kinds = classify_observation_space(space)

@@ -2,7 +2,7 @@
 from the dataclass defaults: run `python scripts/gen_default_config.py` after changing them."""
 import yaml
 from robot_rl.config import Config
-from robot_rl.schema import to_dict
+from robot_rl.config import config_dict as to_dict  # without derived keys (safety.control_rate_hz)
 MARK = "# --- generated below from the dataclass defaults"
 p = "config/default.yaml"
 text = open(p).read()

@@ -171,7 +171,7 @@ def test_controller_node_box_lies_inside_the_drivers():
     from pathlib import Path
 
     from robot_rl.config import load_config
-    from robot_rl.ros.controller_node import safety_config_for
+    from robot_rl.deploy.controller_core import safety_config_for
 
     real = load_config(Path(__file__).resolve().parents[1] / "config" / "real_panda.yaml")
     assert real.controller.workspace_min != list(real.safety.workspace_min)  # the case at hand

@@ -1,4 +1,5 @@
-"""ROS-free deployment core: ONNX export, ONNX policy runtime, safety layer, rate loop.
+"""ROS-free deployment core: ONNX export, ONNX policy runtime, safety layer, rate loop, and the
+controller's tick (``ControllerCore``) with its in-process evaluation (``evaluate_deployed``).
 
 Attributes are imported lazily so that a robot process using only the safety layer or
 the rate loop does not pay for (or need) onnxruntime, and nothing here imports torch
@@ -47,6 +48,9 @@ _EXPORTS = {
     # loop
     "RateLoop": "control_loop",
     "LatencyStats": "control_loop",
+    # the controller's tick and its in-process evaluation
+    "ControllerCore": "controller_core",
+    "evaluate_deployed": "evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -66,13 +66,13 @@ def _dtype_name(space) -> str:
 def robot_spec(cfg: Config, rate_hz: float | None = None) -> RobotSpec:
     """What the robot configured by ``cfg`` provides, for ``PolicyMetadata.check_against``.
 
-    ``rate_hz`` is the rate the controller will run at (default ``cfg.deploy.rate_hz``).
+    ``rate_hz`` is the rate the controller will run at (default ``cfg.control_rate_hz``).
     """
     obs_space, _, _ = task_spaces(cfg)
     return RobotSpec(
         joint_names=robot_joint_names(cfg),
         observation_shapes={k: tuple(s.shape) for k, s in obs_space.spaces.items()},
-        control_rate_hz=float(cfg.deploy.rate_hz if rate_hz is None else rate_hz),
+        control_rate_hz=float(cfg.control_rate_hz if rate_hz is None else rate_hz),
         robot_description_id=cfg.robot.urdf,
         observation_dtypes={k: _dtype_name(s) for k, s in obs_space.spaces.items()},
     )

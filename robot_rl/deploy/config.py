@@ -1,7 +1,8 @@
 """Configuration of the deployment controller node (``robot_rl.ros.controller_node``).
 
 The safety limits themselves live in ``Config.safety`` (:class:`SafetyConfig`); this section
-says which model runs, how fast, and how the node watches its inputs.
+says which model runs and how the node watches its inputs; it runs at ``Config.control_rate_hz``,
+the rate the model was trained and exported at.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ class DeployConfig:
     # the installed share folder (model_file(); see models/README.md).
     model: str = "models/policy.onnx"
     providers: str = "auto"            # auto | cpu | cuda | tensorrt
-    rate_hz: float = 10.0              # control loop rate (must match the model's metadata)
     intra_op_threads: int = 1          # onnxruntime CPU threads (1: least jitter, see docs)
     # Watchdog: max age (s) of each input the controller reads, for the sensors without an
     # entry in safety.sensor_max_age_s (names: joint_states, ee_pose, ee_twist,
@@ -48,7 +48,6 @@ class DeployConfig:
     def validate(self) -> None:
         check(self.providers in ("auto", "cpu", "cuda", "tensorrt"),
               f"providers must be one of auto, cpu, cuda, tensorrt; got {self.providers!r}")
-        check(0 < self.rate_hz <= 2000, "rate_hz must be in (0, 2000]")
         check(self.intra_op_threads >= 1, "intra_op_threads must be >= 1")
         check(self.default_sensor_max_age_s > 0, "default_sensor_max_age_s must be > 0")
         check(self.status_rate_hz > 0, "status_rate_hz must be > 0")

@@ -49,16 +49,25 @@ class PickCubeEnv(gym.Env):
     def step(self, action):
         if self._snap is None:
             raise RuntimeError("call reset() before step()")
-        target, quat, width = self.task.command(action, self._snap)
-        self.world.controller.set_cartesian_target(target, quat)
-        self.world.set_gripper(width)
-        self.world.step_physics()
+        self.advance(*self.task.command(action, self._snap))
         self._steps += 1
-        self._snap = snapshot_from_world(self.world, self.cfg, self._images)
         success = self.task.success(self._snap)
         truncated = not success and self._steps >= self.cfg.task.max_episode_steps
         return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
                 {"success": success})
+
+    def advance(self, target=None, quat=None, width: float | None = None) -> Snapshot:
+        """Command a TCP target (position, orientation x, y, z, w) and gripper opening, run one
+        control period and return the new snapshot. ``step`` is this after the task's action
+        mapping; a controller that maps actions itself (the deployed controller's evaluation)
+        calls it directly. ``None`` keeps the previous target / opening."""
+        if target is not None:
+            self.world.controller.set_cartesian_target(target, quat)
+        if width is not None:
+            self.world.set_gripper(width)
+        self.world.step_physics()
+        self._snap = snapshot_from_world(self.world, self.cfg, self._images)
+        return self._snap
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -20,10 +20,9 @@ import time
 import gymnasium as gym
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
@@ -69,27 +68,18 @@ class RosRobotEnv(gym.Env):
         self._epoch = 0  # clock epochs seen (see the module docstring)
         self.clock_jumps = 0
         groups = cfg.task.observations
-        self._streams = ["joints", "pose", "twist"]
-        sub = self.node.create_subscription
-        sub(JointState, m.JOINT_STATES, lambda msg: self._store("joints", msg), m.SENSOR_QOS)
-        sub(PoseStamped, m.EE_POSE, lambda msg: self._store("pose", msg), m.SENSOR_QOS)
-        sub(TwistStamped, m.EE_TWIST, lambda msg: self._store("twist", msg), m.SENSOR_QOS)
+        self._streams = ["joint_states", "ee_pose", "ee_twist"]
         if "tactile" in groups:
-            for t in cfg.tactile:
-                key = f"tactile:{t.name}"
-                self._streams.append(key)
-                sub(Image, m.tactile_topic(t.name), lambda msg, k=key: self._store(k, msg),
-                    m.SENSOR_QOS)
+            self._streams += [f"tactile_{t.name}" for t in cfg.tactile]
         if "images" in groups:
-            for c in cfg.cameras:
-                key = f"camera:{c.name}"
-                self._streams.append(key)
-                sub(Image, m.camera_image_topic(c.name), lambda msg, k=key: self._store(k, msg),
-                    m.SENSOR_QOS)
+            self._streams += [f"image_{c.name}" for c in cfg.cameras]
         self.use_object = use_object_pose or "object" in groups
         if self.use_object:
             self._streams.append("object")
-            sub(PoseStamped, m.OBJECT_POSE, lambda msg: self._store("object", msg), m.SENSOR_QOS)
+        for name in self._streams:
+            msg_type, topic = m.input_topic(name)
+            self.node.create_subscription(msg_type, topic, lambda msg, k=name: self._store(k, msg),
+                                          m.SENSOR_QOS)
         self.pub_target = self.node.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.node.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.reset_client = self.node.create_client(Trigger, m.SCENE_RESET)
@@ -159,19 +149,9 @@ class RosRobotEnv(gym.Env):
 
     def _snapshot(self) -> Snapshot:
         self._snap_epoch = self._epoch
-        joints = self._latest["joints"][1]
-        pos, quat = m.pose_from_msg(self._latest["pose"][1])
-        width = float(np.sum(m.joint_positions_by_name(joints, self.cfg.robot.gripper_joints)))
-        snap = Snapshot(stamp=self._latest["pose"][0], ee_pos=pos, ee_quat=quat,
-                        ee_vel=m.twist_from_msg(self._latest["twist"][1]), gripper_width=width)
-        for key, (_, msg) in self._latest.items():
-            if key.startswith("tactile:"):
-                snap.tactile[key.split(":", 1)[1]] = m.msg_to_image(msg)
-            elif key.startswith("camera:"):
-                snap.images[key.split(":", 1)[1]] = m.msg_to_image(msg)
-        if "object" in self._latest:
-            snap.object_pos = m.pose_from_msg(self._latest["object"][1])[0]
-        return snap
+        gripper = self.cfg.robot.gripper_joints
+        values = {k: m.decode_input(k, msg, gripper, check_dtype=False) for k, (_, msg) in self._latest.items()}
+        return m.snapshot_from_inputs(values, self._latest["ee_pose"][0])
 
     # -- gymnasium ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -73,7 +73,7 @@ class RobotCameraClient(RobotLink):
         self.receive_joint_state(m.from_time(msg.header.stamp), msg.name, msg.position, msg.velocity)
 
     def _on_pose(self, msg) -> None:
-        p, q = m.pose_from_msg(msg)
+        p, q = m.decode_input("ee_pose", msg, ())
         self.receive_pose(m.from_time(msg.header.stamp), make_T(quat_to_matrix(q), p))
 
     # -- RobotLink's transport side ---------------------------------------------------------------

@@ -25,7 +25,6 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
 
 from robot_rl.config import Config
-from robot_rl.envs.task import Snapshot
 from robot_rl.hil.devices import DeviceError, device_mapping, open_device
 from robot_rl.hil.mapping import ActionMapper, InterventionCommand
 from robot_rl.hil.sim_human import SimHuman
@@ -136,7 +135,7 @@ class InterventionNode(Node):
 
     # -- simulated human ----------------------------------------------------------------------
     def _on_pose(self, msg: PoseStamped) -> None:
-        pos, quat = m.pose_from_msg(msg)
+        pos, quat = m.decode_input("ee_pose", msg, ())
         self._ee_quat = quat
         if self.sim_human is None or self._object is None:
             return
@@ -144,8 +143,8 @@ class InterventionNode(Node):
         if stamp < self._last_step_stamp + 0.5 * self.period:
             return  # one decision per control period (sim time)
         self._last_step_stamp = stamp
-        snap = Snapshot(stamp=stamp, ee_pos=pos, ee_quat=quat, ee_vel=np.zeros(6),
-                        gripper_width=self._width, object_pos=self._object)
+        snap = m.snapshot_from_inputs({"ee_pose": (pos, quat), "joint_states": self._width,
+                                       "object": self._object}, stamp)
         with self._lock:
             was_active = self._last_cmd.active
             cmd = self.sim_human.step(snap)
@@ -157,12 +156,11 @@ class InterventionNode(Node):
         self.published += 1
 
     def _on_object(self, msg: PoseStamped) -> None:
-        self._object = m.pose_from_msg(msg)[0]
+        self._object = m.decode_input("object", msg, ())
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self._width = float(np.sum(m.joint_positions_by_name(
-                msg, self.cfg.robot.gripper_joints)))
+            self._width = m.decode_input("joint_states", msg, self.cfg.robot.gripper_joints)
         except ValueError:
             pass
 

@@ -1,4 +1,13 @@
-"""numpy <-> ROS 2 message conversions and the topic contract's names and QoS.
+"""The robot topic contract: every robot topic name, message type and QoS profile, the
+numpy <-> ROS 2 message conversions, and the one messages -> ``Snapshot`` reader.
+
+Every node and the ROS Gymnasium environment take topic names and QoS from here, and turn robot
+messages into the task's :class:`~robot_rl.envs.task.Snapshot` only through
+:func:`input_topic` / :func:`decode_input` / :func:`snapshot_from_inputs`, so the controller,
+the environment, the simulated human and the scripted reward read the same contract the same
+way. How fresh an input must be stays each consumer's own rule (the environment waits for a new
+control period, the controller takes the newest sample at its tick, the simulated human decides
+once per period).
 
 Only standard message packages are used. Tactile taxel grids travel as ``sensor_msgs/Image``
 with encoding ``32FC1`` (one float32 per taxel, newtons, row-major, rows = image height);
@@ -56,6 +65,83 @@ def to_time(seconds: float) -> Time:
 
 def from_time(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+# -- robot inputs -> Snapshot: the one reader --------------------------------------------------
+# Inputs are named as the controller's watchdog and the task's observation keys name them:
+# joint_states, ee_pose, ee_twist, object, tactile_<sensor>, image_<camera>.
+_IMAGE_DTYPES = {"tactile_": np.float32, "image_": np.uint8}
+_Snapshot = None  # robot_rl.envs.task.Snapshot, see snapshot_from_inputs
+
+
+def input_topic(name: str) -> tuple[type, str]:
+    """(message type, topic) of the robot input ``name``."""
+    fixed = {"joint_states": (JointState, JOINT_STATES), "ee_pose": (PoseStamped, EE_POSE),
+             "ee_twist": (TwistStamped, EE_TWIST), "object": (PoseStamped, OBJECT_POSE)}
+    if name in fixed:
+        return fixed[name]
+    if name.startswith("tactile_"):
+        return Image, tactile_topic(name[len("tactile_"):])
+    if name.startswith("image_"):
+        return Image, camera_image_topic(name[len("image_"):])
+    raise ValueError(f"unknown robot input {name!r}; expected joint_states, ee_pose, ee_twist, "
+                     "object, tactile_<sensor> or image_<camera>")
+
+
+def decode_input(name: str, msg, gripper_joints, check_dtype: bool = True) -> object:
+    """The Snapshot field(s) of input ``name`` from its message: joint_states -> gripper opening
+    (sum of ``gripper_joints``, matched by name), ee_pose -> (position, quaternion x, y, z, w),
+    ee_twist -> 6-vector, object -> position, tactile_*/image_* -> array (float32 / uint8).
+    Raises ValueError naming the input and what was expected. ``check_dtype``: refuse a
+    tactile image that is not float32 (32FC1) or a camera image that is not uint8 (the
+    controller's inputs); the environment leaves that to the task's observation space."""
+    if name == "joint_states":
+        try:  # at a controller tick: list.index on the few names beats building a name map
+            if len(msg.position) == len(msg.name):
+                return float(sum(msg.position[msg.name.index(j)] for j in gripper_joints))
+        except ValueError:
+            pass
+        try:  # the error names what is missing
+            return float(np.sum(joint_positions_by_name(msg, list(gripper_joints))))
+        except ValueError as exc:
+            raise ValueError(f"{JOINT_STATES}: {exc}") from None
+    if name == "ee_pose":
+        return pose_from_msg(msg)
+    if name == "ee_twist":
+        return twist_from_msg(msg)
+    if name == "object":
+        return pose_from_msg(msg)[0]
+    for prefix, dtype in _IMAGE_DTYPES.items():
+        if name.startswith(prefix):
+            img = msg_to_image(msg)
+            if check_dtype and img.dtype != dtype:
+                raise ValueError(f"{name}: encoding {msg.encoding} gives {img.dtype}, "
+                                 f"expected {np.dtype(dtype)}")
+            return img
+    input_topic(name)  # raises: unknown input
+    raise AssertionError(name)
+
+
+def snapshot_from_inputs(values, stamp: float):
+    """A Snapshot from decoded inputs (``{name: decode_input(...)}``). ``ee_pose`` is required;
+    without ``ee_twist`` the velocity is zero, without ``joint_states`` the opening is 0, without
+    ``object`` there is no object position. ``stamp``: the instant the consumer assigns to it
+    (the environment and controller use the ee_pose stamp)."""
+    global _Snapshot
+    if _Snapshot is None:  # imported on first use: the task module pulls in pinocchio
+        from robot_rl.envs.task import Snapshot as _Snapshot
+    pos, quat = values["ee_pose"]
+    twist = values.get("ee_twist")
+    snap = _Snapshot(stamp=stamp, ee_pos=pos, ee_quat=quat,
+                    ee_vel=np.zeros(6) if twist is None else twist,
+                    gripper_width=float(values.get("joint_states", 0.0)),
+                    object_pos=values.get("object"))
+    for name, value in values.items():
+        if name.startswith("tactile_"):
+            snap.tactile[name[len("tactile_"):]] = value
+        elif name.startswith("image_"):
+            snap.images[name[len("image_"):]] = value
+    return snap
 
 
 # -- images -----------------------------------------------------------------------------------

@@ -111,15 +111,13 @@ class RewardNode(Node):
         self.get_logger().info("scripted reward from /sim/object_pose (simulator state)")
 
     def _on_object(self, msg: PoseStamped) -> None:
-        self._object = m.pose_from_msg(msg)[0]
+        self._object = m.decode_input("object", msg, ())
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        from robot_rl.envs.task import Snapshot
         if self._object is None:
             return
-        pos, quat = m.pose_from_msg(msg)
-        snap = Snapshot(m.from_time(msg.header.stamp), pos, quat, np.zeros(6), 0.0,
-                        object_pos=self._object)
+        snap = m.snapshot_from_inputs({"ee_pose": m.decode_input("ee_pose", msg, ()),
+                                       "object": self._object}, m.from_time(msg.header.stamp))
         success = self.task.success(snap)
         self._publish(success, float(success))
 

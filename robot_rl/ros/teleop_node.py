@@ -23,7 +23,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
 
-from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.envs.task import PickCubeTask
 from robot_rl.ros import messages as m
 from robot_rl.ros.node_utils import declare_config, run_nodes
 
@@ -60,9 +60,8 @@ class TeleopNode(Node):
         fresh = time.monotonic() - received <= self.cfg.hil.joy.timeout
         if not (fresh and joy.buttons and joy.buttons[0]):
             return
-        position, quat = m.pose_from_msg(self.pose)
-        snap = Snapshot(stamp=0.0, ee_pos=position, ee_quat=quat, ee_vel=np.zeros(6),
-                        gripper_width=self.width if self.width is not None else 0.0)
+        snap = m.snapshot_from_inputs({"ee_pose": m.decode_input("ee_pose", self.pose, ()),
+                                       "joint_states": self.width if self.width is not None else 0.0}, 0.0)
         try:
             target, orientation, width = self.task.command(np.array(joy.axes), snap)
         except ValueError as exc:  # wrong size or NaN from the device: say so, send nothing

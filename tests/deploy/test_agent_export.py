@@ -58,7 +58,7 @@ def test_onnx_policy_matches_the_agent_on_task_observations(exported, agent, cfg
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({"deploy.rate_hz": 100.0}, "control_rate_hz: expected 10.0, found 100.0"),
+    ({"control_rate_hz": 100.0}, "control_rate_hz: expected 10.0, found 100.0"),
     ({"robot.gripper_joints": ["a", "b"]}, "joint 'panda_finger_joint1': expected 'present', found 'missing on robot'"),
     ({"tactile": [{"name": "left", "shape": [4, 5]}, {"name": "right", "shape": [4, 4]}]},
      "observation 'tactile_left' shape: expected [4, 4], found [4, 5]"),
@@ -119,7 +119,7 @@ def test_constant_action_agent(cfg):
 def test_deployed_loop_reproduces_the_training_env(exported, cfg):
     """Controller tick (observation, policy, command, safety) == PickCubeEnv.step when nothing clamps."""
     from robot_rl.envs.pick_cube import PickCubeEnv
-    from robot_rl.ros.controller_node import evaluate_deployed
+    from robot_rl.deploy.evaluation import evaluate_deployed
 
     free = load_config(None, {**SMALL, "task.max_episode_steps": 15, "safety": {
         # (a dotted safety.* override would start from SafetyConfig's class defaults: give the section)
@@ -143,7 +143,7 @@ def test_deployed_loop_reproduces_the_training_env(exported, cfg):
 
 
 def test_evaluate_deployed_counts_successes(exported, cfg):
-    from robot_rl.ros.controller_node import evaluate_deployed
+    from robot_rl.deploy.evaluation import evaluate_deployed
 
     short = load_config(None, {**SMALL, "task.max_episode_steps": 5})
     assert evaluate_deployed(short, exported.onnx_path, 2) == 0.0  # an untrained agent does not lift the cube
@@ -155,13 +155,13 @@ def test_rehearsal_twin_runs_the_policy_path_and_leaves_the_real_core_alone(expo
     policy."""
     from robot_rl.deploy.safety import SafetyMode
     from robot_rl.envs.pick_cube import PickCubeEnv
-    from robot_rl.ros.controller_node import ControllerCore
+    from robot_rl.deploy.controller_core import ControllerCore
 
     policy = OnnxPolicy(exported.onnx_path, providers="cpu")
     env = PickCubeEnv(cfg)
     try:
         env.reset(seed=1)
-        snap = env._snap
+        snap = env.snapshot
         core = ControllerCore(cfg, policy, rate_hz=cfg.control_rate_hz)
         twin = core.twin()
         assert twin.policy is policy and twin.safety is not core.safety and twin.task is not core.task

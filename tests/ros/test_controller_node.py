@@ -24,8 +24,8 @@ from robot_rl.config import Config, load_config, save_config
 from robot_rl.graph import NodeSpec
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
-from robot_rl.ros.controller_node import (DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS,
-                                          home_quat)
+from robot_rl.deploy.controller_core import home_quat
+from robot_rl.ros.controller_node import DEACTIVATE, DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP, STATUS
 
 from .conftest import start_sim
 
@@ -45,7 +45,7 @@ def _export(tmp, rate, action, **overrides):
 
 
 def _controller(tmp, model, rate, name="controller", **overrides):
-    cfg = load_config(None, {**SMALL, "control_rate_hz": rate, "deploy.rate_hz": rate,
+    cfg = load_config(None, {**SMALL, "control_rate_hz": rate,
                              "deploy.model": str(model), "deploy.status_rate_hz": 20.0,
                              "deploy.providers": "cpu", **overrides})
     path = tmp / f"{name}.yaml"
@@ -184,7 +184,7 @@ def rig(tmp_path_factory, ros_context):
 def _engage(lst):
     res = lst.call(ENGAGE)
     assert res.success, res.message
-    lst.wait_status(lambda s: s["mode"] == "POLICY")
+    lst.wait_status(lambda s: s["mode"] == "POLICY", timeout=30.0)
 
 
 @contextmanager
@@ -302,23 +302,43 @@ class TestFaultsOverDDS:
 
     def test_loop_statistics_reported(self, rig):
         _, _, _, lst, _ = rig
-        st = lst.status
+        # Commanding (latency counts commands) until the once-a-second figures include them:
+        # waits on the status, so it holds whatever ran before and however loaded the machine.
+        if lst.status["mode"] != "POLICY":
+            _engage(lst)
+        try:
+            st = lst.wait_status(lambda s: s["latency_ms"]["n"] > 0 and s["period_ms"]["p50"] is not None,
+                                 timeout=30.0)
+        finally:
+            assert lst.call(DEACTIVATE).success
         assert st["provider"] == "CPUExecutionProvider"
         assert st["rate_hz"] == 100.0
         assert st["period_ms"]["p50"] == pytest.approx(10.0, abs=0.5)
         assert st["latency_ms"]["p50"] is not None and st["latency_ms"]["p50"] < 20.0
-        assert st["rehearsal_ticks"] > 0, "the pre-deadline rehearsal (deploy.warm_s) runs"
+        # Counted even after three overruns on a loaded machine switched the rehearsal off
+        # (status rehearsal_ticks null then, as the switch-off test checks).
+        assert st["rehearsed_ticks"] > 0, "the pre-deadline rehearsal (deploy.warm_s) runs"
 
 
 def test_500hz_loop_commands_at_rate(tmp_path, ros_context):
     with _standalone(tmp_path, 500.0, "controller500", 500.0, (0.0, 0.0, 1.0, 1.0),
                      **{"deploy.default_sensor_max_age_s": 0.1}) as (_, _, lst):
         _engage(lst)
+        # Counted against the loop's own tick counter, not a wall-clock window: on a loaded
+        # machine the loop may skip ticks (bench/controller_latency.py measures the rate), but
+        # every tick it runs while engaged must command, and the commands must reach a reader.
+        engaged = lst.status  # may come from the service thread, mid-tick: wait for the loop's own
+        first = lst.wait_status(lambda s: s["ticks"] > engaged["ticks"])
         t0 = time.monotonic()
-        time.sleep(1.0)
-        n = len(lst.targets_since(t0))
-        st = lst.status
-        assert 0.6 * 500 <= n <= 1.1 * 500, f"{n} commands in 1 s at 500 Hz; status {st}"  # loaded CI: skips
+        st = lst.wait_status(lambda s: s["ticks"] >= first["ticks"] + 500, timeout=30.0)
+        t1 = time.monotonic()
+        ticks = st["ticks"] - first["ticks"]
+        commanded = st["forwarded"] + st["held"] - first["forwarded"] - first["held"]
+        assert commanded == ticks, f"{commanded} commands in {ticks} engaged ticks; status {st}"
+        received = len(lst.targets_since(t0)) - len(lst.targets_since(t1))
+        # status comes every 25 ticks (20 Hz): allow one status period of skew at either end
+        assert 0.6 * ticks <= received <= 1.1 * ticks + 50, \
+            f"{received} commands received over {ticks} ticks; status {st}"
         assert st["period_ms"]["p50"] == pytest.approx(2.0, abs=0.2)
         assert lst.grippers[-1] == 0.0, "gripper action +1 closes"
         assert st["mode"] == "POLICY", st
@@ -338,16 +358,17 @@ def test_rehearsal_that_does_not_fit_before_the_deadline_is_switched_off(tmp_pat
     """deploy.warm_s shorter than a rehearsal takes: after three overruns the node stops
     rehearsing (status rehearsal_ticks null), says why, and keeps controlling."""
     with _standalone(tmp_path, 50.0, "controller_warm", 100.0, **{"deploy.warm_s": 0.0001}) as (_, _, lst):
-        st = lst.wait_status(lambda s: s["rehearsal_ticks"] is None, timeout=10.0)
+        # generous timeouts: these wait on the status, so they cost time only on a loaded machine
+        st = lst.wait_status(lambda s: s["rehearsal_ticks"] is None, timeout=30.0)
         _engage(lst)
-        lst.wait_status(lambda s: s["mode"] == "POLICY" and s["latency_ms"]["n"] >= 20, timeout=10.0)
+        lst.wait_status(lambda s: s["mode"] == "POLICY" and s["latency_ms"]["n"] >= 20, timeout=30.0)
     assert "rehearsal off" in (tmp_path / "logs" / "controller_warm.log").read_text(), st
 
 
 def test_mismatched_models_and_inputs_are_refused_naming_the_mismatch(tmp_path):
     model = _export(tmp_path, 100.0, [0.0, 0.0, 0.0, 0.0])
     cases = {
-        "rate": ({"deploy.rate_hz": 50.0, "control_rate_hz": 50.0}, "control_rate_hz: expected 100.0, found 50.0"),
+        "rate": ({"control_rate_hz": 50.0}, "control_rate_hz: expected 100.0, found 50.0"),
         "joints": ({"robot.gripper_joints": ["finger_a", "finger_b"]}, "joint 'panda_finger_joint1'"),
         "obs": ({"tactile": [{"name": "left", "shape": [5, 4]}, {"name": "right", "shape": [4, 4]}]},
                 "observation 'tactile_left' shape: expected [4, 4], found [5, 4]"),
@@ -392,7 +413,7 @@ def test_controller_drives_the_mujoco_sim(tmp_path, ros_context):
 
 
 def test_evaluate_deployed_over_ros_runs_episodes(tmp_path, ros_context):
-    from robot_rl.ros.controller_node import evaluate_deployed_ros
+    from robot_rl.ros.controller_eval import evaluate_deployed_ros
 
     model = _export(tmp_path, 20.0, [0.0, 0.0, 0.0, -1.0])
     cfg = load_config(None, {**SMALL, "control_rate_hz": 20.0, "task.max_episode_steps": 10})
