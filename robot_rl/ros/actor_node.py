@@ -43,7 +43,6 @@ from typing import List, Optional
 import numpy as np
 import torch
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String, UInt8MultiArray
 
@@ -52,14 +51,12 @@ from robot_rl.hil.episode import ENDED, EpisodeState, EpisodeStateMachine
 from robot_rl.learning.outbox import Outbox, Resender, decode_ack
 from robot_rl.learning.weight_check import WeightCheckError, WeightProbe
 from robot_rl.learning.rlpd import RLPDAgent
-from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT, EVENT_QOS,
-                                       INTERVENTION, STATUS_QOS, TRANSITION_ACKS, TRANSITIONS,
-                                       TRANSITIONS_QOS, WEIGHTS_QOS, task_spaces)
+from robot_rl.deploy.agent_export import task_spaces
+from robot_rl.ros.messages import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT, EVENT_QOS,
+                                   INTERVENTION, INTERVENTION_QOS, STATUS_QOS, TRANSITION_ACKS,
+                                   TRANSITIONS, TRANSITIONS_QOS, WEIGHTS_QOS)
 from robot_rl.ros.node_utils import NodeFailed, declare_config, run_nodes
 
-# Human devices often publish best effort; a best-effort subscription accepts both kinds.
-INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                              reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 class ActorNode(Node):
@@ -68,7 +65,7 @@ class ActorNode(Node):
         self.cfg = cfg = declare_config(self)
         self.ac = ac = cfg.actor
         torch.set_num_threads(1)  # one observation at a time: threads only add latency
-        self.obs_space, self.action_space = task_spaces(cfg)
+        self.obs_space, self.action_space, _ = task_spaces(cfg)
         self.obs_spec = transport.obs_spec_of(self.obs_space)
         self.adim = int(self.action_space.shape[0])
         self.action_space.seed(cfg.agent.seed + 1000 + ac.actor_id)

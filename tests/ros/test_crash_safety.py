@@ -16,8 +16,8 @@ from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
 from robot_rl.learning.outbox import Outbox
 from robot_rl.learning.replay import read_origins
-from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, LEARNER_STATUS,
-                                       WEIGHTS_QOS)
+from robot_rl.ros.messages import (ACTOR_STATUS, ACTOR_WEIGHTS, LEARNER_STATUS,
+                                   WEIGHTS_QOS)
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 30, "agent.hidden_dims": [32, 32], "agent.num_critics": 2,
