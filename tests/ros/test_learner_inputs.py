@@ -99,8 +99,6 @@ def test_actor_waiting_for_a_robot_stops_at_once_and_leaves_nothing_running(tmp_
 
 
 def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):
-    from sensor_msgs.msg import Joy
-
     from robot_rl.ros.actor_node import ActorNode
 
     cfg = load_config(None, SMALL)
@@ -108,10 +106,11 @@ def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):
     rclpy.init(args=["--ros-args", "-p", f"config_file:={tmp_path / 'config.yaml'}"])
     node = ActorNode()  # no robot: its acting thread only waits for one
     try:
-        node._on_joy(Joy(axes=[0.1, float("nan"), 0.0, 0.0], buttons=[1]))
-        assert node._joy is None and node.rejected == {"intervention_non_finite": 1}
-        node._on_joy(Joy(axes=[0.1, 0.2, 0.0, 0.0], buttons=[1]))
-        assert node._joy[1] and np.allclose(node._joy[2], [0.1, 0.2, 0.0, 0.0])
+        core = node.core
+        assert "NaN" in core.intervention([0.1, float("nan"), 0.0, 0.0], True, 0.0)
+        assert core.joy is None and core.rejected == {"intervention_non_finite": 1}
+        assert core.intervention([0.1, 0.2, 0.0, 0.0], True, 0.0) is None
+        assert core.joy[1] and np.allclose(core.joy[2], [0.1, 0.2, 0.0, 0.0])
     finally:
         node.close()
         node.destroy_node()
