@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from robot_rl import transport
 from robot_rl.config import load_config
 from robot_rl.learning.actor_core import ActorCore
 from robot_rl.learning.learner_core import LearnerCore
