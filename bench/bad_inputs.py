@@ -41,9 +41,9 @@ STRING_INPUTS = [
 def frame_inputs(cfg, keys: Path) -> list[bytes]:
     from robot_rl import security, transport
     from robot_rl.learning.rlpd import RLPDAgent
-    from robot_rl.ros.learner_node import task_spaces
+    from robot_rl.deploy.agent_export import task_spaces
 
-    obs_space, act_space = task_spaces(cfg)
+    obs_space, act_space, _ = task_spaces(cfg)
     spec = transport.obs_spec_of(obs_space)
     rng = np.random.default_rng(0)
     obs = {k: np.zeros(v["shape"], np.float32) for k, v in spec.items()}
@@ -113,7 +113,7 @@ def run(repeat: int = 3, workdir: str | None = None) -> dict:
     from robot_rl.launcher import NodeGraph
     from robot_rl.parsing import InputError, parse_status
     from robot_rl.report import EpisodeLog
-    from robot_rl.ros import learner_node as L
+    from robot_rl.ros import messages as L
 
     work = Path(workdir or tempfile.mkdtemp(prefix="bad_inputs_"))
     keys = work / "keys"

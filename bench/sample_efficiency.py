@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.envs.pick_cube import PickCubeEnv  # noqa: E402
 from robot_rl.learning.record_demos import record  # noqa: E402
-from robot_rl.learning.replay import ReplayBuffer  # noqa: E402
+from robot_rl.learning.replay import DemoOnlineBuffers, ReplayBuffer  # noqa: E402
 from robot_rl.learning.config import EncoderConfig  # noqa: E402
 from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig  # noqa: E402
 
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     online = ReplayBuffer(env.observation_space, env.action_space.shape[0], steps, seed=args.seed,
                           verbose=False, name="online")
     u, bs = agent_cfg.utd_ratio, agent_cfg.batch_size
-    n_demo = bs // 2
+    buffers = DemoOnlineBuffers(demo, online, agent_cfg.demo_ratio)  # the learner's sampling
     print(f"# {'images' if args.images else 'state'}: {rec['episodes']} demos "
           f"({rec['transitions']} transitions), UTD {u}, batch {bs}, critics {args.critics}, "
           f"discount {args.discount}, discrete gripper {args.discrete_gripper}, precision {args.precision}"
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
             successes += int(info["success"])
             obs, _ = env.reset()
         ts = time.perf_counter()
-        last = agent.update(demo.sample(u * n_demo), online.sample(u * (bs - n_demo)))
+        last = agent.update(*buffers.sample(bs, u))
         t_update += time.perf_counter() - ts
         if step % args.eval_every == 0:
             sr = evaluate(agent, eval_env, args.eval_episodes, 10_000)

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from robot_rl.config import load_config
     from robot_rl.learning.rlpd import RLPDAgent
     from robot_rl.learning.weight_check import WeightProbe
-    from robot_rl.ros.learner_node import task_spaces
+    from robot_rl.deploy.agent_export import task_spaces
 
     torch.set_num_threads(1)
     keys = Path(tempfile.mkdtemp()) / "keys"
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     for label, obs in (("state", ["state", "object", "tactile"]),
                        ("images", ["state", "images", "tactile"])):
         cfg = load_config(None, {"task.observations": obs})
-        obs_space, act_space = task_spaces(cfg)
+        obs_space, act_space, _ = task_spaces(cfg)
         spec = transport.obs_spec_of(obs_space)
         sample = obs_space.sample()
         steps = [transport.StepRecord(action=np.zeros(4, np.float32), reward=0.0,

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from robot_rl.envs.ros_env import RosRobotEnv
     from robot_rl.graph import NodeSpec
     from robot_rl.launcher import NodeGraph
-    from robot_rl.ros.actor_node import INTERVENTION_QOS
+    from robot_rl.ros.messages import INTERVENTION_QOS
 
     cfg = load_config(None, {"task.observations": ["state", "object", "tactile"],
                              "hil.device": "sim_human", "task.max_episode_steps": 50})

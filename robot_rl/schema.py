@@ -39,7 +39,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; "
+        raise ConfigError(f"unknown keys {', '.join(where + k for k in unknown)}; "
                           f"expected one of: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():

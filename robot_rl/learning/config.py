@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
-from robot_rl.schema import FieldError, require, require_positive
+from robot_rl.schema import ConfigError, FieldError, from_dict, require, require_positive
 
 # The smallest message limit that is not a mistake: a one-step state transition batch or the
 # smallest actor's weights take a few KiB; a limit below this would refuse every message.
@@ -119,20 +119,11 @@ class RLPDConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RLPDConfig":
-        d = dict(d)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"RLPDConfig: unknown keys {unknown}; expected a subset of {sorted(known)}")
-        if isinstance(d.get("encoder"), Mapping):
-            enc_known = set(EncoderConfig.__dataclass_fields__)
-            bad = sorted(set(d["encoder"]) - enc_known)
-            if bad:
-                raise ValueError(f"RLPDConfig.encoder: unknown keys {bad}; expected a subset of {sorted(enc_known)}")
-            d["encoder"] = EncoderConfig(**d["encoder"])
-        if "hidden_dims" in d:
-            d["hidden_dims"] = tuple(d["hidden_dims"])
-        return cls(**d)
+        """The project's one schema loader (``robot_rl.schema.from_dict``), as for ``agent:``."""
+        try:
+            return from_dict(cls, dict(d))
+        except ConfigError as exc:
+            raise ConfigError(f"RLPDConfig: {exc}") from None
 
 
 @dataclass

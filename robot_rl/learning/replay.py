@@ -694,33 +694,47 @@ def count_transitions(path: str) -> int:
 # Demo / online routing
 # --------------------------------------------------------------------------- #
 class DemoOnlineBuffers:
-    """Demo + online buffers with HIL-SERL routing and RLPD 50/50 sampling.
+    """Demo + online buffers: HIL-SERL routing and RLPD sampling, the one implementation
+    (the learner's ``LearnerCore`` and ``train-gym`` use it).
 
-    Every transition goes to the online buffer; human-intervened transitions
-    are *also* added to the demo buffer (HIL-SERL, Luo et al. 2024), so
-    corrections are replayed at the 50% demo rate.
+    Every transition goes to the online buffer; human-intervened transitions are *also* added
+    to the demo buffer (HIL-SERL, Luo et al. 2024), so corrections are replayed at the demo
+    rate. A batch takes ``round(batch_size * demo_ratio)`` rows from the demonstrations while
+    there are any (RLPD's symmetric sampling at the default 0.5), the rest from online data.
     """
 
-    def __init__(self, demo: ReplayBuffer, online: ReplayBuffer):
-        if demo.obs_spec != online.obs_spec or demo.action_dim != online.action_dim:
+    def __init__(self, demo: Optional[ReplayBuffer], online: ReplayBuffer, demo_ratio: float = 0.5):
+        if demo is not None and (demo.obs_spec != online.obs_spec or demo.action_dim != online.action_dim):
             raise ValueError("DemoOnlineBuffers: demo and online buffers must have the same observation spec and action_dim")
+        if not 0.0 <= demo_ratio <= 1.0:
+            raise ValueError(f"DemoOnlineBuffers: demo_ratio must be in [0, 1], got {demo_ratio}")
         self.demo = demo
         self.online = online
+        self.demo_ratio = float(demo_ratio)
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated, actor_id: int = 0, intervened: bool = False) -> None:
-        self.online.add(obs, action, reward, next_obs, terminated, truncated, actor_id, intervened)
-        if intervened:
+    def add(self, obs, action, reward, next_obs, terminated, truncated, actor_id: int = 0,
+            intervened: bool = False, origin: Optional[Tuple[int, int, int]] = None) -> None:
+        """Store one transition; ``origin`` (episode, step, actor_step) goes to the online copy."""
+        self.online.add(obs, action, reward, next_obs, terminated, truncated, actor_id, intervened, origin)
+        if intervened and self.demo is not None:
             self.demo.add(obs, action, reward, next_obs, terminated, truncated, actor_id, intervened)
 
-    def sample(self, batch_size: int) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
-        """``(demo_batch, online_batch)``, half each; demo is None while empty."""
-        if len(self.demo) == 0:
-            return None, self.online.sample(batch_size)
-        half = batch_size // 2
-        return self.demo.sample(half), self.online.sample(batch_size - half)
+    def split(self, batch_size: int) -> Tuple[int, int]:
+        """``(demo rows, online rows)`` of one minibatch of ``batch_size``."""
+        has_demo = self.demo is not None and len(self.demo) > 0
+        n_demo = int(round(batch_size * self.demo_ratio)) if has_demo else 0
+        return n_demo, batch_size - n_demo
+
+    def sample(self, batch_size: int, minibatches: int = 1) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        """``(demo_batch, online_batch)`` for ``minibatches`` stacked minibatches (the agent's
+        ``utd_ratio``) of ``batch_size``; demo is None while there are no demonstrations."""
+        n_demo, n_online = self.split(batch_size)
+        demo_batch = self.demo.sample(minibatches * n_demo) if n_demo > 0 else None
+        return demo_batch, self.online.sample(minibatches * n_online)
 
     def flush(self) -> None:
-        self.demo.flush()
+        if self.demo is not None:
+            self.demo.flush()
         self.online.flush()
 
     def close(self) -> None:

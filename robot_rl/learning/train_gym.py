@@ -7,7 +7,8 @@ Python API::
                 demos=rec.buffer, callback=lambda p: print(p["step"], p.get("success_rate")))
     res["agent"], res["evaluations"], res["best"]
 
-CLI: ``robot-rl train-gym Pendulum-v1 --steps 5000 [--demos DIR] [--set eval_every=1000]``
+CLI: ``robot-rl train-gym Pendulum-v1 --steps 5000 [--demos DIR] [--config FILE.yaml]
+[--set eval_every=1000]`` (``load_train_config``: the project's schema loader and ``--set``).
 
 The loop is the online part of RLPD/SERL: act, store the transition (with ``terminated`` /
 ``truncated`` kept apart), and once ``learning_starts`` steps are collected do one
@@ -23,14 +24,17 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
+import yaml
+
+from robot_rl.schema import ConfigError, deep_merge, from_dict, unflatten
 
 from .demos import DemoRecording, episode_success
-from .replay import ReplayBuffer, read_manifest
+from .replay import DemoOnlineBuffers, ReplayBuffer, read_manifest
 from .rlpd import RLPDAgent, RLPDConfig
 
 __all__ = ["TrainGymConfig", "train", "main", "evaluate", "evaluate_policy"]
@@ -57,14 +61,12 @@ class TrainGymConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainGymConfig":
-        d = dict(d)
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"TrainGymConfig: unknown keys {bad}; expected a subset of {sorted(known)}")
-        if isinstance(d.get("agent"), Mapping):
-            d["agent"] = RLPDConfig.from_dict(d["agent"])
-        return cls(**d)
+        """The project's one schema loader (``robot_rl.schema.from_dict``): unknown keys and
+        wrongly typed values are refused by name; ``agent`` is the schema's ``RLPDConfig``."""
+        try:
+            return from_dict(cls, dict(d))
+        except ConfigError as exc:
+            raise ConfigError(f"TrainGymConfig: {exc}") from None
 
     def validate(self) -> None:
         for name in ("buffer_capacity", "log_every", "flush_every"):
@@ -201,8 +203,7 @@ def train(
         writer.add_text("config", "```\n" + json.dumps(asdict(cfg), indent=1, default=str) + "\n```")
 
     u, bs = acfg.utd_ratio, acfg.batch_size
-    n_demo = int(round(bs * acfg.demo_ratio)) if demo is not None else 0
-    n_on = bs - n_demo
+    buffers = DemoOnlineBuffers(demo, online, acfg.demo_ratio)  # the learner's sampling too
     obs, _ = env.reset(seed=cfg.seed)
     ep_ret, ep_len = 0.0, 0
     returns: List[float] = []
@@ -227,9 +228,7 @@ def train(
         obs = next_obs
         if step + 1 >= learning_starts and len(online) >= 1:
             ts = time.perf_counter()
-            demo_batch = demo.sample(u * n_demo) if demo is not None and n_demo > 0 else None
-            online_batch = online.sample(u * n_on)
-            last = agent.update(demo_batch, online_batch)
+            last = agent.update(*buffers.sample(bs, u))
             update_time += time.perf_counter() - ts
             n_updates += 1
         step += 1
@@ -301,21 +300,25 @@ def train(
     }
 
 
-def _parse_value(s: str) -> Any:
-    try:
-        return json.loads(s)
-    except json.JSONDecodeError:
-        return s
+def load_train_config(path: Optional[str] = None, sets: Sequence[str] = ()) -> TrainGymConfig:
+    """``TrainGymConfig`` from a YAML (or JSON) file and ``--set key=value`` overrides (values
+    are YAML scalars, dotted keys reach ``agent.*``), through the project's schema loader."""
+    from robot_rl.cli import parse_sets
 
-
-def _apply_override(d: Dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    cur = d
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-        if not isinstance(cur, dict):
-            raise ValueError(f"--set {key}: {p!r} is not a section")
-    cur[parts[-1]] = value
+    data: Dict[str, Any] = {}
+    if path:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"train-gym --config {path}: cannot read it as YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"train-gym --config {path}: expected a mapping of TrainGymConfig "
+                              f"fields, found {type(data).__name__}")
+    overrides = parse_sets(list(sets))
+    data = deep_merge(data, {k: v for k, v in overrides.items() if "." not in k})
+    data = deep_merge(data, unflatten({k: v for k, v in overrides.items() if "." in k}))
+    return TrainGymConfig.from_dict(data)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -324,26 +327,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--steps", type=int, default=100_000, help="environment steps")
     p.add_argument("--demos", default=None, help="demo directory (replay on-disk format)")
     p.add_argument("--log-dir", default=None, help="TensorBoard log directory")
-    p.add_argument("--config", default=None, help="JSON file with TrainGymConfig fields (agent: {...} for RLPDConfig)")
+    p.add_argument("--config", default=None,
+                   help="YAML (or JSON) file with TrainGymConfig fields (agent: {...} for RLPDConfig)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override, e.g. --set agent.num_critics=2 --set learning_starts=500 (values parsed as JSON)")
+                   help="override, e.g. --set agent.num_critics=2 --set learning_starts=500 (YAML values)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--checkpoint", default=None,
                    help="save the full agent checkpoint (pickle-free directory, robot_rl.learning.checkpoint) here at the end")
     args = p.parse_args(argv)
-    d: Dict[str, Any] = {}
-    if args.config:
-        with open(args.config) as f:
-            d = json.load(f)
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        _apply_override(d, k.strip(), _parse_value(v))
-    if args.seed is not None:
-        d["seed"] = args.seed
-        d.setdefault("agent", {})["seed"] = args.seed
-    cfg = TrainGymConfig.from_dict(d)
+    seed = [f"seed={args.seed}", f"agent.seed={args.seed}"] if args.seed is not None else []
+    cfg = load_train_config(args.config, [*args.set, *seed])
     res = train(args.env_id, cfg, args.steps, demos_path=args.demos, log_dir=args.log_dir)
     if args.checkpoint:
         from .checkpoint import save_agent

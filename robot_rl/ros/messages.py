@@ -242,3 +242,36 @@ def twist_msg(twist6, stamp: float, frame_id: str) -> TwistStamped:
 def twist_from_msg(msg: TwistStamped) -> np.ndarray:
     lin, ang = msg.twist.linear, msg.twist.angular
     return np.array([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])
+
+
+# -- Learning traffic ------------------------------------------------------------------------------
+# The SERL/HIL-SERL graph's topics (learner, actors, HIL nodes): names, message types and QoS.
+# Payloads of the UInt8MultiArray topics are ``robot_rl.transport`` frames (docs/crash_safety.md).
+from sensor_msgs.msg import Joy  # noqa: E402  (this section is appended to the contract)
+from std_msgs.msg import String, UInt8MultiArray  # noqa: E402
+
+TRANSITIONS = "/rl/transitions"  # UInt8MultiArray: transition batches, actors -> learner
+ACTOR_WEIGHTS = "/rl/actor_weights"  # UInt8MultiArray: actor weights, learner -> actors
+TRANSITION_ACKS = "/rl/transition_acks"  # UInt8MultiArray: durable counts, learner -> actors
+LEARNER_STATUS = "/rl/learner_status"  # String JSON
+ACTOR_STATUS = "/rl/actor_status"  # String JSON
+EPISODE_EVENT = "/episode/event"  # String JSON (robot_rl.hil.episode.EpisodeStateMachine)
+INTERVENTION = "/intervention/action"  # sensor_msgs/Joy: the human's action, dead-man button 0
+LEARNING_TYPES = {TRANSITIONS: UInt8MultiArray, ACTOR_WEIGHTS: UInt8MultiArray,
+                  TRANSITION_ACKS: UInt8MultiArray, LEARNER_STATUS: String, ACTOR_STATUS: String,
+                  EPISODE_EVENT: String, INTERVENTION: Joy}
+
+TRANSITIONS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.VOLATILE)
+# Depth 1, transient_local: an actor that starts late still gets the newest weights.
+WEIGHTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                       reliability=ReliabilityPolicy.RELIABLE)
+STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.RELIABLE)
+# Human devices often publish best effort; a best-effort subscription accepts both kinds.
+INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                              reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -109,3 +109,24 @@ def test_train_rejects_mismatched_demos(tmp_path):
     ReplayBuffer(spaces.Box(-1, 1, (3,), np.float32), 2, 10, persist_dir=d, verbose=False).close()
     with pytest.raises(ValueError, match="demos"):
         train(PointReach(), TrainGymConfig(verbose=False), 10, demos_path=d)
+
+
+def test_train_gym_settings_come_through_the_schema_loader(tmp_path):
+    from robot_rl.learning.train_gym import load_train_config
+    from robot_rl.schema import ConfigError
+
+    path = tmp_path / "train.yaml"
+    path.write_text("eval_every: 500\neval_episodes: 3\nagent:\n  num_critics: 4\n  hidden_dims: [16, 16]\n")
+    cfg = load_train_config(str(path), ["agent.num_critics=2", "learning_starts=7", "verbose=false"])
+    assert (cfg.eval_every, cfg.eval_episodes, cfg.learning_starts, cfg.verbose) == (500, 3, 7, False)
+    assert cfg.agent.num_critics == 2 and cfg.agent.hidden_dims == (16, 16)
+    json_path = tmp_path / "train.json"  # the older JSON files still load (JSON is YAML)
+    json_path.write_text(json.dumps({"buffer_capacity": 1234, "agent": {"utd_ratio": 3}}))
+    cfg = load_train_config(str(json_path))
+    assert cfg.buffer_capacity == 1234 and cfg.agent.utd_ratio == 3
+    with pytest.raises(ConfigError, match=r"agent\.batch_size.*int"):
+        load_train_config(None, ["agent.batch_size=many"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_train_config(None, ["learning_starts"])
+    with pytest.raises(ConfigError, match="eval_every needs eval_episodes"):
+        load_train_config(None, ["eval_every=10"])

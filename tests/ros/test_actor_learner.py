@@ -11,8 +11,8 @@ from robot_rl import transport
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
-from robot_rl.ros.learner_node import (ACTOR_STATUS, EPISODE_EVENT, INTERVENTION,
-                                       LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS)
+from robot_rl.ros.messages import (ACTOR_STATUS, EPISODE_EVENT, INTERVENTION,
+                                   LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS)
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 40, "agent.hidden_dims": [64, 64], "agent.num_critics": 2,

@@ -45,7 +45,7 @@ def start_node(module: str, name: str, config: Path, log: Path) -> subprocess.Po
 
 class StatusWatch:
     def __init__(self, node, topic: str):
-        from robot_rl.ros.learner_node import STATUS_QOS
+        from robot_rl.ros.messages import STATUS_QOS
         self.latest: dict = {}
         self.node = node
         node.create_subscription(String, topic, lambda m: self.latest.update(json.loads(m.data)),
@@ -89,7 +89,8 @@ def _flip_last(data: bytes) -> bytes:
 
 def test_actor_process_refuses_forged_weights(run, tmp_path):
     from robot_rl.learning.rlpd import RLPDAgent
-    from robot_rl.ros.learner_node import ACTOR_STATUS, ACTOR_WEIGHTS, WEIGHTS_QOS, task_spaces
+    from robot_rl.deploy.agent_export import task_spaces
+    from robot_rl.ros.messages import ACTOR_STATUS, ACTOR_WEIGHTS, WEIGHTS_QOS
 
     cfg, path, keys, node = run
     log = tmp_path / "actor.log"
@@ -99,7 +100,7 @@ def test_actor_process_refuses_forged_weights(run, tmp_path):
         pub = node.create_publisher(UInt8MultiArray, ACTOR_WEIGHTS, WEIGHTS_QOS)
         wait_matched(node, pub, proc, log)
         status.wait(lambda s: s.get("authenticated") is True, proc, log, "the first status")
-        state = RLPDAgent(*task_spaces(cfg), cfg.agent).actor_state_dict()
+        state = RLPDAgent(*task_spaces(cfg)[:2], cfg.agent).actor_state_dict()
         huge = {part: {k: v * 1e30 if v.is_floating_point() else v for k, v in p.items()}
                 for part, p in state.items()}
         learner = security.Signer.load(keys, "learner")
@@ -138,7 +139,8 @@ def _steps(n, reward=0.0, intervened=False):
 
 
 def test_learner_process_refuses_forged_transitions(run, tmp_path):
-    from robot_rl.ros.learner_node import LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS, task_spaces
+    from robot_rl.deploy.agent_export import task_spaces
+    from robot_rl.ros.messages import LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS
 
     cfg, path, keys, node = run
     spec = transport.obs_spec_of(task_spaces(cfg)[0])

@@ -16,8 +16,8 @@ from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
 from robot_rl.learning.outbox import Outbox
 from robot_rl.learning.replay import read_origins
-from robot_rl.ros.learner_node import (ACTOR_STATUS, ACTOR_WEIGHTS, LEARNER_STATUS,
-                                       WEIGHTS_QOS)
+from robot_rl.ros.messages import (ACTOR_STATUS, ACTOR_WEIGHTS, LEARNER_STATUS,
+                                   WEIGHTS_QOS)
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 30, "agent.hidden_dims": [32, 32], "agent.num_critics": 2,
@@ -94,17 +94,18 @@ def test_actor_refuses_a_lower_weight_version_of_its_run(tmp_path):
     rclpy.init(args=["--ros-args", "-p", f"config_file:={path}"])
     actor = ActorNode()  # no robot: the acting thread only waits for one
     try:
-        sd = actor.agent.actor_state_dict()
+        core = actor.core
+        sd = core.agent.actor_state_dict()
 
         def offer(version, run):
-            actor._on_weights(transport.to_msg(transport.encode_weights(sd, version, 1, "L", run)))
-            return actor._newest_version, actor._weights_run
+            core.offer_weights(transport.encode_weights(sd, version, 1, "L", run))
+            return core.newest_version, core.weights_run
         assert offer(5, "runA") == (5, "runA")
-        assert offer(3, "runA") == (5, "runA") and actor.rejected["stale_version"] == 1
-        assert offer(5, "runA") == (5, "runA") and actor.rejected["stale_version"] == 1  # repeat
+        assert offer(3, "runA") == (5, "runA") and core.rejected["stale_version"] == 1
+        assert offer(5, "runA") == (5, "runA") and core.rejected["stale_version"] == 1  # repeat
         assert offer(2, "runB") == (2, "runB")  # another run starts afresh
-        actor._apply_weights()
-        assert actor.weights_version == 2
+        core.apply_weights()
+        assert core.weights_version == 2
     finally:
         actor.close()
         actor.destroy_node()

@@ -70,17 +70,19 @@ def nodes(tmp_path_factory):
 def test_episode_event_callbacks_survive_anything(nodes, text):
     made, recorder = nodes
     learner = made["learner"]
-    events, refused = learner.episode_events, learner.rejected["bad_event"]
+    events, refused = learner.core.episode_events, learner.core.rejected["bad_event"]
     try:
         expected = (events + int(parse_episode_event(text).ended), refused)
     except InputError:
         expected = (events, refused + 1)
     msg = String(data=text)
-    for node in made.values():
-        node._on_event(msg)
+    learner.core.episode_event(text)
+    for name, node in made.items():
+        if name != "learner":
+            node._on_event(msg)
     recorder._on_event(msg)
     recorder._on_status(msg)
-    assert (learner.episode_events, learner.rejected["bad_event"]) == expected
+    assert (learner.core.episode_events, learner.core.rejected["bad_event"]) == expected
     assert recorder.thread.is_alive()
     assert made["intervention"].sim_human.episode >= 0
 
@@ -88,13 +90,13 @@ def test_episode_event_callbacks_survive_anything(nodes, text):
 def test_good_events_still_work_after_the_fuzz(nodes):
     made, recorder = nodes
     learner = made["learner"]
-    n, rows = learner.episode_events, len(recorder.episodes)
+    n, rows = learner.core.episode_events, len(recorder.episodes)
     event = {"actor_id": 0, "episode": 7, "event": "success", "return": 1.0, "length": 12,
              "interventions": 2, "intervention_rate": 2 / 12, "steps_since_intervention": 3}
     msg = String(data=json.dumps(event))
-    learner._on_event(msg)
+    learner.core.episode_event(msg.data)
     recorder._on_event(msg)
     made["intervention"]._on_event(String(data=json.dumps({**event, "event": "resetting"})))
-    assert learner.episode_events == n + 1 and len(recorder.episodes) == rows + 1
+    assert learner.core.episode_events == n + 1 and len(recorder.episodes) == rows + 1
     assert made["intervention"].sim_human.episode == 7
     assert made["intervention"].rejected_events > 0  # the fuzz's refusals were counted

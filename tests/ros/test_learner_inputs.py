@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from std_msgs.msg import String
 
 from robot_rl import transport
 from robot_rl.config import load_config, save_config
@@ -40,25 +39,25 @@ def _steps(n, action=0.5):
         for k in range(n)]
 
 
-def _msg(node, steps, first_step=0):
-    return transport.to_msg(transport.encode_transitions(steps, 0, 0, first_step, node.obs_spec))
+def _raw(node, steps, first_step=0):
+    return transport.encode_transitions(steps, 0, 0, first_step, node.obs_spec)
 
 
 def test_refused_inputs_are_counted_by_reason(learner):
-    learner._on_transitions(_msg(learner, _steps(2, action=5.0)))  # outside the [-1, 1] box
+    core = learner.core
+    assert "outside" in core.receive(_raw(learner, _steps(2, action=5.0)))  # beyond the [-1, 1] box
     for data in ('{"event": "success", "length": "abc"}', '{"event": "timeout", "return": NaN}',
                  "[" * 100_000):
-        learner._on_event(String(data=data))
-    learner._on_event(String(data=json.dumps({"event": "success", "return": 1.0, "length": 3})))
-    assert learner.rejected == {"out_of_range": 1, "bad_event": 3}
-    assert learner.episode_events == 1 and learner._queue.empty()
+        assert core.episode_event(data) is not None
+    assert core.episode_event(json.dumps({"event": "success", "return": 1.0, "length": 3})) is None
+    assert core.rejected == {"out_of_range": 1, "bad_event": 3}
+    assert core.episode_events == 1 and core.queued == 0
 
 
 def test_transitions_received_during_the_last_update_are_saved_at_shutdown(learner, tmp_path):
-    learner._stop.set()  # the training thread ends; what arrives now is only queued
-    learner._thread.join(timeout=10)
-    learner._on_transitions(_msg(learner, _steps(5)))
-    assert learner._queue.qsize() == 1
+    learner.stop_training()  # the training thread ends; what arrives now is only queued
+    assert learner.core.receive(_raw(learner, _steps(5))) is None
+    assert learner.core.queued == 1
     learner.close()
     stored = ReplayBuffer.load(str(tmp_path / "run" / "replay"), resume=False, verbose=False)
     assert len(stored) == 5
@@ -69,7 +68,7 @@ def test_a_dead_training_thread_stops_the_node(learner):
     learner.train_error = RuntimeError("disk full")
     assert not learner.status()["training"]
     with pytest.raises(RuntimeError, match="disk full"):
-        learner._report()
+        learner.report()
 
 
 @pytest.mark.parametrize("observation_timeout", [0.3, 5.0])
@@ -100,8 +99,6 @@ def test_actor_waiting_for_a_robot_stops_at_once_and_leaves_nothing_running(tmp_
 
 
 def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):
-    from sensor_msgs.msg import Joy
-
     from robot_rl.ros.actor_node import ActorNode
 
     cfg = load_config(None, SMALL)
@@ -109,10 +106,11 @@ def test_actor_ignores_and_counts_intervention_commands_with_nan_axes(tmp_path):
     rclpy.init(args=["--ros-args", "-p", f"config_file:={tmp_path / 'config.yaml'}"])
     node = ActorNode()  # no robot: its acting thread only waits for one
     try:
-        node._on_joy(Joy(axes=[0.1, float("nan"), 0.0, 0.0], buttons=[1]))
-        assert node._joy is None and node.rejected == {"intervention_non_finite": 1}
-        node._on_joy(Joy(axes=[0.1, 0.2, 0.0, 0.0], buttons=[1]))
-        assert node._joy[1] and np.allclose(node._joy[2], [0.1, 0.2, 0.0, 0.0])
+        core = node.core
+        assert "NaN" in core.intervention([0.1, float("nan"), 0.0, 0.0], True, 0.0)
+        assert core.joy is None and core.rejected == {"intervention_non_finite": 1}
+        assert core.intervention([0.1, 0.2, 0.0, 0.0], True, 0.0) is None
+        assert core.joy[1] and np.allclose(core.joy[2], [0.1, 0.2, 0.0, 0.0])
     finally:
         node.close()
         node.destroy_node()
