@@ -61,7 +61,7 @@ class RosRobotEnv(gym.Env):
             rclpy.init()
         self.node = Node(node_name)
         # security.restrict_commands: each reset is announced by a token this actor signs
-        from robot_rl.ros.node_utils import CommandCaller
+        from robot_rl.ros.command_guard import CommandCaller
         self._commands = CommandCaller(self.node, cfg, f"actor_{cfg.actor.actor_id}")
         self._cv = threading.Condition()
         self._latest: dict[str, tuple[float, object]] = {}

@@ -68,7 +68,7 @@ class ActorNode(Node):
         self.create_timer(1.0, self._report)
         self.create_timer(0.05, core.resend)
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         tracker = HealthTracker(warn=("rejected", "human_sync_timeouts"))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"steps": core.total_steps, "sent": core.sent_steps,

@@ -97,7 +97,7 @@ class ControllerNode(Node):
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.pub_status = self.create_publisher(String, STATUS, m.COMMAND_QOS)
-        from robot_rl.ros.node_utils import CommandGuard
+        from robot_rl.ros.command_guard import CommandGuard
         guard = CommandGuard(self, cfg)  # security.restrict_commands; stopping is never restricted
         self.create_service(Trigger, ENGAGE, guard.wrap(ENGAGE, self._srv(self.core.engage)))
         self.create_service(Trigger, DISENGAGE, guard.wrap(DISENGAGE, self._srv(self.core.disengage)))
@@ -119,7 +119,7 @@ class ControllerNode(Node):
         self._next_status = time.monotonic()
         # /diagnostics likewise, once a second, from the control thread's slack.
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         self._health = HealthTracker(warn=("clamps", "deadline_misses"), error=("faults",))
         self.diagnostics = Diagnostics(self, self.health, timer=False)
         self._next_diagnostics = time.monotonic() + 1.0

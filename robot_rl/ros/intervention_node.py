@@ -77,7 +77,7 @@ class InterventionNode(Node):
             self._try_open()
         self.create_timer(1.0 / self.rate, self._tick)
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         tracker = HealthTracker(alive=("published",))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"published": self.published},

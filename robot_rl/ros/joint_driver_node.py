@@ -43,7 +43,7 @@ class JointDriverNode(Node):
                                  m.COMMAND_QOS)
         self.create_subscription(Float64, m.GRIPPER_TARGET, self._on_gripper, m.COMMAND_QOS)
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         tracker = HealthTracker(warn=("rejected", "clamped"))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"rejected": self.rejected, "clamped": self.clamped}))

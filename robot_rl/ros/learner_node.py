@@ -77,7 +77,7 @@ class LearnerNode(Node):
         self.create_subscription(String, EPISODE_EVENT, self._on_event, EVENT_QOS)
         self.create_timer(lc.log_every, self.report)
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         tracker = HealthTracker(warn=("rejected", "sequence_gaps", "dropped_no_obs"))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             self.status(), [("ERROR", f"training thread stopped: {self.train_error!r}")]

@@ -25,7 +25,8 @@ from robot_rl.data.mcap_io import (CAMERA_INFO_TYPE, IMAGE_TYPE, RecordingWriter
                                    default_recording_name, downscale_frame,
                                    recording_topics)
 from robot_rl.diagnostics import HealthTracker
-from robot_rl.ros.node_utils import Diagnostics, declare_config, resolve_type, run_nodes
+from robot_rl.ros.diagnostics_topic import Diagnostics, resolve_type
+from robot_rl.ros.node_utils import declare_config, run_nodes
 
 TAKE_PERIOD_S = 0.005  # 100 queued samples per topic: 20 kHz of one stream between takes
 # Deep enough that a burst (a reset, a slow disk) queues instead of dropping; the recorder's

@@ -28,7 +28,7 @@ from robot_rl.config import Config
 from robot_rl.hil.reset import (RESET_HOOKS, ResetFailed, check_hooks, converged, home_pose,
                                 interpolate, quat_angle, sample_start)
 from robot_rl.ros import messages as m
-from robot_rl.ros.node_utils import CommandGuard
+from robot_rl.ros.command_guard import CommandGuard
 
 
 class ResetNode(Node):
@@ -70,7 +70,7 @@ class ResetNode(Node):
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.create_service(Trigger, r.service, guard.wrap(r.service, self._on_reset))
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         self.last_failure = ""
         tracker = HealthTracker(error=("failed_resets",))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(

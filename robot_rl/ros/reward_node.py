@@ -48,7 +48,7 @@ class RewardNode(Node):
         self.pub_prob = self.create_publisher(Float32, rc.probability_topic, 10)
         self.recorder = None
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics
+        from robot_rl.ros.diagnostics_topic import Diagnostics
         tracker = HealthTracker()
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"frames": self.frames}, values={"source": rc.source}))

@@ -26,7 +26,9 @@ from robot_rl.ros import messages as m
 from robot_rl.ros.camera_node import CameraNode
 from robot_rl.ros.joint_driver_node import JointDriverNode
 from robot_rl.diagnostics import HealthTracker
-from robot_rl.ros.node_utils import CommandGuard, Diagnostics, declare_config, run_nodes
+from robot_rl.ros.command_guard import CommandGuard
+from robot_rl.ros.diagnostics_topic import Diagnostics
+from robot_rl.ros.node_utils import declare_config, run_nodes
 from robot_rl.ros.tactile_node import TactileNode
 from robot_rl.sim.world import SimWorld
 

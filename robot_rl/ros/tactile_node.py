@@ -47,7 +47,7 @@ class TactileNode(Node):
         self._reader = None
         self.published = 0
         from robot_rl.diagnostics import HealthTracker
-        from robot_rl.ros.node_utils import Diagnostics, sensor_health
+        from robot_rl.ros.diagnostics_topic import Diagnostics, sensor_health
         tracker = HealthTracker(warn=("timeouts",), alive=("published",))
         self.diagnostics = Diagnostics(
             self, lambda: sensor_health(tracker, self.published, self._reader),
