@@ -24,6 +24,19 @@ def make_config(overrides: dict | None = None) -> Config:
     return load_config(None, overrides or {})
 
 
+@pytest.fixture(scope="module")
+def cfg():
+    """The default configuration (a module may define its own ``cfg`` instead)."""
+    return Config()
+
+
+@pytest.fixture(scope="module")
+def kin(cfg):
+    """Real pinocchio kinematics of ``cfg``'s arm."""
+    from robot_rl.robot.kinematics import ArmKinematics
+    return ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
+
+
 @pytest.fixture(scope="session")
 def world_factory():
     """``world_factory(overrides=None, seed=0)`` -> a reset SimWorld, cached per overrides."""

@@ -11,20 +11,11 @@ import pytest
 
 from robot_rl.config import Config, load_config
 from robot_rl.robot.controller import ImpedanceController
-from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return Config()
-
-
-@pytest.fixture(scope="module")
-def kin(cfg):
-    return ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
 
 
 def controller(kin, cfg, **kwargs):

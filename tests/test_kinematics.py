@@ -4,20 +4,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 import pinocchio as pin
-import pytest
 
-from robot_rl.config import Config
 from robot_rl.robot.kinematics import ArmKinematics
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return Config()
-
-
-@pytest.fixture(scope="module")
-def kin(cfg):
-    return ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
 
 
 def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:

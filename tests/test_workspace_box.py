@@ -14,20 +14,11 @@ from hypothesis import strategies as st
 
 from robot_rl.config import Config
 from robot_rl.robot.controller import CommandError
-from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.robot.workspace import MAX_JOINT_STEP, WorkspaceBox, check_joint_path, path_points
 
 TOLERANCE = 0.005  # m: the stated bound on the TCP's excursion outside the box
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return Config()
-
-
-@pytest.fixture(scope="module")
-def kin(cfg):
-    return ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
 
 
 @pytest.fixture(scope="module")
