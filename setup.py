@@ -77,6 +77,7 @@ setup(
             # test_msgs' Fibonacci action: the stand-in type for franka_gripper's actions in tests
             "ros-jazzy-test-msgs",
             "ros-jazzy-diagnostic-msgs",
+            "ros-jazzy-visualization-msgs",  # the workspace box marker for rviz
         ],
         "hardware": ["pyrealsense2", "pyserial", "hidapi", "pygame"],
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2",
