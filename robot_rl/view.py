@@ -320,6 +320,10 @@ class LiveView:
         self.counts["controller"] += 1
 
     def _text(self) -> None:
+        # The text is the latest state, whatever the stamp of the message that changed it (a Joy
+        # stamped a moment earlier than the last controller status): log it at the newest time
+        # seen, or the viewer shows an older summary as current.
+        self.rec.set_time("ros_time", duration=float(self.last_stamp or 0.0))
         s = self.state
         rate = "-" if s["success_rate"] is None else f"{100 * s['success_rate']:.0f} % (last {len(self._outcomes)})"
         ret = "-" if s["last_return"] is None else f"{s['last_return']:.2f}"
