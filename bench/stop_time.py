@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from robot_rl.launcher import alive, descendants  # noqa: E402
+
 TARGET_S = 5.0
 LIGHT = ["--set", "cameras=[]", "--set", "task.observations=[state,object,tactile]",
          "--set", "agent.num_critics=2", "--set", "agent.utd_ratio=2",
@@ -30,33 +34,15 @@ LIGHT = ["--set", "cameras=[]", "--set", "task.observations=[state,object,tactil
 
 def children(pid: int) -> dict[int, str]:
     """Descendants of ``pid``: pid -> node module name."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            tree.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    out, todo = {}, [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            try:
-                cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            name = next((c.decode().rsplit(".", 1)[-1] for c in cmd
-                         if c.startswith(b"robot_rl.ros.")), str(child))
-            out[child] = name
-            todo.append(child)
+    out = {}
+    for child in descendants(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        out[child] = next((c.decode().rsplit(".", 1)[-1] for c in cmd
+                           if c.startswith(b"robot_rl.ros.")), str(child))
     return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def one_run(sig: int, train_s: float, work: Path) -> dict:

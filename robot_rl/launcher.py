@@ -18,6 +18,33 @@ from robot_rl.graph import NodeSpec
 _PR_SET_PDEATHSIG = 1
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children, their children...), read from /proc: what a
+    stopped graph must not leave behind."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            tree.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running, or stopped but not yet reaped (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _die_with_parent() -> None:
     # If the launcher is killed outright (SIGKILL, a crashed test), its nodes must not linger.
     try:

@@ -16,39 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from robot_rl.launcher import alive, descendants
+
 STOP_WITHIN_S = 25.0  # a hang guard that holds on a loaded 2-core CI; 5 s: bench/stop_time.py
 LIGHT = ["--set", "cameras=[]", "--set", "task.observations=[state,object,tactile]",
          "--set", "agent.num_critics=2", "--set", "agent.utd_ratio=2"]
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def descendants(pid: int) -> set[int]:
-    tree, out, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
