@@ -173,10 +173,15 @@ def run(repeat: int = 3, workdir: str | None = None) -> dict:
             t_end = time.monotonic() + 10
             while pub.get_subscription_count() < 1 and time.monotonic() < t_end:
                 rclpy.spin_once(node, timeout_sec=0.05)
+            # A depth-1 topic keeps only the newest message on both sides: each one has to be
+            # taken by the consumer before the next is sent, or it is overwritten unread.
+            pace = 0.5 if qos.depth == 1 else 0.01
             for _ in range(repeat):
                 for msg in payloads:
                     pub.publish(msg)
-                    rclpy.spin_once(node, timeout_sec=0.01)  # pace: keep reliable queues short
+                    t_next = time.monotonic() + pace
+                    while time.monotonic() < t_next:
+                        rclpy.spin_once(node, timeout_sec=0.01)
             rows.append({"input": topic, "consumers": consumers,
                          "tried": len(payloads) * repeat, "kinds": len(payloads)})
         client = node.create_client(Trigger, "/scene/reset")
