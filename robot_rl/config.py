@@ -149,7 +149,9 @@ class SimConfig:
 
 @dataclass
 class TaskConfig:
-    name: Literal["pick_cube"] = "pick_cube"
+    # a registered task, "package.module:ClassName" or a robot_rl.tasks entry point
+    # (robot_rl/envs/task.py)
+    name: str = "pick_cube"
     max_episode_steps: int = 100
     lift_height: float = 0.08         # m the cube must rise above its resting height
     action_space: Literal["xyz_gripper", "xyz_yaw_gripper"] = "xyz_gripper"

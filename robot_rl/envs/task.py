@@ -1,8 +1,14 @@
-"""The pick-and-lift task, independent of where the robot's data comes from.
+"""Tasks: what a skill observes, how its actions move the robot, and when it succeeded,
+independent of where the robot's data comes from.
 
-Both Gymnasium environments (in-process MuJoCo and the ROS 2 facade) assemble a ``Snapshot`` of
-the hardware contract and hand it here, so observations, actions, rewards and success mean
-exactly the same thing in both, and on a real robot.
+Both Gymnasium environments (in-process MuJoCo and the ROS 2 facade), the actor, the deployed
+controller and the export metadata assemble a ``Snapshot`` of the hardware contract and hand it
+to the configured task (``task.name``, :func:`make_task`), so observations, actions, rewards and
+success mean exactly the same thing everywhere, and on a real robot.
+
+``task.name`` is a registered name (``@register_task``), ``package.module:ClassName`` (a user's
+task in their own module, no edit of robot_rl), or the name of an entry point in the
+``robot_rl.tasks`` group of an installed package.
 """
 from __future__ import annotations
 
@@ -43,7 +49,87 @@ def reward_range(task_cfg) -> tuple[float, float]:
     return REWARD_RANGES[task_cfg.reward]
 
 
-class PickCubeTask:
+class Task:
+    """A task definition. Subclasses set ``action_names``, ``action_space``,
+    ``observation_space``, ``reward_range`` in ``__init__(cfg, home_quat)`` and implement
+    ``observe`` and ``command``; ``success`` (and a dense ``reward``) from simulator state are
+    optional: on a robot success comes from the configured reward source.
+
+    ``privileged``: the ``Snapshot`` fields this task reads that only a simulator has
+    (``"object_pos"``); a graph without them refuses the task with a clear error."""
+
+    name = ""
+    privileged: frozenset = frozenset()
+
+    def reset(self) -> None:
+        """A new episode starts."""
+
+    def observe(self, snap: Snapshot) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def command(self, action: np.ndarray, snap: Snapshot) -> tuple[np.ndarray, np.ndarray, float]:
+        """Action -> (TCP target position, orientation x, y, z, w, gripper opening m)."""
+        raise NotImplementedError
+
+    def success(self, snap: Snapshot) -> bool:
+        """Success from simulator state (scoring, or the ``sim_state`` reward source)."""
+        raise NotImplementedError(f"task {self.name!r} has no success test from simulator state")
+
+    def reward(self, snap: Snapshot) -> float:
+        return self.reward_from_success(self.success(snap))
+
+    def reward_from_success(self, success: bool) -> float:
+        """The reward when success comes from outside (a classifier, a human, a topic)."""
+        low, high = self.reward_range
+        return high if success else low
+
+
+TASKS: dict[str, type] = {}
+
+
+def register_task(name: str):
+    """Class decorator: ``@register_task("my_task")`` makes ``task.name: my_task`` select it."""
+    def register(cls):
+        TASKS[name] = cls
+        cls.name = name
+        return cls
+    return register
+
+
+def task_class(name: str) -> type:
+    """The task class ``task.name`` names (see the module docstring), or a ValueError saying
+    what was tried."""
+    if name in TASKS:
+        return TASKS[name]
+    if ":" in name:
+        import importlib
+        module_name, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"task.name {name!r}: cannot load {attr!r} from module "
+                             f"{module_name!r} ({exc})") from exc
+    else:
+        from importlib.metadata import entry_points
+        found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
+        if not found:
+            raise ValueError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
+                             f"'package.module:ClassName', or an entry point of the "
+                             f"'robot_rl.tasks' group")
+        cls = found[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ValueError(f"task.name {name!r} is {cls!r}, not a subclass of "
+                         f"robot_rl.envs.task.Task")
+    return cls
+
+
+def make_task(cfg: Config, home_quat: np.ndarray) -> Task:
+    """The configured task, holding ``home_quat`` (x, y, z, w) as its reference orientation."""
+    return task_class(cfg.task.name)(cfg, home_quat)
+
+
+@register_task("pick_cube")
+class PickCubeTask(Task):
     """Observation/action mapping, scripted reward and success for picking and lifting a cube."""
 
     def __init__(self, cfg: Config, home_quat: np.ndarray):
@@ -56,6 +142,7 @@ class PickCubeTask:
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
         self.observation_space = spaces.Dict(self._observation_spaces())
         self.reward_range = reward_range(self.task)
+        self.privileged = frozenset({"object_pos"} if "object" in self.task.observations else ())
 
     def _observation_spaces(self) -> dict[str, spaces.Space]:
         obs: dict[str, spaces.Space] = {}
