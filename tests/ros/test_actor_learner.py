@@ -1,9 +1,7 @@
 """Real processes over DDS: sim + learner + actor; interventions, rejections, resume."""
 import json
-import time
 
 import numpy as np
-import pytest
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String, UInt8MultiArray
 
@@ -13,6 +11,7 @@ from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros.messages import (ACTOR_STATUS, EPISODE_EVENT, INTERVENTION,
                                    LEARNER_STATUS, TRANSITIONS, TRANSITIONS_QOS)
+from tests.ros.status_watch import StatusWatch, node_logs
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 40, "agent.hidden_dims": [64, 64], "agent.num_critics": 2,
@@ -21,41 +20,16 @@ SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "learner.flush_every": 10, "actor.send_every": 2}
 
 
-class Probe:
+class Probe(StatusWatch):
+    """The statuses, every episode event, and publishers for interventions and raw frames."""
+
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        self.node = rclpy.create_node("test_probe")
-        self.latest = {}
-        for topic in (LEARNER_STATUS, ACTOR_STATUS):
-            self.node.create_subscription(String, topic,
-                                          lambda m, t=topic: self.latest.__setitem__(t, json.loads(m.data)), 10)
+        super().__init__("test_probe")
         self.events = []
         self.node.create_subscription(String, EPISODE_EVENT,
                                       lambda m: self.events.append(json.loads(m.data)), 50)
         self.joy = self.node.create_publisher(Joy, INTERVENTION, 10)
         self.raw = self.node.create_publisher(UInt8MultiArray, TRANSITIONS, TRANSITIONS_QOS)
-        self.ex = SingleThreadedExecutor()
-        self.ex.add_node(self.node)
-
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
-
-    def wait(self, topic, pred, timeout, what, nodes, logs):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.05)
-            st = self.latest.get(topic)
-            if st is not None and pred(st):
-                return st
-            assert not nodes.failed(), f"a node died: {nodes.failed()}\n{logs()}"
-        pytest.fail(f"timed out waiting for {what}; last {topic}: {self.latest.get(topic)}\n{logs()}")
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
 
 
 def test_actor_learner_over_dds(tmp_path, ros_context):
@@ -73,8 +47,7 @@ def test_actor_learner_over_dds(tmp_path, ros_context):
     learn = NodeGraph([learner], log_dir=tmp_path / "logs").start()
 
     def logs():
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
-                         for p in sorted((tmp_path / "logs").glob("*.log")))
+        return node_logs(tmp_path / "logs")
 
     probe = Probe()
     try:

@@ -1,14 +1,11 @@
 """Issue 19, crash safety and recovery, with real processes over DDS and kill -9: nothing an
 actor produced is lost across a learner crash, weights never go backwards, an actor rides
 through a simulator restart, and an actor that cannot go on exits non-zero."""
-import json
-import time
 
-import numpy as np
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile
-from std_msgs.msg import String, UInt8MultiArray
+from std_msgs.msg import UInt8MultiArray
 
 from robot_rl import transport
 from robot_rl.config import load_config, save_config
@@ -18,6 +15,7 @@ from robot_rl.learning.outbox import Outbox
 from robot_rl.learning.replay import read_origins
 from robot_rl.ros.messages import (ACTOR_STATUS, ACTOR_WEIGHTS, LEARNER_STATUS,
                                    WEIGHTS_QOS)
+from tests.ros.status_watch import StatusWatch, node_logs
 
 SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "task.max_episode_steps": 30, "agent.hidden_dims": [32, 32], "agent.num_critics": 2,
@@ -28,41 +26,19 @@ SMALL = {"task.observations": ["state", "object"], "cameras": [], "tactile": [],
          "hil.device": "none"}
 
 
-class Watch:
-    """Latest status per topic and every weights message (version, updates, learner, run)."""
+class Watch(StatusWatch):
+    """The statuses and every weights message (version, updates, learner, run)."""
 
     def __init__(self):
-        from rclpy.executors import SingleThreadedExecutor
-        self.node = rclpy.create_node("crash_probe")
-        self.latest = {}
+        super().__init__("crash_probe")
         self.weights = []
-        for topic in (LEARNER_STATUS, ACTOR_STATUS):
-            self.node.create_subscription(
-                String, topic, lambda m, t=topic: self.latest.__setitem__(t, json.loads(m.data)), 10)
         qos = QoSProfile(depth=100, reliability=WEIGHTS_QOS.reliability,
                          durability=WEIGHTS_QOS.durability)  # keep every version, not the last
         self.node.create_subscription(UInt8MultiArray, ACTOR_WEIGHTS, self._on_weights, qos)
-        self.ex = SingleThreadedExecutor()
-        self.ex.add_node(self.node)
 
     def _on_weights(self, msg):
         _, meta, _ = transport.unpack(transport.from_msg(msg))
         self.weights.append((meta["version"], meta["updates"], meta["learner"], meta["run"]))
-
-    def wait(self, topic, pred, timeout, what, graphs, logs):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.05)
-            st = self.latest.get(topic)
-            if st is not None and pred(st):
-                return st
-            for g in graphs:
-                assert not g.failed(), f"a node died: {g.failed()}\n{logs()}"
-        pytest.fail(f"timed out waiting for {what}; last {topic}: {self.latest.get(topic)}\n{logs()}")
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
 
 
 def _setup(tmp_path, extra=None):
@@ -70,10 +46,7 @@ def _setup(tmp_path, extra=None):
     path = tmp_path / "config.yaml"
     save_config(cfg, path)
 
-    def logs():
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-2500:]}"
-                         for p in sorted((tmp_path / "logs").glob("*.log")))
-    return cfg, str(path), logs
+    return cfg, str(path), lambda: node_logs(tmp_path / "logs", 2500)
 
 
 def _node(name, module, path, **params):
