@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_rl import topics
 from robot_rl.config import Config
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -67,7 +68,7 @@ def contract(cfg: Config) -> Contract:
         rate = control if sensor.backend == "sim" else sensor.fps
         streams.append(Stream(t.tactile_topic(sensor.name), IMAGE, rate))
     if sim:
-        streams.append(Stream("/clock", CLOCK, control, sensor=False))
+        streams.append(Stream(topics.CLOCK, CLOCK, control, sensor=False))
     return Contract(streams=streams,
                     commands={t.EE_TARGET: POSE, t.JOINT_TARGET: JOINT_STATE,
                               t.GRIPPER_TARGET: FLOAT64},

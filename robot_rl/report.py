@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_rl import topics as T
+
 FIELDS = ["phase", "wall_s", "env_steps", "actor_id", "episode", "event", "success",
           "return", "length", "interventions", "intervention_rate"]
 
@@ -159,7 +161,7 @@ def active_intervals(recording) -> list[tuple[int, int]]:
     """(start, end) receive times (ns) while the controller forwarded the policy (mode
     ``POLICY`` in its ``/controller/status``): one interval per deployed episode."""
     intervals, start, last = [], None, None
-    for message in recording.messages(["/controller/status"], decode=True):
+    for message in recording.messages([T.CONTROLLER_STATUS], decode=True):
         active = json.loads(message.msg.data).get("mode") == "POLICY"
         if active and start is None:
             start = message.log_time_ns
@@ -178,12 +180,12 @@ def deployed_frames(recording_path: str | os.PathLike, camera: str = "front",
     (all its frames when it has no controller status), at most ``max_frames``."""
     from robot_rl.data.mcap_io import open_recording
 
-    topic = f"/camera/{camera}/image_raw"
+    topic = T.camera_image_topic(camera)
     with open_recording(recording_path) as rec:
         if topic not in rec.channels:
             raise ValueError(f"{recording_path}: no {topic} channel; record the {camera} "
                              f"camera (recording.cameras: true)")
-        windows = active_intervals(rec) if "/controller/status" in rec.channels else []
+        windows = active_intervals(rec) if T.CONTROLLER_STATUS in rec.channels else []
         windows = windows[:episodes]
         frames = []
         for message in rec.messages([topic], decode=True):
@@ -243,8 +245,8 @@ def classifier_confusion(recording_path: str | os.PathLike, classifier,
     from robot_rl.data.mcap_io import open_recording
     from robot_rl.envs.task import CUBE_HALF
 
-    cams = [f"/camera/{c}/image_raw" for c in classifier.cameras]
-    poses = {"/sim/object_pose": {}, "/robot/ee_pose": {}}
+    cams = [T.camera_image_topic(c) for c in classifier.cameras]
+    poses = {T.OBJECT_POSE: {}, T.EE_POSE: {}}
     frames: dict[str, dict[int, np.ndarray]] = {c: {} for c in cams}
     height, width = classifier.image_shape[:2]
     with open_recording(recording_path) as rec:
@@ -262,17 +264,17 @@ def classifier_confusion(recording_path: str | os.PathLike, classifier,
                     frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
                 frames[message.topic][message.publish_time_ns] = frame
     stamps = sorted(set.intersection(*(set(f) for f in frames.values()),
-                                     set(poses["/sim/object_pose"]), set(poses["/robot/ee_pose"])))
+                                     set(poses[T.OBJECT_POSE]), set(poses[T.EE_POSE])))
     if not stamps:
         raise ValueError(f"{recording_path}: no frame has poses with the same stamp")
     predicted, actual = [], []
     for i in range(0, len(stamps), 256):
         batch = stamps[i:i + 256]
-        images = {c: np.stack([frames[f"/camera/{c}/image_raw"][s] for s in batch])
+        images = {c: np.stack([frames[T.camera_image_topic(c)][s] for s in batch])
                   for c in classifier.cameras}
         predicted.extend(classifier.predict(images) >= classifier.threshold)
         for s in batch:
-            cube, tcp = poses["/sim/object_pose"][s], poses["/robot/ee_pose"][s]
+            cube, tcp = poses[T.OBJECT_POSE][s], poses[T.EE_POSE][s]
             actual.append(cube[2] - CUBE_HALF >= lift_height
                           and np.linalg.norm(cube - tcp) < 0.04)
     return confusion_counts(predicted, actual)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from robot_rl.topics import COMMAND_TOKEN
+
 KEYRING_FILE = "keyring.json"
 PRIVATE_DIR = "private"
 KEYRING_FORMAT = "robot_rl-keyring"
@@ -294,7 +296,7 @@ class NodeAuth:
 # --------------------------------------------------------------------------------------------
 # operator commands (services that move the robot or change the controller's state)
 # --------------------------------------------------------------------------------------------
-COMMAND_TOKEN_TOPIC = "/security/command_token"
+COMMAND_TOKEN_TOPIC = COMMAND_TOKEN  # robot_rl/topics.py
 _COMMAND_CONTEXT = b"robot_rl-command:"  # a token signature can never pass for a frame's
 
 

@@ -26,55 +26,56 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 from xml.sax.saxutils import escape
 
+from robot_rl import topics as T
+
 ENCLAVE_ROOT = "/robot_rl"
 DOMAINS = (0, 232)  # every valid ROS_DOMAIN_ID
 
-SENSORS = ["/joint_states", "/robot/ee_pose", "/robot/ee_twist", "/sim/object_pose",
-           "/camera/*/image_raw", "/camera/*/camera_info", "/tactile/*/image", "/clock"]
-COMMANDS = ["/robot/ee_target", "/robot/joint_target", "/robot/gripper_target"]
-TOKEN = "/security/command_token"
-CONTROLLER_SERVICES = ["/controller/engage", "/controller/disengage", "/controller/deactivate",
-                       "/controller/estop", "/controller/reset_estop"]
+SENSORS = [T.JOINT_STATES, T.EE_POSE, T.EE_TWIST, T.OBJECT_POSE,
+           T.camera_image_topic("*"), T.camera_info_topic("*"), T.tactile_topic("*"), T.CLOCK]
+COMMANDS = [T.EE_TARGET, T.JOINT_TARGET, T.GRIPPER_TARGET]
+TOKEN = T.COMMAND_TOKEN
+CONTROLLER_SERVICES = T.CONTROLLER_SERVICES
 
 # enclave -> what its node(s) publish, subscribe to, serve and call (ROS names; '*' matches
 # within DDS topic names). Composed processes (the sim) hold all their nodes' rights.
 POLICY: Dict[str, Dict[str, List[str]]] = {
-    "mujoco_sim": {"publish": SENSORS + ["/robot/status"], "subscribe": COMMANDS + [TOKEN],
-                   "serve": ["/scene/reset", "/tactile/*/zero"], "call": []},
-    "joint_driver": {"publish": ["/joint_states", "/robot/ee_pose", "/robot/ee_twist",
-                                 "/robot/status", "/effort_controller/commands",
+    "mujoco_sim": {"publish": SENSORS + [T.DRIVER_STATUS], "subscribe": COMMANDS + [TOKEN],
+                   "serve": [T.SCENE_RESET, T.tactile_zero_service("*")], "call": []},
+    "joint_driver": {"publish": [T.JOINT_STATES, T.EE_POSE, T.EE_TWIST,
+                                 T.DRIVER_STATUS, "/effort_controller/commands",
                                  "/gripper_controller/commands"],
                      "subscribe": COMMANDS + ["/hardware/joint_states"], "serve": [],
                      "call": []},
-    "camera": {"publish": ["/camera/*/image_raw", "/camera/*/camera_info"], "subscribe": [],
+    "camera": {"publish": [T.camera_image_topic("*"), T.camera_info_topic("*")], "subscribe": [],
                "serve": [], "call": []},
-    "tactile": {"publish": ["/tactile/*/image"], "subscribe": [], "serve": ["/tactile/*/zero"],
+    "tactile": {"publish": [T.tactile_topic("*")], "subscribe": [], "serve": [T.tactile_zero_service("*")],
                 "call": []},
-    "learner": {"publish": ["/rl/actor_weights", "/rl/learner_status", "/rl/transition_acks"],
-                "subscribe": ["/rl/transitions", "/episode/event", "/rl/actor_status"],
+    "learner": {"publish": [T.ACTOR_WEIGHTS, T.LEARNER_STATUS, T.TRANSITION_ACKS],
+                "subscribe": [T.TRANSITIONS, T.EPISODE_EVENT, T.ACTOR_STATUS],
                 "serve": [], "call": []},
-    "actor": {"publish": ["/rl/transitions", "/episode/event", "/rl/actor_status", TOKEN]
+    "actor": {"publish": [T.TRANSITIONS, T.EPISODE_EVENT, T.ACTOR_STATUS, TOKEN]
               + COMMANDS,
-              "subscribe": ["/rl/actor_weights", "/rl/transition_acks", "/intervention/action"]
-              + SENSORS, "serve": [], "call": ["/scene/reset"]},
-    "intervention": {"publish": ["/intervention/action"],
-                     "subscribe": ["/robot/ee_pose", "/sim/object_pose", "/joint_states",
-                                   "/episode/event", "/joy"], "serve": [], "call": []},
-    "reset": {"publish": ["/robot/ee_target", "/robot/gripper_target"],
-              "subscribe": ["/robot/ee_pose", "/intervention/action", TOKEN],
-              "serve": ["/scene/reset", "/scene/confirm"], "call": []},
+              "subscribe": [T.ACTOR_WEIGHTS, T.TRANSITION_ACKS, T.INTERVENTION]
+              + SENSORS, "serve": [], "call": [T.SCENE_RESET]},
+    "intervention": {"publish": [T.INTERVENTION],
+                     "subscribe": [T.EE_POSE, T.OBJECT_POSE, T.JOINT_STATES,
+                                   T.EPISODE_EVENT, "/joy"], "serve": [], "call": []},
+    "reset": {"publish": [T.EE_TARGET, T.GRIPPER_TARGET],
+              "subscribe": [T.EE_POSE, T.INTERVENTION, TOKEN],
+              "serve": [T.SCENE_RESET, "/scene/confirm"], "call": []},
     "reward": {"publish": ["/task/success", "/task/reward", "/task/success_probability"],
-               "subscribe": ["/camera/*/image_raw", "/sim/object_pose", "/robot/ee_pose",
-                             "/intervention/action", "/episode/event"],
-               "serve": ["/reward/save"], "call": []},
-    "controller": {"publish": ["/robot/ee_target", "/robot/gripper_target",
-                               "/controller/status"], "subscribe": SENSORS + [TOKEN],
-                   "serve": CONTROLLER_SERVICES, "call": ["/scene/reset"]},
-    "operator": {"publish": [TOKEN], "subscribe": ["/rl/learner_status", "/rl/actor_status",
-                                                   "/controller/status", "/episode/event",
-                                                   "/robot/status"],
-                 "serve": [], "call": CONTROLLER_SERVICES + ["/scene/reset", "/scene/confirm",
-                                                             "/reward/save", "/tactile/*/zero"]},
+               "subscribe": [T.camera_image_topic("*"), T.OBJECT_POSE, T.EE_POSE,
+                             T.INTERVENTION, T.EPISODE_EVENT],
+               "serve": [T.REWARD_SAVE], "call": []},
+    "controller": {"publish": [T.EE_TARGET, T.GRIPPER_TARGET,
+                               T.CONTROLLER_STATUS], "subscribe": SENSORS + [TOKEN],
+                   "serve": CONTROLLER_SERVICES, "call": [T.SCENE_RESET]},
+    "operator": {"publish": [TOKEN], "subscribe": [T.LEARNER_STATUS, T.ACTOR_STATUS,
+                                                   T.CONTROLLER_STATUS, T.EPISODE_EVENT,
+                                                   T.DRIVER_STATUS],
+                 "serve": [], "call": CONTROLLER_SERVICES + [T.SCENE_RESET, "/scene/confirm",
+                                                             T.REWARD_SAVE, T.tactile_zero_service("*")]},
 }
 
 GOVERNANCE = """<?xml version="1.0" encoding="UTF-8"?>

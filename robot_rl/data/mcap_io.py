@@ -35,6 +35,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from robot_rl import topics as T
+
 MAGIC = b"\x89MCAP0\r\n"
 PROFILE = "ros2"
 MESSAGE_ENCODING = "cdr"
@@ -44,26 +46,26 @@ METADATA_NAME = "robot_rl"
 
 # Topic -> ROS 2 type of the contract (docs/architecture.md, README "Topics and services").
 CONTRACT_TYPES: dict[str, str] = {
-    "/clock": "rosgraph_msgs/msg/Clock",
-    "/joint_states": "sensor_msgs/msg/JointState",
-    "/robot/ee_pose": "geometry_msgs/msg/PoseStamped",
-    "/robot/ee_twist": "geometry_msgs/msg/TwistStamped",
-    "/robot/ee_target": "geometry_msgs/msg/PoseStamped",
-    "/robot/joint_target": "sensor_msgs/msg/JointState",
-    "/robot/gripper_target": "std_msgs/msg/Float64",
-    "/robot/status": "std_msgs/msg/String",
-    "/sim/object_pose": "geometry_msgs/msg/PoseStamped",
-    "/episode/event": "std_msgs/msg/String",
-    "/intervention/action": "sensor_msgs/msg/Joy",
-    "/controller/status": "std_msgs/msg/String",
+    T.CLOCK: "rosgraph_msgs/msg/Clock",
+    T.JOINT_STATES: "sensor_msgs/msg/JointState",
+    T.EE_POSE: "geometry_msgs/msg/PoseStamped",
+    T.EE_TWIST: "geometry_msgs/msg/TwistStamped",
+    T.EE_TARGET: "geometry_msgs/msg/PoseStamped",
+    T.JOINT_TARGET: "sensor_msgs/msg/JointState",
+    T.GRIPPER_TARGET: "std_msgs/msg/Float64",
+    T.DRIVER_STATUS: "std_msgs/msg/String",
+    T.OBJECT_POSE: "geometry_msgs/msg/PoseStamped",
+    T.EPISODE_EVENT: "std_msgs/msg/String",
+    T.INTERVENTION: "sensor_msgs/msg/Joy",
+    T.CONTROLLER_STATUS: "std_msgs/msg/String",
     "/task/success": "std_msgs/msg/Bool",
     "/task/reward": "std_msgs/msg/Float32",
-    "/rl/actor_status": "std_msgs/msg/String",
-    "/rl/learner_status": "std_msgs/msg/String",
+    T.ACTOR_STATUS: "std_msgs/msg/String",
+    T.LEARNER_STATUS: "std_msgs/msg/String",
     # The actor's transitions (robot_rl/transport.py format): what the learner trains on, so a
     # recording can be imported as demonstrations (robot_rl/data/lerobot.py).
-    "/rl/transitions": "std_msgs/msg/UInt8MultiArray",
-    "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+    T.TRANSITIONS: "std_msgs/msg/UInt8MultiArray",
+    T.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
 }
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -76,14 +78,14 @@ class RecordingError(ValueError):
 def contract_topics(cfg, cameras: bool = True) -> dict[str, str]:
     """Every topic of the contract for this configuration, with its type."""
     topics = dict(CONTRACT_TYPES)
-    if cfg.hil.topic != "/intervention/action":
-        topics[cfg.hil.topic] = topics.pop("/intervention/action")
+    if cfg.hil.topic != T.INTERVENTION:
+        topics[cfg.hil.topic] = topics.pop(T.INTERVENTION)
     if cameras:
         for cam in cfg.cameras:
-            topics[f"/camera/{cam.name}/image_raw"] = IMAGE_TYPE
-            topics[f"/camera/{cam.name}/camera_info"] = CAMERA_INFO_TYPE
+            topics[T.camera_image_topic(cam.name)] = IMAGE_TYPE
+            topics[T.camera_info_topic(cam.name)] = CAMERA_INFO_TYPE
     for sensor in cfg.tactile:
-        topics[f"/tactile/{sensor.name}/image"] = IMAGE_TYPE
+        topics[T.tactile_topic(sensor.name)] = IMAGE_TYPE
     return topics
 
 

@@ -272,7 +272,7 @@ def run(cfg: Config, args) -> tuple[list[cb.Result], cb.Contract]:
                 0 < len(probe.samples[s.topic].stamps) < MIN_SAMPLES for s in spec.streams):
             time.sleep(0.1)
         probe.recording = False
-        clock = probe.samples.get("/clock")
+        clock = probe.samples.get(m.CLOCK)
         clock = clock if clock and clock.stamps else None
         limit = args.latency_limit or spec.control_period
         for stream in spec.streams:

@@ -56,15 +56,11 @@ from robot_rl.deploy.safety import SafetyMode
 from robot_rl.envs.task import Snapshot
 from robot_rl.ros import messages as m
 from robot_rl.ros.polled_inputs import PolledInputs
+from robot_rl.topics import CONTROLLER_STATUS, DEACTIVATE, DISENGAGE, ENGAGE, ESTOP, RESET_ESTOP
 
 __all__ = ["ControllerNode", "main", "ENGAGE", "DISENGAGE", "DEACTIVATE", "ESTOP", "RESET_ESTOP", "STATUS"]
 
-ENGAGE = "/controller/engage"
-DISENGAGE = "/controller/disengage"
-DEACTIVATE = "/controller/deactivate"
-ESTOP = "/controller/estop"
-RESET_ESTOP = "/controller/reset_estop"
-STATUS = "/controller/status"
+STATUS = CONTROLLER_STATUS
 
 
 class ControllerNode(Node):

@@ -6,8 +6,7 @@ from typing import Callable
 
 from rclpy.node import Node
 
-
-DIAGNOSTICS = "/diagnostics"
+from robot_rl.topics import DIAGNOSTICS
 
 
 def resolve_type(type_name: str):

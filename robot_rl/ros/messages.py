@@ -21,33 +21,11 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-# -- the topic contract (README "Topics and services" lists the same) --------------------------
-JOINT_STATES = "/joint_states"
-EE_POSE = "/robot/ee_pose"
-EE_TWIST = "/robot/ee_twist"
-EE_TARGET = "/robot/ee_target"
-JOINT_TARGET = "/robot/joint_target"
-GRIPPER_TARGET = "/robot/gripper_target"
-DRIVER_STATUS = "/robot/status"
-OBJECT_POSE = "/sim/object_pose"
-SCENE_RESET = "/scene/reset"
-
-
-def camera_image_topic(name: str) -> str:
-    return f"/camera/{name}/image_raw"
-
-
-def camera_info_topic(name: str) -> str:
-    return f"/camera/{name}/camera_info"
-
-
-def tactile_topic(name: str) -> str:
-    return f"/tactile/{name}/image"
-
-
-def tactile_zero_service(name: str) -> str:
-    return f"/tactile/{name}/zero"
-
+# -- the topic contract (names: robot_rl/topics.py; docs/architecture.md lists them) ----------
+from robot_rl.topics import (CLOCK, DRIVER_STATUS, EE_POSE, EE_TARGET, EE_TWIST,  # noqa: F401
+                             GRIPPER_TARGET, JOINT_STATES, JOINT_TARGET, OBJECT_POSE, SCENE_RESET,
+                             camera_image_topic, camera_info_topic, tactile_topic,
+                             tactile_zero_service)
 
 # Sensor streams: keep only the newest sample, never block the publisher on a slow reader.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
@@ -250,13 +228,9 @@ def twist_from_msg(msg: TwistStamped) -> np.ndarray:
 from sensor_msgs.msg import Joy  # noqa: E402  (this section is appended to the contract)
 from std_msgs.msg import String, UInt8MultiArray  # noqa: E402
 
-TRANSITIONS = "/rl/transitions"  # UInt8MultiArray: transition batches, actors -> learner
-ACTOR_WEIGHTS = "/rl/actor_weights"  # UInt8MultiArray: actor weights, learner -> actors
-TRANSITION_ACKS = "/rl/transition_acks"  # UInt8MultiArray: durable counts, learner -> actors
-LEARNER_STATUS = "/rl/learner_status"  # String JSON
-ACTOR_STATUS = "/rl/actor_status"  # String JSON
-EPISODE_EVENT = "/episode/event"  # String JSON (robot_rl.hil.episode.EpisodeStateMachine)
-INTERVENTION = "/intervention/action"  # sensor_msgs/Joy: the human's action, dead-man button 0
+from robot_rl.topics import (ACTOR_STATUS, ACTOR_WEIGHTS, EPISODE_EVENT,  # noqa: E402
+                             INTERVENTION, LEARNER_STATUS, TRANSITION_ACKS, TRANSITIONS)
+
 LEARNING_TYPES = {TRANSITIONS: UInt8MultiArray, ACTOR_WEIGHTS: UInt8MultiArray,
                   TRANSITION_ACKS: UInt8MultiArray, LEARNER_STATUS: String, ACTOR_STATUS: String,
                   EPISODE_EVENT: String, INTERVENTION: Joy}

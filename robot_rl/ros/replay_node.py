@@ -22,11 +22,11 @@ from rosgraph_msgs.msg import Clock
 
 from robot_rl.data.mcap_io import open_recording
 from robot_rl.ros.diagnostics_topic import resolve_type
+from robot_rl.topics import CLOCK
 from robot_rl.ros.node_utils import run_nodes
 
 REPLAY_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                         reliability=ReliabilityPolicy.RELIABLE)
-CLOCK = "/clock"
 
 
 class ReplayNode(Node):

@@ -20,6 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from robot_rl.ros.messages import camera_image_topic, from_time, msg_to_image, pose_from_msg, tactile_topic
+from robot_rl.topics import CONTROLLER_STATUS, EPISODE_EVENT
 
 
 class Throttle:
@@ -73,8 +74,8 @@ class ViewNode(Node):
                 lambda m, n=name: view.tactile(stamp(m), n, msg_to_image(m)), gate=sensors)
         sub(Joy, cfg.hil.topic,
             lambda m: view.intervention(stamp(m), bool(m.buttons) and m.buttons[0] != 0), reliable)
-        sub(String, "/episode/event", lambda m: view.episode_event(self._now(), json.loads(m.data)), reliable)
-        sub(String, "/controller/status", lambda m: view.controller_status(self._now(), json.loads(m.data)),
+        sub(String, EPISODE_EVENT, lambda m: view.episode_event(self._now(), json.loads(m.data)), reliable)
+        sub(String, CONTROLLER_STATUS, lambda m: view.controller_status(self._now(), json.loads(m.data)),
             reliable)
 
     def _now(self) -> float:

@@ -1,0 +1,57 @@
+"""Every topic and service name of the graph, in one place and free of ROS imports, so the
+ROS-free modules (MCAP recording, SROS2 policies, reports) name the same topics as the nodes.
+Message types and QoS live beside them in :mod:`robot_rl.ros.messages`; a name configured by
+the user (``hil.topic``, ``hil.reward.success_topic``, ``driver.*_topic``...) lives in its config
+field instead. Everything only a simulator has is under ``/sim/``."""
+
+# -- the robot contract (sensors, commands, driver) ----------------------------------------------
+JOINT_STATES = "/joint_states"
+EE_POSE = "/robot/ee_pose"
+EE_TWIST = "/robot/ee_twist"
+EE_TARGET = "/robot/ee_target"
+JOINT_TARGET = "/robot/joint_target"
+GRIPPER_TARGET = "/robot/gripper_target"
+DRIVER_STATUS = "/robot/status"
+CLOCK = "/clock"
+DIAGNOSTICS = "/diagnostics"
+SCENE_RESET = "/scene/reset"
+OBJECT_POSE = "/sim/object_pose"  # simulator state: never on a real robot
+
+
+def camera_image_topic(name: str) -> str:
+    return f"/camera/{name}/image_raw"
+
+
+def camera_info_topic(name: str) -> str:
+    return f"/camera/{name}/camera_info"
+
+
+def tactile_topic(name: str) -> str:
+    return f"/tactile/{name}/image"
+
+
+def tactile_zero_service(name: str) -> str:
+    return f"/tactile/{name}/zero"
+
+
+# -- learning traffic -------------------------------------------------------------------------------
+TRANSITIONS = "/rl/transitions"  # transition batches, actors -> learner
+ACTOR_WEIGHTS = "/rl/actor_weights"  # actor weights, learner -> actors
+TRANSITION_ACKS = "/rl/transition_acks"  # durable counts, learner -> actors
+LEARNER_STATUS = "/rl/learner_status"
+ACTOR_STATUS = "/rl/actor_status"
+EPISODE_EVENT = "/episode/event"  # robot_rl.hil.episode.EpisodeStateMachine events
+INTERVENTION = "/intervention/action"  # the default of hil.topic
+REWARD_SAVE = "/reward/save"  # the reward node's "save the labelled frames now"
+
+# -- the deployed controller ---------------------------------------------------------------------------
+CONTROLLER_STATUS = "/controller/status"
+ENGAGE = "/controller/engage"
+DISENGAGE = "/controller/disengage"
+DEACTIVATE = "/controller/deactivate"
+ESTOP = "/controller/estop"
+RESET_ESTOP = "/controller/reset_estop"
+CONTROLLER_SERVICES = [ENGAGE, DISENGAGE, DEACTIVATE, ESTOP, RESET_ESTOP]
+
+# -- security ------------------------------------------------------------------------------------------
+COMMAND_TOKEN = "/security/command_token"  # operator-signed tokens for restricted services
