@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from robot_rl.config import load_config
-from robot_rl.envs.task import (PickCubeTask, Snapshot, Task, make_task, register_task,
-                                task_class)
+from robot_rl.envs import task as task_module
+from robot_rl.envs.task import PickCubeTask, Snapshot, Task, make_task, task_class
 from robot_rl.robot.controller import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 
 REFERENCE = Path(__file__).parent / "fixtures" / "pick_cube_reference.npz"
@@ -101,3 +101,235 @@ class PickCubeEnvFor:
 
     def __exit__(self, *exc):
         self.env.close()
+
+
+# -- relative frame (SERL) -----------------------------------------------------------------------
+HOME_QUAT = np.array([1.0, 0.0, 0.0, 0.0])  # x, y, z, w: the Panda TCP at home points down
+
+
+def rotz(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def snap_at(pos, rot, vel=(0.0, 0.0, 0.0), obj=None) -> Snapshot:
+    return Snapshot(stamp=0.0, ee_pos=np.asarray(pos, float), ee_quat=matrix_to_quat_xyzw(rot),
+                    ee_vel=np.array([*vel, 0.0, 0.0, 0.0]), gripper_width=0.08,
+                    object_pos=None if obj is None else np.asarray(obj, float))
+
+
+@pytest.fixture
+def start_pose():
+    """A start TCP pose away from home: offset, and turned 0.7 rad about the base z axis."""
+    rot = rotz(0.7) @ quat_xyzw_to_matrix(HOME_QUAT)
+    return np.array([0.52, 0.11, 0.27]), rot
+
+
+def relative_task(**overrides):
+    cfg = load_config(None, {"task.relative_frame": True, "tactile": [], **overrides})
+    return make_task(cfg, HOME_QUAT)
+
+
+def test_relative_frame_state_is_zero_at_the_start_pose(start_pose):
+    pos, rot = start_pose
+    task = relative_task(**{"task.observations": ["state", "object"]})
+    start = snap_at(pos, rot, vel=(0.1, 0.0, 0.0), obj=pos + rot @ [0.0, 0.0, 0.05])
+    task.reset(start)
+    obs = task.observe(start)
+    np.testing.assert_allclose(obs["state"][:3], 0.0, atol=1e-7)
+    # velocity in start-frame coordinates: base +x is (cos, -sin, 0) rotated back
+    np.testing.assert_allclose(obs["state"][3:6], rot.T @ [0.1, 0.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(obs["object"], [0, 0, 0.05, 0, 0, 0.05], atol=1e-7)
+    # later in the episode: the TCP moved 1, 2, 3 cm along the start frame's axes
+    moved = snap_at(pos + rot @ [0.01, 0.02, 0.03], rot, obj=start.object_pos)
+    np.testing.assert_allclose(task.observe(moved)["state"][:3], [0.01, 0.02, 0.03], atol=1e-7)
+
+
+def test_relative_frame_action_x_moves_along_the_start_frames_x(start_pose):
+    pos, rot = start_pose
+    task = relative_task()
+    task.reset(snap_at(pos, rot))
+    later = snap_at(pos + [0.0, 0.0, 0.02], rot)   # the frame stays the start's, not the TCP's now
+    target, quat, width = task.command(np.array([1.0, 0.0, 0.0, -1.0]), later)
+    step = task.cfg.task.max_step_pos
+    np.testing.assert_allclose(target - later.ee_pos, step * rot[:, 0], atol=1e-12)
+    assert abs(rot[0, 0] - 1.0) > 0.2   # not along the base x: the test would catch a base-frame map
+    target, _, _ = task.command(np.array([0.0, 0.0, -1.0, -1.0]), later)
+    np.testing.assert_allclose(target - later.ee_pos, -step * rot[:, 2], atol=1e-12)
+    np.testing.assert_allclose(quat_xyzw_to_matrix(quat), task.home_rot, atol=1e-12)
+
+
+def test_relative_frame_is_taken_from_the_first_snapshot_after_a_bare_reset(start_pose):
+    """Callers that reset without a snapshot (the ROS env, the controller) get the frame of the
+    first snapshot the task sees in the episode, and a new one in the next episode."""
+    pos, rot = start_pose
+    task = relative_task()
+    task.reset()
+    np.testing.assert_allclose(task.observe(snap_at(pos, rot))["state"][:3], 0.0, atol=1e-7)
+    np.testing.assert_allclose(task.observe(snap_at(pos + [0.1, 0, 0], rot))["state"][:3],
+                               rot.T @ [0.1, 0, 0], atol=1e-7)
+    task.reset()
+    np.testing.assert_allclose(task.observe(snap_at(pos + [0.1, 0, 0], rot))["state"][:3], 0.0,
+                               atol=1e-7)
+
+
+def test_base_frame_is_the_default(start_pose):
+    pos, rot = start_pose
+    task = make_task(load_config(None, {"tactile": []}), HOME_QUAT)
+    assert not task.relative_frame
+    task.reset(snap_at(pos, rot))
+    np.testing.assert_allclose(task.observe(snap_at(pos, rot))["state"][:3], pos, atol=1e-7)
+    target, _, _ = task.command(np.array([1.0, 0.0, 0.0, -1.0]), snap_at(pos, rot))
+    np.testing.assert_allclose(target - pos, [task.cfg.task.max_step_pos, 0, 0], atol=1e-12)
+
+
+def test_relative_frame_in_the_mujoco_env_and_the_expert_still_picks():
+    """In MuJoCo: the episode starts at state 0, an action +y moves the TCP along the start TCP
+    frame's y (base -y at home: the TCP points down), and the scripted expert, which plans in
+    the base frame, still lifts the cube through the task's frame."""
+    from robot_rl.envs.pick_cube import SimTaskEnv
+
+    env = SimTaskEnv(load_config(None, {"task.relative_frame": True,
+                                        "task.observations": ["state"], "tactile": []}))
+    try:
+        obs, _ = env.reset(seed=0)
+        np.testing.assert_allclose(obs["state"][:3], 0.0, atol=1e-9)
+        start = env.snapshot
+        start_rot = quat_xyzw_to_matrix(start.ee_quat)
+        for _ in range(3):
+            obs, *_ = env.step(np.array([0.0, 1.0, 0.0, -1.0]))
+        moved = env.snapshot.ee_pos - start.ee_pos
+        along = moved @ start_rot[:, 1]
+        assert along > 0.03 and along > 0.9 * np.linalg.norm(moved), (moved, start_rot[:, 1])
+        assert moved[1] < -0.03                      # base -y
+        np.testing.assert_allclose(obs["state"][:3], start_rot.T @ moved, atol=1e-6)
+        successes = 0
+        for seed in (1, 2):
+            env.reset(seed=seed)
+            expert = env.task.expert(rng=np.random.default_rng(seed))
+            for _ in range(env.task.max_episode_steps):
+                _, _, terminated, truncated, info = env.step(expert.act(env.snapshot))
+                if terminated or truncated:
+                    break
+            successes += info["success"]
+        assert successes == 2
+    finally:
+        env.close()
+
+
+def test_deployed_controller_observes_in_the_frame_of_its_engage_pose(start_pose):
+    """The controller's core starts an episode when it leaves IDLE: the policy's first
+    observation is at the origin of the relative frame, as in training."""
+    from robot_rl.deploy.controller_core import ControllerCore
+
+    pos, rot = start_pose
+    cfg = load_config(None, {"task.relative_frame": True, "task.observations": ["state"],
+                             "tactile": []})
+    seen = []
+    core = ControllerCore(cfg, lambda obs: seen.append(obs) or np.zeros(4), quat_home=HOME_QUAT)
+    snap = snap_at(pos, rot)
+    stamps = {s: 0.0 for s in core.sensors}
+    core.step(snap, 0.0, stamps)
+    core.engage()
+    res = core.step(snap, 0.0, stamps)
+    assert res.report.forwarded
+    np.testing.assert_allclose(seen[-1]["state"][:3], 0.0, atol=1e-7)
+
+
+# -- choosing tasks, and refusing bad ones --------------------------------------------------------
+USER_TASK = "tests.fixtures.user_task:ReachTask"
+
+
+def test_tasks_by_registered_name_and_by_module_path(monkeypatch):
+    from tests.fixtures.user_task import ReachTask
+
+    assert task_class("pick_cube") is PickCubeTask
+    assert task_class(USER_TASK) is ReachTask
+    task = make_task(load_config(None, {"task.name": USER_TASK}), HOME_QUAT)
+    assert isinstance(task, ReachTask) and task.name == USER_TASK
+    assert task.action_names == ["dx", "dy", "dz"] and "goal_offset" in task.observation_space.spaces
+    monkeypatch.setitem(task_module.TASKS, "reach_by_name", ReachTask)
+    assert task_class("reach_by_name") is ReachTask
+
+
+def test_task_from_an_installed_entry_point(tmp_path, monkeypatch):
+    """A package that declares ``[robot_rl.tasks] reach = ...`` makes ``task.name: reach``
+    work without any import by the user (a distribution's metadata on sys.path)."""
+    dist = tmp_path / "my_robot_tasks-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-robot-tasks\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[robot_rl.tasks]\nreach = {USER_TASK}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from tests.fixtures.user_task import ReachTask
+
+    assert task_class("reach") is ReachTask
+    assert make_task(load_config(None, {"task.name": "reach"}), HOME_QUAT).name == "reach"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("pick_cub", "unknown task.name 'pick_cub'; expected one of ['pick_cube'"),
+    ("no_such_package.tasks:Reach", "cannot load 'Reach' from module 'no_such_package.tasks' "
+                                    "(No module named 'no_such_package')"),
+    ("tests.fixtures.user_task:Missing", "cannot load 'Missing' from module "
+                                         "'tests.fixtures.user_task'"),
+    ("tests.fixtures.user_task:NotATask", "not a subclass of robot_rl.envs.task.Task"),
+])
+def test_bad_task_names_are_refused_naming_what_was_expected(name, expected):
+    with pytest.raises(ValueError) as err:
+        make_task(load_config(None, {"task.name": name}), HOME_QUAT)
+    assert expected in str(err.value)
+
+
+def test_simulator_state_is_refused_on_a_robot_and_in_rehearsal():
+    pick_with_cube = {"task.observations": ["state", "object"]}
+    with pytest.raises(ValueError, match=r"task.observations has 'object'.*driver.adapter is "
+                                         r"'ros2_control'.*remove 'object'"):
+        load_config(None, {**pick_with_cube, "driver.adapter": "ros2_control"})
+    # a user task that reads the cube pose in code: refused when the task is built
+    robot = load_config(None, {"task.name": "tests.fixtures.user_task:PeeksAtTheCube",
+                               "driver.adapter": "ros2_control"})
+    with pytest.raises(ValueError, match=r"reads simulator-only state \['object_pos'\].*"
+                                         r"driver.adapter is 'ros2_control'"):
+        make_task(robot, HOME_QUAT)
+    rehearsal = load_config(None, pick_with_cube)
+    rehearsal.sim.rehearsal = True   # sim.rehearsal (the hardware dress rehearsal)
+    with pytest.raises(ValueError, match=r"\['object_pos'\] \(the 'object' group of "
+                                         r"task.observations: remove it\).*sim.rehearsal is true"):
+        make_task(rehearsal, HOME_QUAT)
+    # where the simulator provides it, and for offline use of the spaces, it is fine
+    assert make_task(load_config(None, pick_with_cube), HOME_QUAT).privileged == {"object_pos"}
+    assert make_task(rehearsal, HOME_QUAT, check_graph=False).privileged == {"object_pos"}
+    assert not make_task(load_config(None, {"driver.adapter": "ros2_control",
+                                            "hil.reset.mode": "move_then_human"}),
+                         HOME_QUAT).privileged
+
+
+def test_reset_strategy_is_checked_against_the_reset_node():
+    robot = {"driver.adapter": "ros2_control"}
+    with pytest.warns(UserWarning, match=r"reset_strategy 'move_then_human', but hil.reset.mode "
+                                         r"is 'move'"):
+        make_task(load_config(None, {**robot, "hil.reset.mode": "move"}), HOME_QUAT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_task(load_config(None, {**robot, "hil.reset.mode": "move_then_human"}), HOME_QUAT)
+        make_task(load_config(None, {**robot, "task.name": USER_TASK}), HOME_QUAT)  # reach: move
+        make_task(load_config(None, {"hil.reset.mode": "move"}), HOME_QUAT)  # the sim teleports
+
+
+def test_a_task_with_an_unknown_reset_strategy_is_refused(monkeypatch):
+    class BadReset(PickCubeTask):
+        reset_strategy = "teleport_on_a_robot"
+
+    monkeypatch.setitem(task_module.TASKS, "bad_reset", BadReset)
+    with pytest.raises(ValueError, match=r"reset_strategy 'teleport_on_a_robot' is not one of "
+                                         r"\['move', 'human', 'move_then_human'\]"):
+        make_task(load_config(None, {"task.name": "bad_reset"}), HOME_QUAT)
+
+
+def test_a_task_without_an_expert_says_so():
+    class Plain(Task):
+        def success(self, snap):
+            return False
+
+    assert Plain(load_config(None, {}), HOME_QUAT).expert() is None
+    assert PickCubeTask(load_config(None, {}), HOME_QUAT).expert() is not None

@@ -301,6 +301,7 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
     spaces, not a robot (export metadata, dataset import)."""
     cls = task_class(cfg.task.name)
     task = cls(cfg, home_quat)
+    task.name = cfg.task.name  # its identity in metadata and messages, however it was found
     if not isinstance(task.action_space, spaces.Box) or not isinstance(task.observation_space,
                                                                        spaces.Dict):
         raise ValueError(f"task.name {cfg.task.name!r}: {cls.__name__} must set action_space "
