@@ -333,3 +333,31 @@ def test_a_task_without_an_expert_says_so():
 
     assert Plain(load_config(None, {}), HOME_QUAT).expert() is None
     assert PickCubeTask(load_config(None, {}), HOME_QUAT).expert() is not None
+
+
+# -- the task in a model's metadata ---------------------------------------------------------------
+def test_metadata_records_the_task_and_reads_files_written_before_it(tmp_path):
+    from robot_rl.deploy.agent_export import build_metadata, robot_spec
+    from robot_rl.deploy.errors import MetadataError
+    from robot_rl.deploy.metadata import PolicyMetadata
+
+    cfg = load_config(None, {"task.relative_frame": True})
+    meta = build_metadata(cfg, "run-1")
+    assert (meta.task_name, meta.task_relative_frame) == ("pick_cube", True)
+    path = meta.save(tmp_path / "policy.json")
+    assert PolicyMetadata.load(path) == meta
+    meta.check_against(robot_spec(cfg))
+
+    legacy = meta.to_dict()
+    del legacy["task"]   # a file exported before tasks were recorded: pick_cube, base frame
+    old = PolicyMetadata.from_dict(legacy)
+    assert (old.task_name, old.task_relative_frame) == ("pick_cube", False)
+    old.check_against(robot_spec(load_config(None, {})))
+
+    for task, problem in (({"name": 3, "relative_frame": False}, "field 'name' must be a string"),
+                          ({"name": "pick_cube", "relative_frame": "yes"},
+                           "field 'relative_frame' must be bool"),
+                          ({"relative_frame": False}, "missing required field 'name'"),
+                          ("pick_cube", "field 'task' must be an object")):
+        with pytest.raises(MetadataError, match=problem):
+            PolicyMetadata.from_dict({**legacy, "task": task}, source="policy.json")
