@@ -7,9 +7,16 @@ start frame with ``task.relative_frame``).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from robot_rl.envs.task import CUBE_HALF, Snapshot
+# The scene's cube (not robot_rl.envs.task's copy: the task module builds this expert, so
+# importing it from here would make the two modules import each other).
+from robot_rl.sim.world import CUBE_HALF
+
+if TYPE_CHECKING:
+    from robot_rl.envs.task import Snapshot
 
 
 class PickExpert:
