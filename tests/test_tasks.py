@@ -361,3 +361,20 @@ def test_metadata_records_the_task_and_reads_files_written_before_it(tmp_path):
                           ("pick_cube", "field 'task' must be an object")):
         with pytest.raises(MetadataError, match=problem):
             PolicyMetadata.from_dict({**legacy, "task": task}, source="policy.json")
+
+
+def test_a_device_command_becomes_the_relative_action_that_moves_the_same_way(start_pose):
+    """The intervention node publishes base-frame axes; converted by the task they move the
+    TCP the way the person pushed, and are stored in the policy's (start) frame."""
+    pos, rot = start_pose
+    task = relative_task()
+    start = snap_at(pos, rot)
+    task.reset(start)
+    pushed = np.array([0.6, 0.0, 0.0, -1.0], np.float32)     # base +x
+    action = task.action_from_base_frame(pushed, start)
+    np.testing.assert_allclose(action[:3], rot.T @ [0.6, 0.0, 0.0], atol=1e-6)
+    assert action[3] == -1.0
+    target, _, _ = task.command(action, start)
+    np.testing.assert_allclose(target - pos, [0.6 * task.cfg.task.max_step_pos, 0, 0], atol=1e-7)
+    base = make_task(load_config(None, {"tactile": []}), HOME_QUAT)
+    np.testing.assert_array_equal(base.action_from_base_frame(pushed, start), pushed)

@@ -227,6 +227,17 @@ class Task:
             return vector
         return self._start_frame(snap)[1] @ np.asarray(vector, dtype=np.float64)
 
+    def action_from_base_frame(self, action: np.ndarray, snap: Snapshot) -> np.ndarray:
+        """A device's command (translation along the base axes, as the intervention node
+        publishes it) as this task's action, so a person's correction moves the arm the way
+        they pushed and is stored as the action the policy should have taken. Identity
+        without ``relative_frame``."""
+        action = np.array(action, dtype=np.float32)
+        if self.relative_frame and action.shape[0] >= 3:
+            action[:3] = np.clip(self.vector_to_task_frame(action[:3].astype(np.float64), snap),
+                                 -1.0, 1.0)
+        return action
+
     # -- success, reward, termination ----------------------------------------------------------
     def success(self, snap: Snapshot) -> bool:
         """Success from simulator state (scoring, or the ``sim_state`` reward source)."""
