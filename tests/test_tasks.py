@@ -378,3 +378,22 @@ def test_a_device_command_becomes_the_relative_action_that_moves_the_same_way(st
     np.testing.assert_allclose(target - pos, [0.6 * task.cfg.task.max_step_pos, 0, 0], atol=1e-7)
     base = make_task(load_config(None, {"tactile": []}), HOME_QUAT)
     np.testing.assert_array_equal(base.action_from_base_frame(pushed, start), pushed)
+
+
+def test_the_live_view_names_the_configured_task(tmp_path):
+    import rerun as rr
+
+    from robot_rl.view import LiveView, RobotModel
+    from tests.test_view_model import logged
+
+    cfg = load_config(None, {"task.name": USER_TASK})
+    path = tmp_path / "view.rrd"
+    rec = rr.RecordingStream("robot_rl_test", recording_id="tasks")
+    rec.save(str(path))
+    view = LiveView(cfg, recording=rec, robot=RobotModel(cfg.robot.urdf))
+    view.log_static()
+    view.intervention(1.0, True)
+    rec.flush()
+    rec.disconnect()
+    text = logged(path)["/status"][-1][1]["TextDocument:text"]
+    assert f"task:** {USER_TASK}" in (text[0] if isinstance(text, list) else text)
