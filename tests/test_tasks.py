@@ -397,3 +397,14 @@ def test_the_live_view_names_the_configured_task(tmp_path):
     rec.disconnect()
     text = logged(path)["/status"][-1][1]["TextDocument:text"]
     assert f"task:** {USER_TASK}" in (text[0] if isinstance(text, list) else text)
+
+
+def test_a_task_that_builds_no_spaces_is_refused(monkeypatch):
+    class NoSpaces(Task):
+        def __init__(self, cfg, home_quat):   # forgot super().__init__
+            self.cfg = cfg
+
+    monkeypatch.setitem(task_module.TASKS, "no_spaces", NoSpaces)
+    with pytest.raises(ValueError, match=r"NoSpaces must set action_space \(a gymnasium Box\) "
+                                         r"and observation_space \(a gymnasium Dict\)"):
+        make_task(load_config(None, {"task.name": "no_spaces"}), HOME_QUAT)

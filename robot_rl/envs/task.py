@@ -313,8 +313,8 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
     cls = task_class(cfg.task.name)
     task = cls(cfg, home_quat)
     task.name = cfg.task.name  # its identity in metadata and messages, however it was found
-    if not isinstance(task.action_space, spaces.Box) or not isinstance(task.observation_space,
-                                                                       spaces.Dict):
+    if not isinstance(getattr(task, "action_space", None), spaces.Box) or not isinstance(
+            getattr(task, "observation_space", None), spaces.Dict):
         raise ValueError(f"task.name {cfg.task.name!r}: {cls.__name__} must set action_space "
                          f"(a gymnasium Box) and observation_space (a gymnasium Dict) in __init__")
     if task.reset_strategy not in RESET_STRATEGIES:
