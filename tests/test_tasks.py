@@ -275,7 +275,9 @@ def test_task_from_an_installed_entry_point(tmp_path, monkeypatch):
     ("tests.fixtures.user_task:NotATask", "not a subclass of robot_rl.envs.task.Task"),
 ])
 def test_bad_task_names_are_refused_naming_what_was_expected(name, expected):
-    with pytest.raises(ValueError) as err:
+    from robot_rl.schema import ConfigError
+
+    with pytest.raises(ConfigError) as err:   # the CLI prints it as a usage error, no traceback
         make_task(load_config(None, {"task.name": name}), HOME_QUAT)
     assert expected in str(err.value)
 

@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from robot_rl.config import Config
 from robot_rl.robot.controller import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+from robot_rl.schema import ConfigError
 
 CUBE_HALF = 0.025
 GRIPPER_CLOSE, GRIPPER_OPEN = 0.5, -0.5  # thresholds on the gripper action
@@ -277,8 +278,8 @@ def register_task(name: str):
 
 
 def task_class(name: str) -> type:
-    """The task class ``task.name`` names (see the module docstring), or a ValueError saying
-    what was tried."""
+    """The task class ``task.name`` names (see the module docstring), or a ConfigError (a
+    ValueError) saying what was tried."""
     if name in TASKS:
         return TASKS[name]
     if ":" in name:
@@ -287,18 +288,18 @@ def task_class(name: str) -> type:
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ValueError(f"task.name {name!r}: cannot load {attr!r} from module "
+            raise ConfigError(f"task.name {name!r}: cannot load {attr!r} from module "
                              f"{module_name!r} ({exc})") from exc
     else:
         from importlib.metadata import entry_points
         found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
         if not found:
-            raise ValueError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
+            raise ConfigError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
                              f"'package.module:ClassName', or an entry point of the "
                              f"'robot_rl.tasks' group")
         cls = found[0].load()
     if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ValueError(f"task.name {name!r} is {cls!r}, not a subclass of "
+        raise ConfigError(f"task.name {name!r} is {cls!r}, not a subclass of "
                          f"robot_rl.envs.task.Task")
     return cls
 
@@ -306,7 +307,7 @@ def task_class(name: str) -> type:
 def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -> Task:
     """The configured task, holding ``home_quat`` (x, y, z, w) as its reference orientation.
 
-    ``check_graph``: refuse (ValueError) a task whose ``privileged`` fields the configured
+    ``check_graph``: refuse (ConfigError) a task whose ``privileged`` fields the configured
     graph cannot provide, and warn when ``hil.reset.mode`` does less than the task's
     ``reset_strategy`` needs on a robot. Off only for offline work that needs the task's
     spaces, not a robot (export metadata, dataset import)."""
@@ -315,10 +316,10 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
     task.name = cfg.task.name  # its identity in metadata and messages, however it was found
     if not isinstance(getattr(task, "action_space", None), spaces.Box) or not isinstance(
             getattr(task, "observation_space", None), spaces.Dict):
-        raise ValueError(f"task.name {cfg.task.name!r}: {cls.__name__} must set action_space "
+        raise ConfigError(f"task.name {cfg.task.name!r}: {cls.__name__} must set action_space "
                          f"(a gymnasium Box) and observation_space (a gymnasium Dict) in __init__")
     if task.reset_strategy not in RESET_STRATEGIES:
-        raise ValueError(f"task.name {cfg.task.name!r}: reset_strategy "
+        raise ConfigError(f"task.name {cfg.task.name!r}: reset_strategy "
                          f"{task.reset_strategy!r} is not one of {list(RESET_STRATEGIES)}")
     if check_graph:
         check_task_on_graph(cfg, task)
@@ -326,14 +327,14 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
 
 
 def check_task_on_graph(cfg: Config, task: Task) -> None:
-    """ValueError when ``task`` reads simulator-only state the configured graph lacks; a
+    """ConfigError when ``task`` reads simulator-only state the configured graph lacks; a
     warning when ``hil.reset.mode`` does less than ``task.reset_strategy`` on a robot."""
     if simulator_state_available(cfg):
         return
     if task.privileged:
         hint = (" (the 'object' group of task.observations: remove it)"
                 if "object" in task.observation_space.spaces else "")
-        raise ValueError(
+        raise ConfigError(
             f"task {cfg.task.name!r} reads simulator-only state {sorted(task.privileged)}"
             f"{hint}, but {_no_simulator_state_reason(cfg)} and nothing there provides it; "
             f"expected a task without simulator state, or driver.adapter 'sim' with "
