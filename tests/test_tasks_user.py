@@ -14,7 +14,7 @@ from robot_rl.config import load_config
 from robot_rl.deploy.errors import ModelMismatchError
 
 USER_TASK = "tests.fixtures.user_task:ReachTask"
-STEPS = 600          # env steps of training (about 15 s on one core)
+STEPS = 600          # env steps of training (1,200 updates: about 20 s on one core)
 EPISODES = 40       # per evaluation (20 gave rates 20 points apart from run to run)
 
 
@@ -23,8 +23,9 @@ def cfg():
     return load_config(None, {
         "task.name": USER_TASK, "task.observations": ["state"], "cameras": [], "tactile": [],
         "task.max_episode_steps": 25,
-        # goals 6 to 20 cm from the home TCP: a random policy almost never gets within 2 cm
-        "task.params": {"goal_low": [0.45, -0.15, 0.20], "goal_high": [0.55, 0.15, 0.30]}})
+        # goals 6 to 20 cm from the home TCP: an untrained policy almost never gets within 3 cm
+        "task.params": {"goal_low": [0.45, -0.15, 0.20], "goal_high": [0.55, 0.15, 0.30],
+                        "tolerance": 0.03}})
 
 
 def test_user_task_trains_exports_and_deploys(cfg, tmp_path):
@@ -47,7 +48,7 @@ def test_user_task_trains_exports_and_deploys(cfg, tmp_path):
         demos = record_episodes(env, lambda obs: expert.act(env.snapshot), 50, seed=100)
         assert demos.attempts == 50  # the expert always reaches
 
-        agent_cfg = RLPDConfig(num_critics=2, utd_ratio=1, batch_size=64, hidden_dims=[64, 64],
+        agent_cfg = RLPDConfig(num_critics=2, utd_ratio=2, batch_size=64, hidden_dims=[64, 64],
                                bc_weight=2.0, discount=0.95, seed=0, num_threads=1)
         untrained = evaluate_policy(make_agent(load_config(None, {**_overrides(cfg)})), env,
                                     EPISODES)["success_rate"]
@@ -68,7 +69,8 @@ def test_user_task_trains_exports_and_deploys(cfg, tmp_path):
     print(f"reach: untrained {untrained:.0%}, after {STEPS} steps in-process {in_process:.0%}, "
           f"deployed ONNX through the controller {deployed:.0%}")
     assert untrained <= 0.1
-    assert deployed >= 0.4 and in_process >= 0.4, (deployed, in_process)
+    # 0.82 to 0.85 in four runs here: runs differ slightly (torch CPU kernels under load)
+    assert deployed >= 0.5 and in_process >= 0.5, (deployed, in_process)
 
     # the controller refuses the model under the default task (and says which is which)
     pick = load_config(None, {"task.observations": ["state"], "cameras": [], "tactile": []})
