@@ -285,12 +285,13 @@ class Config:
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
-        rehearsal = getattr(self.sim, "rehearsal", False)
+        rehearsal = getattr(self.sim, "rehearsal", False)  # sim.rehearsal: the stand-in as hardware
+        where = ("sim.rehearsal is true" if rehearsal
+                 else f"driver.adapter is {self.driver.adapter!r}")
         check("object" not in self.task.observations or (self.driver.adapter == "sim"
                                                          and not rehearsal),
-              f"task.observations has 'object' (the simulator's cube pose), but "
-              f"{'sim.rehearsal is true' if rehearsal else f'driver.adapter is {self.driver.adapter!r}'}"
-              f": nothing publishes it there; remove 'object' from task.observations (or use "
+              f"task.observations has 'object' (the simulator's cube pose), but {where}: nothing "
+              f"publishes it there; remove 'object' from task.observations (or use "
               f"driver.adapter 'sim' without sim.rehearsal)")
 
 
