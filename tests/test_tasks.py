@@ -410,3 +410,18 @@ def test_a_task_that_builds_no_spaces_is_refused(monkeypatch):
     with pytest.raises(ValueError, match=r"NoSpaces must set action_space \(a gymnasium Box\) "
                                          r"and observation_space \(a gymnasium Dict\)"):
         make_task(load_config(None, {"task.name": "no_spaces"}), HOME_QUAT)
+
+
+def test_dataset_import_and_export_metadata_take_the_configured_task():
+    """Offline users of the task's spaces (LeRobot import, export metadata) build the
+    configured task, and do so without a graph's privileges."""
+    from robot_rl.data.lerobot import expected_spec
+    from robot_rl.deploy.agent_export import task_spaces
+
+    reach = load_config(None, {"task.name": USER_TASK, "task.observations": ["state"]})
+    spec, action_dim, names = expected_spec(reach)
+    assert set(spec) == {"state", "goal_offset"} and action_dim == 3 and names == ["dx", "dy", "dz"]
+    rehearsal = load_config(None, {"task.observations": ["state", "object"]})
+    rehearsal.sim.rehearsal = True
+    obs_space, _, _ = task_spaces(rehearsal)
+    assert "object" in obs_space.spaces
