@@ -105,7 +105,6 @@ def cmd_expert(args) -> int:
     """The sim graph as separate processes, driven over DDS by the scripted expert."""
     import numpy as np
 
-    from robot_rl.envs.expert import PickExpert
     from robot_rl.envs.ros_env import RosRobotEnv
     from robot_rl.graph import graph
     from robot_rl.launcher import NodeGraph
@@ -116,8 +115,12 @@ def cmd_expert(args) -> int:
                           "scripted expert reads the simulator's object pose")
     with NodeGraph(graph(cfg, config_file), log_dir=os.path.join(args.run_dir, "logs")):
         env = RosRobotEnv(cfg, timeout=10.0, startup_timeout=60.0)
-        expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=0.05,
-                            rng=np.random.default_rng(args.seed))
+        expert = env.task.expert(noise=0.05, rng=np.random.default_rng(args.seed))
+        if expert is None:
+            env.close()
+            raise ConfigError(f"robot-rl expert: task {cfg.task.name!r} has no scripted expert "
+                              f"(Task.expert returns None); record demonstrations with a device "
+                              f"instead (robot-rl record-demos --device ...)")
         successes, steps, start = 0, 0, time.perf_counter()
         try:
             for episode in range(args.episodes):
@@ -125,7 +128,7 @@ def cmd_expert(args) -> int:
                 expert.reset()
                 done = False
                 while not done:
-                    action = expert.act(env.snapshot, env.action_space.shape[0])
+                    action = expert.act(env.snapshot)
                     _, reward, terminated, truncated, info = env.step(action)
                     steps += 1
                     done = terminated or truncated

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -161,6 +161,11 @@ class TaskConfig:
     # sparse: 1 on success (SERL). dense: a per-step cost that shrinks with progress (reach,
     # grasp, lift; simulator state), 0 and terminal on success, so finishing early always pays.
     reward: Literal["sparse", "dense"] = "sparse"
+    # SERL's relative frame: TCP position and velocity observed, and the action's translation
+    # applied, in the frame of the episode's start TCP pose (the start is 0).
+    relative_frame: bool = False
+    # Free-form parameters of a user's task (read by it as cfg.task.params; docs/tasks.md).
+    params: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         check(self.max_episode_steps > 0, "max_episode_steps must be > 0")
@@ -280,6 +285,14 @@ class Config:
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
+        rehearsal = getattr(self.sim, "rehearsal", False)  # sim.rehearsal: the stand-in as hardware
+        where = ("sim.rehearsal is true" if rehearsal
+                 else f"driver.adapter is {self.driver.adapter!r}")
+        check("object" not in self.task.observations or (self.driver.adapter == "sim"
+                                                         and not rehearsal),
+              f"task.observations has 'object' (the simulator's cube pose), but {where}: nothing "
+              f"publishes it there; remove 'object' from task.observations (or use "
+              f"driver.adapter 'sim' without sim.rehearsal)")
 
 
 def default_config_path() -> Path:

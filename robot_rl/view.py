@@ -328,7 +328,8 @@ class LiveView:
         rate = "-" if s["success_rate"] is None else f"{100 * s['success_rate']:.0f} % (last {len(self._outcomes)})"
         ret = "-" if s["last_return"] is None else f"{s['last_return']:.2f}"
         p99 = "-" if s["latency_p99_ms"] is None or not np.isfinite(s["latency_p99_ms"]) else f"{s['latency_p99_ms']:.2f} ms"
-        text = (f"**intervention:** {'ON' if s['intervention'] else 'off'}  \n"
+        text = (f"**task:** {self.cfg.task.name}  \n"
+                f"**intervention:** {'ON' if s['intervention'] else 'off'}  \n"
                 f"**controller mode:** {s['mode']}  \n**controller p99 latency:** {p99}  \n"
                 f"**episodes:** {s['episodes']}  \n**success rate:** {rate}  \n**last return:** {ret}")
         self.rec.log("status", self.rr.TextDocument(text, media_type=self.rr.MediaType.MARKDOWN))

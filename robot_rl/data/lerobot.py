@@ -416,10 +416,10 @@ def _folder_bytes(path: Path) -> int:
 # --------------------------------------------------------------------------------------------
 def expected_spec(cfg) -> tuple[Dict[str, Dict[str, Any]], int, List[str]]:
     """The observation spec, action size and action names the configured task uses."""
-    from robot_rl.envs.task import PickCubeTask
+    from robot_rl.envs.task import make_task
     from robot_rl.transport import obs_spec_of
 
-    task = PickCubeTask(cfg, np.array([0.0, 0.0, 0.0, 1.0]))
+    task = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0]), check_graph=False)
     return obs_spec_of(task.observation_space), int(task.action_space.shape[0]), list(task.action_names)
 
 

@@ -3,9 +3,12 @@
 The metadata is derived from the same objects the robot side uses, so a model and the
 controller node can only agree if they were built from compatible configurations:
 
-* observations: ``PickCubeTask(cfg).observation_space`` (names, shapes, dtypes, in the
-  agent's key order), raw units (scale 1: the task builds them from SI sensor values);
-* action: ``PickCubeTask.action_names`` with the affine map of the agent's action Box
+* task: ``task.name`` and ``task.relative_frame`` (the controller refuses a model trained on
+  another task, or in another frame);
+* observations: the configured task's ``observation_space`` (``make_task(cfg)``: names,
+  shapes, dtypes, in the agent's key order), raw units (scale 1: the task builds them from SI
+  sensor values);
+* action: the task's ``action_names`` with the affine map of the agent's action Box
   (``action = offset + scale * a_norm``; [-1, 1] -> scale 1, offset 0);
 * ``control_rate_hz``: ``cfg.control_rate_hz`` (the rate the agent was trained at: one
   action moves the target by ``task.max_step_pos``, so the rate is part of the policy);
@@ -53,9 +56,9 @@ def task_spaces(cfg: Config):
 
     The shapes do not depend on the home orientation, so no robot model is loaded.
     """
-    from robot_rl.envs.task import PickCubeTask
+    from robot_rl.envs.task import make_task
 
-    task = PickCubeTask(cfg, _IDENTITY_QUAT)
+    task = make_task(cfg, _IDENTITY_QUAT, check_graph=False)
     return task.observation_space, task.action_space, list(task.action_names)
 
 
@@ -75,6 +78,8 @@ def robot_spec(cfg: Config, rate_hz: float | None = None) -> RobotSpec:
         control_rate_hz=float(cfg.control_rate_hz if rate_hz is None else rate_hz),
         robot_description_id=cfg.robot.urdf,
         observation_dtypes={k: _dtype_name(s) for k, s in obs_space.spaces.items()},
+        task_name=cfg.task.name,
+        task_relative_frame=cfg.task.relative_frame,
     )
 
 
@@ -107,6 +112,8 @@ def build_metadata(cfg: Config, run_id: str, version: str = DEFAULT_VERSION,
         joint_names=tuple(robot_joint_names(cfg)),
         training_run_id=str(run_id),
         policy_version=str(version),
+        task_name=cfg.task.name,
+        task_relative_frame=cfg.task.relative_frame,
     )
 
 

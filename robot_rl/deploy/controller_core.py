@@ -15,7 +15,7 @@ import numpy as np
 from robot_rl.config import Config
 from robot_rl.deploy.errors import IllegalTransitionError
 from robot_rl.deploy.safety import RobotState, SafetyConfig, SafetyLayer, SafetyMode, SafetyReport
-from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.envs.task import Snapshot, make_task
 
 __all__ = ["ControllerCore", "StepResult", "sensor_names", "home_quat", "safety_config_for",
            "reset_to_idle", "load_policy"]
@@ -91,7 +91,7 @@ class ControllerCore:
         self.cfg = cfg
         self.policy = policy
         self.rate_hz = float(rate_hz if rate_hz is not None else cfg.control_rate_hz)
-        self.task = PickCubeTask(cfg, quat_home if quat_home is not None else home_quat(cfg))
+        self.task = make_task(cfg, quat_home if quat_home is not None else home_quat(cfg))
         self.sensors = sensor_names(cfg)
         self.safety = SafetyLayer(safety_config_for(cfg, self.rate_hz, self.sensors))
         self._hold_quat: np.ndarray | None = None
@@ -145,7 +145,9 @@ class ControllerCore:
         if mode == SafetyMode.IDLE:
             self._hold_quat = None
         elif self._prev_mode == SafetyMode.IDLE:
-            self.task.reset()  # a new activation starts a new episode (gripper latch open)
+            # A new activation starts a new episode: gripper latch open, and with
+            # task.relative_frame this tick's snapshot becomes the start frame.
+            self.task.reset(snap)
         obs = None
         errors = list(self.input_errors.values())
         if snap is not None:

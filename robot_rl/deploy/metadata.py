@@ -54,6 +54,9 @@ FORMAT_VERSION = 1
 # the /255 and normalisation), everything else as float32.
 SUPPORTED_DTYPES = ("float32", "uint8")
 
+# The task of metadata written before the task was recorded (the only task there was).
+LEGACY_TASK = "pick_cube"
+
 # Two control rates are "the same" within this relative tolerance (absorbs 1/3 Hz
 # style float round trips through JSON, nothing more).
 _RATE_RTOL = 1e-6
@@ -197,6 +200,11 @@ class PolicyMetadata:
     policy_version: str
     format_version: int = FORMAT_VERSION
     export: ExportInfo | None = None
+    # The task it was trained on (``task.name``) and whether its TCP state and actions are in
+    # the episode's start frame. Files without a "task" section predate recorded tasks, when
+    # pick_cube in the base frame was the only task.
+    task_name: str = LEGACY_TASK
+    task_relative_frame: bool = False
 
     def __post_init__(self) -> None:
         obs = tuple(self.observations)
@@ -215,6 +223,11 @@ class PolicyMetadata:
         if not (math.isfinite(rate) and rate > 0):
             raise MetadataError(f"control_rate_hz must be a finite number > 0, got {self.control_rate_hz!r}")
         object.__setattr__(self, "control_rate_hz", rate)
+        if not isinstance(self.task_name, str) or not self.task_name:
+            raise MetadataError(f"task name must be a non-empty string, got {self.task_name!r}")
+        if not isinstance(self.task_relative_frame, bool):
+            raise MetadataError(f"task relative_frame must be true or false, got "
+                                f"{self.task_relative_frame!r}")
         if int(self.format_version) != self.format_version or self.format_version < 1:
             raise MetadataError(f"format_version must be a positive integer, got {self.format_version!r}")
 
@@ -256,6 +269,13 @@ class PolicyMetadata:
         """
         spec = RobotSpec.coerce(robot)
         out: list[Mismatch] = []
+
+        if spec.task_name is not None and spec.task_name != self.task_name:
+            out.append(Mismatch("task.name (the policy's task vs the configured task)",
+                                self.task_name, spec.task_name))
+        if spec.task_relative_frame is not None and spec.task_relative_frame != self.task_relative_frame:
+            out.append(Mismatch("task.relative_frame", self.task_relative_frame,
+                                spec.task_relative_frame))
 
         if spec.robot_description_id is not None and spec.robot_description_id != self.robot_description_id:
             out.append(Mismatch("robot_description_id", self.robot_description_id, spec.robot_description_id))
@@ -308,6 +328,7 @@ class PolicyMetadata:
             "control_rate_hz": self.control_rate_hz,
             "robot": {"description_id": self.robot_description_id, "joint_names": list(self.joint_names)},
             "training": {"run_id": self.training_run_id, "version": self.policy_version},
+            "task": {"name": self.task_name, "relative_frame": self.task_relative_frame},
         }
         if self.export is not None:
             d["export"] = self.export.to_dict()
@@ -362,6 +383,8 @@ class RobotSpec:
     control_rate_hz: float
     robot_description_id: str | None = None
     observation_dtypes: Mapping[str, str] | None = None
+    task_name: str | None = None               # None: not checked
+    task_relative_frame: bool | None = None
 
     @classmethod
     def coerce(cls, robot: Any) -> "RobotSpec":
@@ -387,6 +410,8 @@ class RobotSpec:
             control_rate_hz=float(get("control_rate_hz", "control_rate")),
             robot_description_id=get("robot_description_id", "description_id", required=False),
             observation_dtypes=get("observation_dtypes", required=False),
+            task_name=get("task_name", required=False),
+            task_relative_frame=get("task_relative_frame", required=False),
         )
 
 
@@ -480,6 +505,12 @@ def _parse(data: Any, source: str) -> PolicyMetadata:
             parity_atol=float(_field(raw_export, "parity_atol", (int, float), where)),
         )
 
+    task_name, relative_frame = LEGACY_TASK, False
+    if "task" in data:
+        task = _field(data, "task", dict, source)
+        task_name = _field(task, "name", str, f"{source}: task")
+        relative_frame = _field(task, "relative_frame", bool, f"{source}: task")
+
     return PolicyMetadata(
         observations=tuple(terms),
         action=ActionSpec(names=tuple(names), scale=tuple(scale), offset=tuple(offset)),
@@ -490,4 +521,6 @@ def _parse(data: Any, source: str) -> PolicyMetadata:
         policy_version=_field(training, "version", str, f"{source}: training"),
         format_version=version,
         export=export,
+        task_name=task_name,
+        task_relative_frame=relative_frame,
     )

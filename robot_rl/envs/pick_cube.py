@@ -1,14 +1,16 @@
 """ROS-free Gymnasium environment over the in-process MuJoCo stand-in.
 
-Same task, observations and actions as the ROS 2 facade (``ros_env.RosRobotEnv``), without
-DDS in between: for fast tests, algorithm work and benchmarks.
+Runs the configured task (``task.name``, :func:`robot_rl.envs.task.make_task`) with the same
+observations and actions as the ROS 2 facade (``ros_env.RosRobotEnv``), without DDS in
+between: for fast tests, algorithm work and benchmarks. ``SimTaskEnv`` is task-agnostic; the
+name ``PickCubeEnv`` (the default task's) stays as an alias.
 """
 from __future__ import annotations
 
 import gymnasium as gym
 
 from robot_rl.config import Config
-from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.envs.task import Snapshot, make_task
 from robot_rl.sim.world import SimWorld
 
 
@@ -24,13 +26,17 @@ def snapshot_from_world(world: SimWorld, cfg: Config, images: bool) -> Snapshot:
     return snap
 
 
-class PickCubeEnv(gym.Env):
+class SimTaskEnv(gym.Env):
+    """The configured task on the in-process MuJoCo world: reward and success from the
+    task's simulator-state test, episodes end on ``task.terminated`` or are truncated after
+    ``task.max_episode_steps``."""
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, cfg: Config | None = None, render_mode: str | None = None):
         self.cfg = cfg or Config()
         self.world = SimWorld(self.cfg)
-        self.task = PickCubeTask(self.cfg, self.world.ee_pose()[1])
+        self.task = make_task(self.cfg, self.world.ee_pose()[1])
         self.action_space = self.task.action_space
         self.observation_space = self.task.observation_space
         self.render_mode = render_mode
@@ -41,9 +47,9 @@ class PickCubeEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.world.reset(seed=seed)
-        self.task.reset()
         self._steps = 0
         self._snap = snapshot_from_world(self.world, self.cfg, self._images)
+        self.task.reset(self._snap, self.np_random)
         return self.task.observe(self._snap), {"success": False}
 
     def step(self, action):
@@ -52,9 +58,10 @@ class PickCubeEnv(gym.Env):
         self.advance(*self.task.command(action, self._snap))
         self._steps += 1
         success = self.task.success(self._snap)
-        truncated = not success and self._steps >= self.cfg.task.max_episode_steps
-        return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
-                {"success": success})
+        terminated = self.task.terminated(self._snap, success)
+        truncated = not terminated and self._steps >= self.task.max_episode_steps
+        return (self.task.observe(self._snap), self.task.reward(self._snap), terminated,
+                truncated, {"success": success})
 
     def advance(self, target=None, quat=None, width: float | None = None) -> Snapshot:
         """Command a TCP target (position, orientation x, y, z, w) and gripper opening, run one
@@ -80,3 +87,6 @@ class PickCubeEnv(gym.Env):
 
     def close(self):
         self.world.close()
+
+
+PickCubeEnv = SimTaskEnv  # the name before tasks were configurable; runs task.name like SimTaskEnv

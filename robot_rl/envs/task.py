@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from robot_rl.config import Config
 from robot_rl.robot.controller import matrix_to_quat_xyzw, quat_xyzw_to_matrix
+from robot_rl.schema import ConfigError
 
 CUBE_HALF = 0.025
 GRIPPER_CLOSE, GRIPPER_OPEN = 0.5, -0.5  # thresholds on the gripper action
@@ -49,102 +50,73 @@ def reward_range(task_cfg) -> tuple[float, float]:
     return REWARD_RANGES[task_cfg.reward]
 
 
-class Task:
-    """A task definition. Subclasses set ``action_names``, ``action_space``,
-    ``observation_space``, ``reward_range`` in ``__init__(cfg, home_quat)`` and implement
-    ``observe`` and ``command``; ``success`` (and a dense ``reward``) from simulator state are
-    optional: on a robot success comes from the configured reward source.
+#: What a task needs between episodes on a robot (``Task.reset_strategy``), in the words of
+#: ``hil.reset.mode``: ``move`` (the arm back home with a random offset is enough),
+#: ``human`` / ``move_then_human`` (a person re-arranges the scene and confirms). The MuJoCo
+#: stand-in (not in rehearsal) teleports arm and scene whatever the task declares.
+RESET_STRATEGIES = ("move", "human", "move_then_human")
+#: Reset modes that do at least what a strategy needs (a person can always also move the arm).
+_RESET_MODES_FOR = {"move": ("move", "human", "move_then_human"),
+                    "human": ("human", "move_then_human"),
+                    "move_then_human": ("move_then_human",)}
 
-    ``privileged``: the ``Snapshot`` fields this task reads that only a simulator has
-    (``"object_pos"``); a graph without them refuses the task with a clear error."""
+
+def simulator_state_available(cfg: Config) -> bool:
+    """Whether the configured graph has simulator-only state (``Snapshot.object_pos``): the
+    MuJoCo stand-in outside rehearsal. A real robot, or the stand-in rehearsing hardware, has
+    none."""
+    return cfg.driver.adapter == "sim" and not getattr(cfg.sim, "rehearsal", False)
+
+
+def _no_simulator_state_reason(cfg: Config) -> str:
+    if cfg.driver.adapter != "sim":
+        return f"driver.adapter is {cfg.driver.adapter!r} (a real robot)"
+    return "sim.rehearsal is true (the stand-in behaves like hardware)"
+
+
+class Task:
+    """A task definition: what the policy observes, how its action moves the robot, when an
+    episode succeeds or ends, and how the scene is reset. ``docs/tasks.md`` shows how to write
+    one in your own module.
+
+    The base class is a complete task over the hardware contract (``Snapshot``): the
+    observation groups of ``task.observations`` (``observation_spaces`` / ``observe``), the
+    TCP-delta action ``xyz_gripper`` / ``xyz_yaw_gripper`` (``command``), sparse reward and
+    termination on success, and SERL's relative frame (``task.relative_frame``). A subclass
+    overrides what differs; only ``success`` (from simulator state) has no default.
+
+    ``privileged``: the ``Snapshot`` fields the task reads that only a simulator has
+    (``"object_pos"``); :func:`make_task` refuses such a task on a graph without them.
+    ``reset_strategy``: what the scene needs between episodes on a robot (``RESET_STRATEGIES``).
+    """
 
     name = ""
     privileged: frozenset = frozenset()
-
-    def reset(self) -> None:
-        """A new episode starts."""
-
-    def observe(self, snap: Snapshot) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def command(self, action: np.ndarray, snap: Snapshot) -> tuple[np.ndarray, np.ndarray, float]:
-        """Action -> (TCP target position, orientation x, y, z, w, gripper opening m)."""
-        raise NotImplementedError
-
-    def success(self, snap: Snapshot) -> bool:
-        """Success from simulator state (scoring, or the ``sim_state`` reward source)."""
-        raise NotImplementedError(f"task {self.name!r} has no success test from simulator state")
-
-    def reward(self, snap: Snapshot) -> float:
-        return self.reward_from_success(self.success(snap))
-
-    def reward_from_success(self, success: bool) -> float:
-        """The reward when success comes from outside (a classifier, a human, a topic)."""
-        low, high = self.reward_range
-        return high if success else low
-
-
-TASKS: dict[str, type] = {}
-
-
-def register_task(name: str):
-    """Class decorator: ``@register_task("my_task")`` makes ``task.name: my_task`` select it."""
-    def register(cls):
-        TASKS[name] = cls
-        cls.name = name
-        return cls
-    return register
-
-
-def task_class(name: str) -> type:
-    """The task class ``task.name`` names (see the module docstring), or a ValueError saying
-    what was tried."""
-    if name in TASKS:
-        return TASKS[name]
-    if ":" in name:
-        import importlib
-        module_name, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"task.name {name!r}: cannot load {attr!r} from module "
-                             f"{module_name!r} ({exc})") from exc
-    else:
-        from importlib.metadata import entry_points
-        found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
-        if not found:
-            raise ValueError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
-                             f"'package.module:ClassName', or an entry point of the "
-                             f"'robot_rl.tasks' group")
-        cls = found[0].load()
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ValueError(f"task.name {name!r} is {cls!r}, not a subclass of "
-                         f"robot_rl.envs.task.Task")
-    return cls
-
-
-def make_task(cfg: Config, home_quat: np.ndarray) -> Task:
-    """The configured task, holding ``home_quat`` (x, y, z, w) as its reference orientation."""
-    return task_class(cfg.task.name)(cfg, home_quat)
-
-
-@register_task("pick_cube")
-class PickCubeTask(Task):
-    """Observation/action mapping, scripted reward and success for picking and lifting a cube."""
+    reset_strategy = "move"
 
     def __init__(self, cfg: Config, home_quat: np.ndarray):
         self.cfg = cfg
         self.task = cfg.task
         self.home_rot = quat_xyzw_to_matrix(home_quat)
+        self.relative_frame = bool(getattr(cfg.task, "relative_frame", False))
+        self.start_pos: np.ndarray | None = None   # relative frame: the episode's start TCP
+        self.start_rot: np.ndarray | None = None
         self.gripper_closed = False
         self.use_yaw = self.task.action_space == "xyz_yaw_gripper"
-        self.action_names = ["dx", "dy", "dz"] + (["dyaw"] if self.use_yaw else []) + ["gripper"]
+        self.action_names = self.make_action_names()
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.action_names),), np.float32)
-        self.observation_space = spaces.Dict(self._observation_spaces())
+        self.observation_space = spaces.Dict(self.observation_spaces())
         self.reward_range = reward_range(self.task)
-        self.privileged = frozenset({"object_pos"} if "object" in self.task.observations else ())
+        self.max_episode_steps = self.task.max_episode_steps
+        if "object" in self.observation_space.spaces:
+            self.privileged = frozenset({"object_pos"}) | type(self).privileged
 
-    def _observation_spaces(self) -> dict[str, spaces.Space]:
+    # -- what the policy sees ------------------------------------------------------------------
+    def make_action_names(self) -> list[str]:
+        return ["dx", "dy", "dz"] + (["dyaw"] if self.use_yaw else []) + ["gripper"]
+
+    def observation_spaces(self) -> dict[str, spaces.Space]:
+        """The observation terms, by name (the groups of ``task.observations``)."""
         obs: dict[str, spaces.Space] = {}
         groups = self.task.observations
         if "state" in groups:
@@ -163,22 +135,31 @@ class PickCubeTask(Task):
                 obs[f"image_{cam.name}"] = spaces.Box(0, 255, (height, width, 3), np.uint8)
         return obs
 
-    def reset(self) -> None:
+    def reset(self, snap: Snapshot | None = None, rng: np.random.Generator | None = None) -> None:
+        """A new episode starts at ``snap`` (None: the first snapshot the task then sees).
+        ``rng``: the environment's seeded generator, for a task that draws per-episode goals."""
         self.gripper_closed = False
+        self.start_pos = self.start_rot = None
+        if snap is not None:
+            self._start_frame(snap)
 
     def observe(self, snap: Snapshot) -> dict[str, np.ndarray]:
         obs: dict[str, np.ndarray] = {}
         keys = self.observation_space.spaces
         if "state" in keys:
             obs["state"] = np.concatenate([
-                snap.ee_pos, snap.ee_vel[:3], [snap.gripper_width, float(self.gripper_closed)]
+                self.point_to_task_frame(snap.ee_pos, snap),
+                self.vector_to_task_frame(snap.ee_vel[:3], snap),
+                [snap.gripper_width, float(self.gripper_closed)]
             ]).astype(np.float32)
         if "object" in keys:
             if snap.object_pos is None:
                 raise ValueError("the 'object' observation needs the simulator's object pose; "
                                  "remove 'object' from task.observations on a real robot")
             obs["object"] = np.concatenate(
-                [snap.object_pos, snap.object_pos - snap.ee_pos]).astype(np.float32)
+                [self.point_to_task_frame(snap.object_pos, snap),
+                 self.vector_to_task_frame(snap.object_pos - snap.ee_pos, snap)]
+            ).astype(np.float32)
         for t in self.cfg.tactile:
             key = f"tactile_{t.name}"
             if key in keys:
@@ -189,16 +170,24 @@ class PickCubeTask(Task):
                 obs[key] = snap.images[cam.name]
         return obs
 
-    def command(self, action: np.ndarray, snap: Snapshot) -> tuple[np.ndarray, np.ndarray, float]:
-        """Action in [-1, 1] -> (TCP target position, orientation x,y,z,w, gripper opening m)."""
+    # -- how the action moves the robot --------------------------------------------------------
+    def check_action(self, action: np.ndarray) -> np.ndarray:
+        """``action`` as float64 clipped to [-1, 1], or a ValueError naming what is wrong."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}, expected "
                              f"{self.action_space.shape} ({', '.join(self.action_names)})")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action is not finite: {action}")
-        action = np.clip(action, -1.0, 1.0)
-        target = snap.ee_pos + action[:3] * self.task.max_step_pos
+        return np.clip(action, -1.0, 1.0)
+
+    def command(self, action: np.ndarray, snap: Snapshot) -> tuple[np.ndarray, np.ndarray, float]:
+        """Action in [-1, 1] -> (TCP target position, orientation x,y,z,w, gripper opening m):
+        at most ``task.max_step_pos`` m from the current TCP (along the start frame's axes
+        with ``relative_frame``), the home orientation (turned by ``dyaw`` about the base
+        z axis), the gripper latched closed above 0.5 and open below -0.5."""
+        action = self.check_action(action)
+        target = snap.ee_pos + self.vector_to_base_frame(action[:3] * self.task.max_step_pos, snap)
         rot = self.home_rot
         if self.use_yaw:
             current_yaw = pin.rpy.matrixToRpy(quat_xyzw_to_matrix(snap.ee_quat) @ self.home_rot.T)[2]
@@ -211,6 +200,160 @@ class PickCubeTask(Task):
             self.gripper_closed = False
         width = 0.0 if self.gripper_closed else self.cfg.robot.gripper_max_width
         return target, matrix_to_quat_xyzw(rot), width
+
+    # -- relative frame (SERL) -----------------------------------------------------------------
+    def _start_frame(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        if self.start_pos is None:
+            self.start_pos = np.array(snap.ee_pos, dtype=np.float64)
+            self.start_rot = quat_xyzw_to_matrix(np.asarray(snap.ee_quat, dtype=np.float64))
+        return self.start_pos, self.start_rot
+
+    def point_to_task_frame(self, point: np.ndarray, snap: Snapshot) -> np.ndarray:
+        """A base-frame position as the policy sees it: unchanged, or with ``relative_frame``
+        relative to the episode's start TCP pose (the start TCP is 0)."""
+        if not self.relative_frame:
+            return point
+        origin, rot = self._start_frame(snap)
+        return rot.T @ (np.asarray(point, dtype=np.float64) - origin)
+
+    def vector_to_task_frame(self, vector: np.ndarray, snap: Snapshot) -> np.ndarray:
+        """A base-frame direction (velocity, offset) as the policy sees it."""
+        if not self.relative_frame:
+            return vector
+        return self._start_frame(snap)[1].T @ np.asarray(vector, dtype=np.float64)
+
+    def vector_to_base_frame(self, vector: np.ndarray, snap: Snapshot) -> np.ndarray:
+        """A policy-frame direction (an action's translation) in base coordinates."""
+        if not self.relative_frame:
+            return vector
+        return self._start_frame(snap)[1] @ np.asarray(vector, dtype=np.float64)
+
+    def action_from_base_frame(self, action: np.ndarray, snap: Snapshot) -> np.ndarray:
+        """A device's command (translation along the base axes, as the intervention node
+        publishes it) as this task's action, so a person's correction moves the arm the way
+        they pushed and is stored as the action the policy should have taken. Identity
+        without ``relative_frame``."""
+        action = np.array(action, dtype=np.float32)
+        if self.relative_frame and action.shape[0] >= 3:
+            action[:3] = np.clip(self.vector_to_task_frame(action[:3].astype(np.float64), snap),
+                                 -1.0, 1.0)
+        return action
+
+    # -- success, reward, termination ----------------------------------------------------------
+    def success(self, snap: Snapshot) -> bool:
+        """Success from simulator state (scoring, or the ``sim_state`` reward source)."""
+        raise NotImplementedError(f"task {self.name!r} has no success test from simulator state")
+
+    def reward(self, snap: Snapshot) -> float:
+        return self.reward_from_success(self.success(snap))
+
+    def reward_from_success(self, success: bool) -> float:
+        """The reward when success comes from outside (a classifier, a human, a topic)."""
+        low, high = self.reward_range
+        return high if success else low
+
+    def terminated(self, snap: Snapshot, success: bool) -> bool:
+        """Whether the episode ends here (a success; a task may add failures, e.g. the object
+        fell off the table). The time limit (``max_episode_steps``) truncates instead."""
+        return bool(success)
+
+    # -- demonstrations ------------------------------------------------------------------------
+    def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
+        """A scripted expert for simulated demonstrations (``reset()``, ``act(snap) ->
+        action``), or None: demonstrations then come from a person (``robot-rl record-demos
+        --device ...``)."""
+        return None
+
+
+TASKS: dict[str, type] = {}
+
+
+def register_task(name: str):
+    """Class decorator: ``@register_task("my_task")`` makes ``task.name: my_task`` select it."""
+    def register(cls):
+        TASKS[name] = cls
+        cls.name = name
+        return cls
+    return register
+
+
+def task_class(name: str) -> type:
+    """The task class ``task.name`` names (see the module docstring), or a ConfigError (a
+    ValueError) saying what was tried."""
+    if name in TASKS:
+        return TASKS[name]
+    if ":" in name:
+        import importlib
+        module_name, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"task.name {name!r}: cannot load {attr!r} from module "
+                             f"{module_name!r} ({exc})") from exc
+    else:
+        from importlib.metadata import entry_points
+        found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
+        if not found:
+            raise ConfigError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
+                             f"'package.module:ClassName', or an entry point of the "
+                             f"'robot_rl.tasks' group")
+        cls = found[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ConfigError(f"task.name {name!r} is {cls!r}, not a subclass of "
+                         f"robot_rl.envs.task.Task")
+    return cls
+
+
+def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -> Task:
+    """The configured task, holding ``home_quat`` (x, y, z, w) as its reference orientation.
+
+    ``check_graph``: refuse (ConfigError) a task whose ``privileged`` fields the configured
+    graph cannot provide, and warn when ``hil.reset.mode`` does less than the task's
+    ``reset_strategy`` needs on a robot. Off only for offline work that needs the task's
+    spaces, not a robot (export metadata, dataset import)."""
+    cls = task_class(cfg.task.name)
+    task = cls(cfg, home_quat)
+    task.name = cfg.task.name  # its identity in metadata and messages, however it was found
+    if not isinstance(getattr(task, "action_space", None), spaces.Box) or not isinstance(
+            getattr(task, "observation_space", None), spaces.Dict):
+        raise ConfigError(f"task.name {cfg.task.name!r}: {cls.__name__} must set action_space "
+                         f"(a gymnasium Box) and observation_space (a gymnasium Dict) in __init__")
+    if task.reset_strategy not in RESET_STRATEGIES:
+        raise ConfigError(f"task.name {cfg.task.name!r}: reset_strategy "
+                         f"{task.reset_strategy!r} is not one of {list(RESET_STRATEGIES)}")
+    if check_graph:
+        check_task_on_graph(cfg, task)
+    return task
+
+
+def check_task_on_graph(cfg: Config, task: Task) -> None:
+    """ConfigError when ``task`` reads simulator-only state the configured graph lacks; a
+    warning when ``hil.reset.mode`` does less than ``task.reset_strategy`` on a robot."""
+    if simulator_state_available(cfg):
+        return
+    if task.privileged:
+        hint = (" (the 'object' group of task.observations: remove it)"
+                if "object" in task.observation_space.spaces else "")
+        raise ConfigError(
+            f"task {cfg.task.name!r} reads simulator-only state {sorted(task.privileged)}"
+            f"{hint}, but {_no_simulator_state_reason(cfg)} and nothing there provides it; "
+            f"expected a task without simulator state, or driver.adapter 'sim' with "
+            f"sim.rehearsal false")
+    if cfg.hil.reset.mode not in _RESET_MODES_FOR[task.reset_strategy]:
+        import warnings
+        warnings.warn(f"task {cfg.task.name!r} declares reset_strategy "
+                      f"{task.reset_strategy!r}, but hil.reset.mode is {cfg.hil.reset.mode!r}: "
+                      f"on a robot the scene will not be reset as the task needs (use one of "
+                      f"{list(_RESET_MODES_FOR[task.reset_strategy])})", stacklevel=3)
+
+
+@register_task("pick_cube")
+class PickCubeTask(Task):
+    """Pick the cube up and lift it ``task.lift_height`` above the table: the base class's
+    observations and actions, success and a dense reward from simulator state, a scripted
+    expert, and a person re-arranging the cube between episodes on a robot."""
+
+    reset_strategy = "move_then_human"
 
     def success(self, snap: Snapshot) -> bool:
         if snap.object_pos is None:
@@ -236,3 +379,10 @@ class PickCubeTask(Task):
         if self.task.reward == "sparse":
             return float(success)
         return 0.0 if success else -1.0 + 0.9 * self.progress(snap)
+
+    def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
+        """The scripted pick expert (it reads the simulator's cube pose)."""
+        from robot_rl.envs.expert import PickExpert
+
+        return PickExpert(self.task.max_step_pos, self.task.lift_height, noise=noise, rng=rng,
+                          task=self)

@@ -4,8 +4,9 @@ The first motion of a new robot, or collecting a scene by hand: the ``interventi
 the device (SpaceMouse, gamepad, keyboard, ``joy``) and publishes ``hil.topic`` (Joy, the action
 in [-1, 1] and the dead-man in ``buttons[0]``); every control period in which the dead-man is
 held and that message is fresher than ``hil.joy.timeout``, this node turns the action into a TCP
-target exactly as the task does for a policy (``PickCubeTask.command``: at most
-``task.max_step_pos`` m per period from the current TCP, the orientation held) and publishes it
+target exactly as the configured task does for a policy (``task.command``; pick_cube: at most
+``task.max_step_pos`` m per period from the current TCP, the orientation held; with
+``task.relative_frame`` the axes are those of the TCP pose when teleop started) and publishes it
 on ``/robot/ee_target``, and the gripper opening on ``/robot/gripper_target`` when it changes.
 Released, it sends nothing: the driver holds the last target. The driver clamps every target
 into the workspace box as it does for a policy.
@@ -23,7 +24,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Float64
 
-from robot_rl.envs.task import PickCubeTask
+from robot_rl.envs.task import Task, make_task
 from robot_rl.ros import messages as m
 from robot_rl.ros.node_utils import declare_config, run_nodes
 
@@ -32,7 +33,7 @@ class TeleopNode(Node):
     def __init__(self, name: str = "teleop"):
         super().__init__(name)
         self.cfg = cfg = declare_config(self)
-        self.task: PickCubeTask | None = None  # built on the first pose: holds its orientation
+        self.task: Task | None = None  # built on the first pose: holds its orientation
         self.pose: PoseStamped | None = None
         self.joy: tuple[float, Joy] | None = None
         self.width: float | None = None
@@ -48,7 +49,7 @@ class TeleopNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         self.pose = msg
         if self.task is None:
-            self.task = PickCubeTask(self.cfg, m.pose_from_msg(msg)[1])
+            self.task = make_task(self.cfg, m.pose_from_msg(msg)[1])
 
     def _on_joy(self, msg: Joy) -> None:
         self.joy = (time.monotonic(), msg)
