@@ -214,11 +214,13 @@ def collect_frames(config_file: str | None, overrides: dict, out: str, max_frame
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from robot_rl.config import load_config
+    from robot_rl.schema import ConfigError
     from robot_rl.shutdown import signals_deferred, stop_on_signals
 
     cfg = load_config(config_file, {**overrides, "hil.reward.record_dir": str(out)})
     if not cfg.cameras:
-        raise ValueError("no cameras configured (cameras: []): there are no frames to record")
+        raise ConfigError("cameras is empty: there are no frames to record; configure the "
+                          "cameras the classifier will judge (cameras: [{name: front, ...}])")
     stop_on_signals()
     owns = not rclpy.ok()
     if owns:
@@ -230,9 +232,13 @@ def collect_frames(config_file: str | None, overrides: dict, out: str, max_frame
           f"{cfg.hil.topic}); Ctrl-C to stop", flush=True)
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     path = None
+    shown, next_show = 0, 0.0
     try:
         while (not max_frames or node.frames < max_frames) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
+            if node.frames != shown and time.monotonic() >= next_show:  # progress, 1 Hz
+                shown, next_show = node.frames, time.monotonic() + 1.0
+                print(f"{shown} frames, {node.positives} labelled success", flush=True)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
