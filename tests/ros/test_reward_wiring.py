@@ -285,3 +285,45 @@ def test_collect_records_labelled_frames_and_keeps_them_when_stopped(stand_in, t
     # Everything reported before the stop is in the file.
     assert len(labels) >= reported[0] and labels.sum() >= reported[1]
     assert f"{len(labels)} frames, {int(labels.sum())} labelled success" in output
+
+
+def test_the_frame_recorder_skips_bad_frames_and_never_drops_recorded_ones(
+        ros_context, tmp_path, monkeypatch):
+    import tempfile
+
+    from robot_rl.ros.reward_node import RewardNode
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="record_dir .* cannot be created"):
+        RewardNode(load_config(None, {**BASE, "hil.reward.record_dir": str(blocker / "x")}),
+                   name="recorder_bad_dir")
+    folder = tmp_path / "frames"
+    node = RewardNode(load_config(None, {**BASE, "hil.reward.record_dir": str(folder)}),
+                      name="recorder")
+    try:
+        good = np.full((64, 64, 3), 7, np.uint8)
+        node._on_record("front", m.image_to_msg(good, 1.0, "front", "rgb8"), True)
+        broken = m.image_to_msg(good, 2.0, "front", "rgb8")
+        broken.data = bytes(broken.data)[:100]  # truncated on the wire
+        node._on_record("front", broken, True)
+        other_size = np.zeros((32, 32, 3), np.uint8)
+        node._on_record("front", m.image_to_msg(other_size, 3.0, "front", "rgb8"), True)
+        assert node.frames == 1 and node.rejected_frames == 2
+        first = node.save()
+        node._on_record("front", m.image_to_msg(good, 4.0, "front", "rgb8"), True)
+        second = node.save()  # within the same second: a file of its own
+        assert first != second and first.exists() and second.exists()
+        # The folder is gone when the node saves: the frames go to the temporary folder.
+        node._on_record("front", m.image_to_msg(good, 5.0, "front", "rgb8"), True)
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+        folder.write_text("")  # a file where the folder was: saving into it fails
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "fallback"))
+        (tmp_path / "fallback").mkdir()
+        third = node.save()
+        assert third.parent == tmp_path / "fallback"
+        with np.load(third, allow_pickle=False) as data:
+            assert data["images_front"].shape == (1, 64, 64, 3)
+    finally:
+        node.destroy_node()
