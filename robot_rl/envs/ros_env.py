@@ -13,7 +13,8 @@ Success (and so the reward, ``Task.reward_from_success``) comes from ``hil.rewar
 ``hil.reward.success_topic`` (std_msgs/Bool, reliable) received during the episode;
 ``human``: a press of Joy ``buttons[2]`` (success) or ``buttons[3]`` (failure) on
 ``hil.topic``. A step reports what the source had said when its observation arrived (a
-classifier's answer to the newest frame may land one step later). The episode terminates on
+classifier's answer to the newest frame may land later), or with ``hil.reward.wait_s`` after
+waiting that long for a message received after its command. The episode terminates on
 success and on a human's failure label; ``info`` carries ``success`` and ``failure``.
 
 A stream whose stamp goes back (a restarted simulator or driver: its clock starts again) marks
@@ -245,6 +246,8 @@ class RosRobotEnv(gym.Env):
 
     def step(self, action):
         target, quat, width = self.task.command(action, self._snap)
+        answers = self.reward_source.received if isinstance(self.reward_source,
+                                                            ConsecutiveSuccess) else 0
         if width != self._last_width:
             self.pub_gripper.publish(Float64(data=float(width)))
             self._last_width = width
@@ -252,6 +255,9 @@ class RosRobotEnv(gym.Env):
                                            self.cfg.robot.base_frame))
         self._snap = self._wait_for(self._snap.stamp + 0.5 * self.period)
         self._steps += 1
+        wait = self.cfg.hil.reward.wait_s
+        if wait > 0 and isinstance(self.reward_source, ConsecutiveSuccess):
+            self.reward_source.wait_after(answers, wait)
         success, failure, reward = self._outcome()
         terminated = success or failure
         truncated = not terminated and self._steps >= self.cfg.task.max_episode_steps

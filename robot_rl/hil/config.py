@@ -184,6 +184,9 @@ class RewardConfig:
     model: str = ""                   # folder written by `robot-rl reward-classifier train`
     threshold: float = 0.5            # success when the probability >= threshold
     consecutive: int = 1              # True messages in a row that make an episode a success
+    # classifier/topic: s a step waits for a message received after its command (the answer to
+    # its frame; std_msgs/Bool has no stamp); 0: take what has arrived (it may come steps late)
+    wait_s: float = 0.0
     success_topic: str = "/task/success"
     reward_topic: str = "/task/reward"
     probability_topic: str = "/task/success_probability"
@@ -192,6 +195,7 @@ class RewardConfig:
     def validate(self) -> None:
         check(0.0 < self.threshold < 1.0, "threshold must be in (0, 1)")
         require_positive(self, "consecutive")
+        require(self, 0, "wait_s")
 
 
 def sim_privileges(cfg) -> bool:

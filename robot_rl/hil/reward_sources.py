@@ -50,17 +50,26 @@ class ConsecutiveSuccess(RewardSource):
         if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
             raise ValueError(f"consecutive must be an integer >= 1, got {consecutive!r}")
         self.consecutive = consecutive
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.run = 0          # True messages in a row, this episode
         self.messages = 0     # messages this episode
+        self.received = 0     # messages over the lifetime
         self._success = False
 
     def on_message(self, value: bool) -> None:
         with self._lock:
             self.messages += 1
+            self.received += 1
             self.run = self.run + 1 if value else 0
             if self.run >= self.consecutive:
                 self._success = True
+            self._lock.notify_all()
+
+    def wait_after(self, received: int, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until more than ``received`` messages came in all;
+        whether they did. A step waits so for the answer to its own frame."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.received > received, timeout)
 
     def reset(self) -> None:
         with self._lock:

@@ -41,6 +41,23 @@ def test_one_positive_is_enough_with_consecutive_1():
     assert source.outcome().success
 
 
+def test_a_step_can_wait_for_the_next_message():
+    import threading
+    source = ConsecutiveSuccess(1)
+    source.on_message(False)
+    assert source.wait_after(0, 0.0)  # already there: no wait
+    assert not source.wait_after(source.received, 0.01)  # nothing new: times out
+    seen = source.received
+    arrived = threading.Event()
+    sender = threading.Thread(target=lambda: (arrived.wait(), source.on_message(True)))
+    sender.start()
+    arrived.set()
+    assert source.wait_after(seen, 30.0) and source.outcome().success
+    sender.join()
+    source.reset()
+    assert source.received == 2  # a lifetime count: the reset does not lose a wait's place
+
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True])
 def test_consecutive_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="consecutive"):
@@ -120,9 +137,11 @@ def test_sim_state_is_refused_in_the_dress_rehearsal():
     check_reward_source(cfg)  # the plain stand-in has simulator state
 
 
-def test_consecutive_must_be_at_least_one_in_the_config():
+def test_consecutive_and_wait_are_checked_in_the_config():
     with pytest.raises(ConfigError, match="hil.reward.consecutive"):
         load_config(None, {"hil.reward.consecutive": 0})
+    with pytest.raises(ConfigError, match="hil.reward.wait_s"):
+        load_config(None, {"hil.reward.wait_s": -0.1})
 
 
 # -- the classifier against the configuration -------------------------------------------------
