@@ -353,3 +353,11 @@ def test_the_frame_recorder_skips_bad_frames_and_never_drops_recorded_ones(
             assert data["images_front"].shape == (1, 64, 64, 3)
     finally:
         node.destroy_node()
+
+
+def test_collect_without_cameras_is_refused_before_it_starts(tmp_path, capsys):
+    from robot_rl.cli import main
+    assert main(["reward-classifier", "collect", "--out", str(tmp_path / "f"),
+                 "--set", "cameras=[]"]) == 2
+    assert "cameras is empty: there are no frames to record" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
