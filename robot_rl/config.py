@@ -15,7 +15,7 @@ import yaml
 
 from robot_rl.deploy.config import DeployConfig
 from robot_rl.deploy.safety import SafetyConfig
-from robot_rl.hil.config import HILConfig
+from robot_rl.hil.config import HILConfig, check_reward_source
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
@@ -293,6 +293,7 @@ class Config:
               f"task.observations has 'object' (the simulator's cube pose), but {where}: nothing "
               f"publishes it there; remove 'object' from task.observations (or use "
               f"driver.adapter 'sim' without sim.rehearsal)")
+        check_reward_source(self)
 
 
 def default_config_path() -> Path:

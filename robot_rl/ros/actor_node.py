@@ -20,6 +20,12 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
   counted (``rejections.intervention_non_finite``). With ``hil.device: sim_human`` the actor
   first waits (at most one control period) for the simulated human's answer to the current
   observation (a Joy stamped with its time), and counts answers on time and late.
+* Success, failure and reward come from ``hil.reward.source`` through ``RosRobotEnv``:
+  ``/task/success`` (std_msgs/Bool, ``hil.reward.consecutive`` True in a row) for
+  ``classifier`` and ``topic``, the operator's success / failure buttons (Joy ``buttons[2]`` /
+  ``buttons[3]`` on ``hil.topic``) for ``human``, the simulator's state for ``sim_state``
+  (the only case, with tasks that read simulator state, where ``/sim/object_pose`` is
+  subscribed). Success and a failure label end the episode as terminal.
 * ``/episode/event`` out (std_msgs/String JSON): ``{"actor_id", "episode", "event", "return",
   "length", "interventions", "intervention_rate", "steps_since_intervention"}``, ``event`` in
   success | failure | timeout | reset_failed (with ``reason``).
