@@ -286,10 +286,10 @@ def test_simulator_state_is_refused_on_a_robot_and_in_rehearsal():
     pick_with_cube = {"task.observations": ["state", "object"]}
     with pytest.raises(ValueError, match=r"task.observations has 'object'.*driver.adapter is "
                                          r"'ros2_control'.*remove 'object'"):
-        load_config(None, {**pick_with_cube, "driver.adapter": "ros2_control"})
+        load_config(None, {**pick_with_cube, "driver.adapter": "ros2_control", "hil.reward.source": "human"})
     # a user task that reads the cube pose in code: refused when the task is built
     robot = load_config(None, {"task.name": "tests.fixtures.user_task:PeeksAtTheCube",
-                               "driver.adapter": "ros2_control"})
+                               "driver.adapter": "ros2_control", "hil.reward.source": "human"})
     with pytest.raises(ValueError, match=r"reads simulator-only state \['object_pos'\].*"
                                          r"driver.adapter is 'ros2_control'"):
         make_task(robot, HOME_QUAT)
@@ -301,13 +301,13 @@ def test_simulator_state_is_refused_on_a_robot_and_in_rehearsal():
     # where the simulator provides it, and for offline use of the spaces, it is fine
     assert make_task(load_config(None, pick_with_cube), HOME_QUAT).privileged == {"object_pos"}
     assert make_task(rehearsal, HOME_QUAT, check_graph=False).privileged == {"object_pos"}
-    assert not make_task(load_config(None, {"driver.adapter": "ros2_control",
+    assert not make_task(load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
                                             "hil.reset.mode": "move_then_human"}),
                          HOME_QUAT).privileged
 
 
 def test_reset_strategy_is_checked_against_the_reset_node():
-    robot = {"driver.adapter": "ros2_control"}
+    robot = {"driver.adapter": "ros2_control", "hil.reward.source": "human"}
     with pytest.warns(UserWarning, match=r"reset_strategy 'move_then_human', but hil.reset.mode "
                                          r"is 'move'"):
         make_task(load_config(None, {**robot, "hil.reset.mode": "move"}), HOME_QUAT)

@@ -40,7 +40,6 @@ from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
 from robot_rl.envs.task import Snapshot, make_task
-from robot_rl.hil.config import sim_privileges
 from robot_rl.hil.reward_sources import ConsecutiveSuccess, HumanLabels, make_source
 from robot_rl.ros import messages as m
 
@@ -71,14 +70,9 @@ class RosRobotEnv(gym.Env):
         self.cfg = cfg
         self._stop = stop
         rc = cfg.hil.reward
-        # Only to learn what the task reads; the real one needs the robot's first orientation.
+        # Only to learn what the task reads (make_task refuses simulator state where there is
+        # none); the real one needs the robot's first orientation.
         privileged = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0])).privileged
-        if privileged and not sim_privileges(cfg):
-            raise ValueError(f"task {cfg.task.name!r} reads simulator state {sorted(privileged)} "
-                             f"(task.observations {list(cfg.task.observations)}), which this "
-                             f"graph does not have (driver.adapter {cfg.driver.adapter!r}, "
-                             f"sim.rehearsal {getattr(cfg.sim, 'rehearsal', False)}); remove "
-                             f"'object' from task.observations")
         if rc.source == "classifier" and rc.model:
             from robot_rl.hil.reward_classifier import check_against_config, read_meta
             check_against_config(read_meta(rc.model), cfg, rc.model)
@@ -227,10 +221,10 @@ class RosRobotEnv(gym.Env):
         result = future.result()
         if not result.success:
             raise RuntimeError(f"scene reset failed: {result.message}")
-        self.task.reset()
         self._last_width = None
         had_steps, self._steps = self._steps, 0
         self._snap = self._wait_for(self._snap.stamp, new_clock_ok=True)
+        self.task.reset(self._snap, self.np_random)
         if isinstance(self.reward_source, ConsecutiveSuccess):
             if had_steps and not self.reward_source.messages:
                 self.node.get_logger().warning(
@@ -259,8 +253,8 @@ class RosRobotEnv(gym.Env):
         if wait > 0 and isinstance(self.reward_source, ConsecutiveSuccess):
             self.reward_source.wait_after(answers, wait)
         success, failure, reward = self._outcome()
-        terminated = success or failure
-        truncated = not terminated and self._steps >= self.cfg.task.max_episode_steps
+        terminated = self.task.terminated(self._snap, success) or failure
+        truncated = not terminated and self._steps >= self.task.max_episode_steps
         return (self.task.observe(self._snap), reward, terminated, truncated,
                 {"success": success, "failure": failure, "stamp": self._snap.stamp})
 

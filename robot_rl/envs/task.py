@@ -19,6 +19,7 @@ import pinocchio as pin
 from gymnasium import spaces
 
 from robot_rl.config import Config
+from robot_rl.hil.config import simulator_state_available
 from robot_rl.robot.controller import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from robot_rl.schema import ConfigError
 
@@ -59,13 +60,6 @@ RESET_STRATEGIES = ("move", "human", "move_then_human")
 _RESET_MODES_FOR = {"move": ("move", "human", "move_then_human"),
                     "human": ("human", "move_then_human"),
                     "move_then_human": ("move_then_human",)}
-
-
-def simulator_state_available(cfg: Config) -> bool:
-    """Whether the configured graph has simulator-only state (``Snapshot.object_pos``): the
-    MuJoCo stand-in outside rehearsal. A real robot, or the stand-in rehearsing hardware, has
-    none."""
-    return cfg.driver.adapter == "sim" and not getattr(cfg.sim, "rehearsal", False)
 
 
 def _no_simulator_state_reason(cfg: Config) -> str:

@@ -198,7 +198,7 @@ class RewardConfig:
         require(self, 0, "wait_s")
 
 
-def sim_privileges(cfg) -> bool:
+def simulator_state_available(cfg) -> bool:
     """Whether the graph's backend offers simulator state (``/sim/...``): the MuJoCo stand-in
     (``driver.adapter: sim``), except in its hardware dress rehearsal (``sim.rehearsal``)."""
     return cfg.driver.adapter == "sim" and not getattr(cfg.sim, "rehearsal", False)
@@ -206,7 +206,7 @@ def sim_privileges(cfg) -> bool:
 
 def check_reward_source(cfg) -> None:
     """Refuse ``hil.reward.source: sim_state`` on a graph without simulator state."""
-    if cfg.hil.reward.source != "sim_state" or sim_privileges(cfg):
+    if cfg.hil.reward.source != "sim_state" or simulator_state_available(cfg):
         return
     why = ("sim.rehearsal is true (the stand-in behaves like hardware)"
            if cfg.driver.adapter == "sim" else f"driver.adapter is {cfg.driver.adapter!r}")

@@ -110,7 +110,6 @@ def collect_sim_frames(episodes: int, camera: str = "front", size: int = 64, see
     (``transition_from`` m lifted but not yet a success) are left out, as a human labeller
     would not be asked to call them."""
     from robot_rl.config import load_config
-    from robot_rl.envs.expert import PickExpert
     from robot_rl.envs.pick_cube import PickCubeEnv
     from robot_rl.envs.task import CUBE_HALF
 
@@ -123,14 +122,14 @@ def collect_sim_frames(episodes: int, camera: str = "front", size: int = 64, see
     try:
         for ep in range(episodes):
             env.reset(seed=seed * 1000 + ep)
-            expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=0.1, rng=rng)
+            expert = env.task.expert(noise=0.1, rng=rng)
             miss = near_miss_every > 0 and ep % near_miss_every == near_miss_every - 1
             shift = np.array([0.0, rng.choice([-1, 1]) * 0.045, 0.0]) if miss else np.zeros(3)
             for _ in range(steps):
-                snap = env._snap
+                snap = env.snapshot
                 guided = type(snap)(**{**snap.__dict__, "object_pos": snap.object_pos + shift})
                 env.step(expert.act(guided))
-                snap = env._snap
+                snap = env.snapshot
                 success = env.task.success(snap)
                 lift = snap.object_pos[2] - CUBE_HALF
                 if exclude_transition and not success and lift >= transition_from:

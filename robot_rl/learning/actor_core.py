@@ -296,6 +296,8 @@ class ActorCore:
                 self.wait_for_learner()
                 self.apply_weights()
                 action, intervened = self.choose(obs, env.snapshot.stamp)
+                if intervened:  # a device pushes in the base frame; the task may act in another
+                    action = env.task.action_from_base_frame(action, env.snapshot)
                 version = self.weights_version
                 try:
                     next_obs, reward, term, _trunc, info = env.step(action)

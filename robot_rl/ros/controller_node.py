@@ -2,15 +2,15 @@
 
 Data path, per control tick (its own thread, :class:`RateLoop` absolute deadlines)::
 
-    cached latest sensor messages --snapshot--> PickCubeTask.observe --> OnnxPolicy
-        --> PickCubeTask.command (TCP target + gripper opening) --> SafetyLayer.filter
+    cached latest sensor messages --snapshot--> task.observe --> OnnxPolicy
+        --> task.command (TCP target + gripper opening) --> SafetyLayer.filter
         --> /robot/gripper_target, /robot/ee_target
 
 Inputs are taken from DDS by the control thread at each tick, not delivered by executor
 callbacks (``robot_rl.ros.polled_inputs``); latency and sensor age count from the DDS receipt
 time. The tick itself is ``robot_rl.deploy.controller_core.ControllerCore``. Exactly the observation dict and
-action -> command mapping of ``PickCubeTask`` are used (the same class the Gymnasium
-environments use), so the policy sees what it was trained on.
+action -> command mapping of the configured task (``make_task``) are used (the same object the
+Gymnasium environments use), so the policy sees what it was trained on.
 
 Safety (``robot_rl.deploy.safety.SafetyLayer``, configured by ``Config.safety`` in
 ``ee_position`` mode, extra dim = gripper opening): workspace box, ee speed / action-rate

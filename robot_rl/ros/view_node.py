@@ -20,7 +20,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from robot_rl.ros.messages import camera_image_topic, from_time, msg_to_image, pose_from_msg, tactile_topic
-from robot_rl.topics import CONTROLLER_STATUS, EPISODE_EVENT
+from robot_rl.hil.config import simulator_state_available
+from robot_rl.topics import CONTROLLER_STATUS, EE_POSE, EE_TARGET, EPISODE_EVENT, JOINT_STATES, OBJECT_POSE
 
 
 class Throttle:
@@ -62,10 +63,11 @@ class ViewNode(Node):
             self.create_subscription(msg_type, topic, callback, qos)
 
         stamp = lambda msg: from_time(msg.header.stamp)  # noqa: E731
-        sub(JointState, "/joint_states", lambda m: view.joints(stamp(m), list(m.name), list(m.position)), gate=robot)
-        sub(PoseStamped, "/robot/ee_pose", lambda m: view.ee_pose(stamp(m), *pose_from_msg(m)), gate=robot)
-        sub(PoseStamped, "/robot/ee_target", lambda m: view.ee_target(stamp(m), *pose_from_msg(m)), reliable)
-        sub(PoseStamped, "/sim/object_pose", lambda m: view.object_pose(stamp(m), *pose_from_msg(m)), gate=robot)
+        sub(JointState, JOINT_STATES, lambda m: view.joints(stamp(m), list(m.name), list(m.position)), gate=robot)
+        sub(PoseStamped, EE_POSE, lambda m: view.ee_pose(stamp(m), *pose_from_msg(m)), gate=robot)
+        sub(PoseStamped, EE_TARGET, lambda m: view.ee_target(stamp(m), *pose_from_msg(m)), reliable)
+        if simulator_state_available(cfg):  # a robot (or the rehearsal) has no object pose
+            sub(PoseStamped, OBJECT_POSE, lambda m: view.object_pose(stamp(m), *pose_from_msg(m)), gate=robot)
         for name in view.camera_names:
             sub(Image, camera_image_topic(name),
                 lambda m, n=name: view.camera(stamp(m), n, msg_to_image(m)), gate=sensors)
