@@ -110,12 +110,13 @@ def teleop_action(cmd: Optional[HumanCommand], now: float, stale_after: float,
     return cmd.action.astype(np.float32), True
 
 
-def episode_outcome(cmd: Optional[HumanCommand], env_success: bool) -> Optional[str]:
-    """"success" (the reward source or the person says so), "discard" (the failure button), or
-    None (the episode goes on)."""
+def episode_outcome(cmd: Optional[HumanCommand], env_success: bool,
+                    env_failure: bool = False) -> Optional[str]:
+    """"success" (the reward source or the person says so), "discard" (the failure button, or
+    the reward source's failure), or None (the episode goes on)."""
     if env_success or (cmd is not None and cmd.success):
         return "success"
-    if cmd is not None and cmd.failure:
+    if env_failure or (cmd is not None and cmd.failure):
         return "discard"
     return None
 
@@ -183,7 +184,8 @@ class TeleopRecorder:
             action, _ = teleop_action(self.human.latest, time.monotonic(), self.stale_after,
                                       self.action_dim)
             next_obs, reward, terminated, truncated, info = env.step(action)
-            outcome = episode_outcome(self.human.latest, bool(info.get("success", False)))
+            outcome = episode_outcome(self.human.latest, bool(info.get("success", False)),
+                                      bool(info.get("failure", False)))
             if outcome == "success":
                 if not info.get("success", False):  # the person said so: the source's reward
                     reward = task.reward_from_success(True)
@@ -199,7 +201,7 @@ class TeleopRecorder:
         if not kept:
             self.discarded += 1
         if self.verbose:
-            why = {"success": "success: kept", "discard": "discarded (failure button)"}.get(
+            why = {"success": "success: kept", "discard": "discarded (failure)"}.get(
                 outcome, "no success within the step limit: set aside")
             print(f"[record-demos] episode of {len(episode)} steps: {why}", flush=True)
         return episode, kept

@@ -24,9 +24,11 @@ from robot_rl.sim.operator import JoyLayout, OperatorAction, SimulatedOperator
 
 
 class OperatorNode(Node):
-    def __init__(self, cfg, world, lock: threading.Lock, name: str = "sim_operator"):
+    def __init__(self, cfg, world, lock: threading.Lock, wake=None, name: str = "sim_operator"):
+        """``wake()``: ask the physics thread for a control period now (a lockstep sim that no
+        one commands would otherwise wait ``sim.lockstep_timeout`` before the operator acts)."""
         super().__init__(name)
-        self.cfg, self.world, self.lock = cfg, world, lock
+        self.cfg, self.world, self.lock, self.wake = cfg, world, lock, wake
         with lock:
             _, home_quat = world.ee_pose()
         self.operator = SimulatedOperator(cfg, make_task(cfg, home_quat), cfg.sim.operator,
@@ -58,7 +60,10 @@ class OperatorNode(Node):
                                       throttle_duration_sec=5.0)
             return
         with self._joy_lock:
+            changed = str(state) != self.operator.reset_state
             self.operator.on_reset_state(str(state))
+        if changed and self.wake is not None:
+            self.wake()  # the operator's turn (or the episode's start) comes at once
 
     def snapshot(self) -> Snapshot:
         """The world as the operator's eyes see it (call with the world's lock held)."""

@@ -52,18 +52,18 @@ class MujocoSimNode(Node):
         self.cameras = [CameraNode(c) for c in cfg.cameras if c.backend == "sim"]
         self.tactile = [TactileNode(t, zero=partial(self._zero_tactile, t.name))
                         for t in cfg.tactile if t.backend == "sim"]
+        self._command = threading.Event()
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
         self.pub_object = None
         self.operator = None
         if cfg.sim.rehearsal:  # with operator "off" too: it still re-arranges and confirms
             from robot_rl.ros.operator_node import OperatorNode
-            self.operator = OperatorNode(cfg, self.world, self.lock)
+            self.operator = OperatorNode(cfg, self.world, self.lock, wake=self._command.set)
         else:
             self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
             guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
             self.create_service(Trigger, m.SCENE_RESET,
                                 guard.wrap(m.SCENE_RESET, self._on_reset))
-        self._command = threading.Event()
         self._reset_request = threading.Event()
         self._reset_done = threading.Event()
         self._stop = threading.Event()

@@ -68,6 +68,7 @@ def test_episode_outcome():
     assert episode_outcome(human_command([0.0] * 4, [1, 0, 1, 0], 4, 0.0), False) == "success"
     assert episode_outcome(human_command([0.0] * 4, [1, 0, 0, 1], 4, 0.0), False) == "discard"
     assert episode_outcome(None, False) is None
+    assert episode_outcome(go, False, env_failure=True) == "discard"  # the reward source's
 
 
 def test_unsuccessful_episodes_go_to_rejected_out(tmp_path):
