@@ -8,8 +8,9 @@ keep); ``buttons[0]`` = 1 while the human holds the intervention (dead-man), els
 (labelling frames for the reward classifier); ``buttons[3]`` = failure mark (the human reward
 source's "this episode failed"; ``record-demos``: discard). Published at ``hil.rate_hz`` (0:
 twice the control rate); the ``joy`` device is also relayed as each Joy arrives, so a command
-reaches the robot within the control period it was given in. While the device is missing or failing the node keeps publishing
-``buttons[0] = 0``, logs the error with what to check, and retries every ``hil.reopen_s``.
+reaches the robot within the control period it was given in. While the device is missing or
+failing the node keeps publishing ``buttons[0] = 0``, logs the error with what to check (also
+in its ``/diagnostics`` status), and retries every ``hil.reopen_s``.
 
 ``hil.device: sim_human`` (MuJoCo stand-in): the simulated human watches ``/robot/ee_pose``,
 ``/sim/object_pose`` and ``/joint_states``, steps once per new control period (sim time), and

@@ -84,7 +84,7 @@ class ResetNode(Node):
         tracker = HealthTracker(error=("failed_resets",))
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"resets": self.resets, "failed_resets": self.failed_resets},
-            values={"last_failure": self.last_failure}))
+            values={"last_failure": self.last_failure, "state": self.state}))
         self.get_logger().info(
             f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
             f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "
