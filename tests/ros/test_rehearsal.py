@@ -100,6 +100,13 @@ def test_reset_moves_home_without_teleport_and_waits_for_the_operator(rehearsal,
         assert w.reset.wait_for_service(timeout_sec=60.0), "the reset node serves no /scene/reset"
         assert wait_until(lambda: w.joints and w.states, 30.0)
         assert w.states[-1] == "idle"
+        # The reset node serves it; the stand-in serves and publishes nothing of its own.
+        served = {n: [s for s, _ in w.node.get_service_names_and_types_by_node(n, "/")]
+                  for n in ("reset", "mujoco_sim")}
+        assert m.SCENE_RESET in served["reset"] and m.SCENE_RESET not in served["mujoco_sim"]
+        published = [t for t, _ in w.node.get_publisher_names_and_types_by_node("mujoco_sim",
+                                                                                "/")]
+        assert "/clock" in published and not any(t.startswith("/sim/") for t in published)
         # Move the arm away from home first (each command advances the lockstep sim).
         home_pos, home_quat = home_pose(cfg)
         away = home_pos + [0.08, 0.1, -0.12]
