@@ -48,6 +48,17 @@ SETTINGS = {"sim.rehearsal": True, "sim.operator": "demonstrate", "hil.device": 
             "hil.reset.mode": "move_then_human", "task.observations": ["state"],
             "cameras": [], "tactile": []}
 
+def _hardware_like_reward() -> dict:
+    """The reward source "topic" (no simulator state) where the tree has the reward sources."""
+    import typing
+
+    from robot_rl.hil.config import RewardConfig
+    sources = typing.get_args(typing.get_type_hints(RewardConfig)["source"])
+    return {"hil.reward.source": "topic"} if "topic" in sources else {}
+
+
+SETTINGS.update(_hardware_like_reward())
+
 
 def stats(values: list[float]) -> str:
     if not values:
@@ -112,7 +123,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as plain_dir:
             plain = {k: v for k, v in settings.items()
-                     if not k.startswith(("sim.rehearsal", "sim.operator", "hil.reset"))}
+                     if not k.startswith(("sim.rehearsal", "sim.operator", "hil.reset",
+                                          "hil.reward"))}
             cfg, _, nodes = start(Path(plain_dir), {**plain, "hil.device": "sim_human"}, "robot")
             try:
                 teleport, _ = timed_resets(rclpy.create_node("bench_plain"), cfg,

@@ -94,8 +94,18 @@ def test_unsuccessful_episodes_go_to_rejected_out(tmp_path):
         record_episodes(LineReach(), right, 1, out=str(tmp_path / "new"), rejected_out=rejected)
 
 
+def _rehearsal() -> dict:
+    # A reward source that needs no simulator state where the tree has one ("topic").
+    import typing
+
+    from robot_rl.hil.config import RewardConfig
+    sources = typing.get_args(typing.get_type_hints(RewardConfig)["source"])
+    return {"sim.rehearsal": True, "hil.device": "joy", "hil.reset.mode": "move_then_human",
+            **({"hil.reward.source": "topic"} if "topic" in sources else {})}
+
+
 def test_rehearsal_refusals_name_the_keys():
-    rehearsal = {"sim.rehearsal": True, "hil.device": "joy", "hil.reset.mode": "move_then_human"}
+    rehearsal = _rehearsal()
     cfg = load_config(None, rehearsal)
     assert cfg.sim.rehearsal and cfg.sim.operator == "correct"
     with pytest.raises(ConfigError, match="sim.rehearsal is true but hil.device is 'sim_human'"
@@ -110,8 +120,7 @@ def test_rehearsal_refusals_name_the_keys():
 
 
 def test_rehearsal_graphs_have_the_reset_node_and_no_sim_reset():
-    cfg = load_config(None, {"sim.rehearsal": True, "hil.device": "joy",
-                             "hil.reset.mode": "move_then_human"})
+    cfg = load_config(None, _rehearsal())
     names = [n.name for n in graph(cfg, "c.yaml", "train")]
     assert {"mujoco_sim", "learner", "actor_0", "intervention", "reset"} <= set(names)
     assert [n.name for n in graph(cfg, "c.yaml", "demos")] == ["mujoco_sim", "intervention",

@@ -2,7 +2,6 @@
 simulator-only topic or service; the plain sim's train graph has (so the audit can fail)."""
 import json
 import time
-import typing
 
 import pytest
 import rclpy
@@ -14,23 +13,9 @@ from robot_rl.launcher import NodeGraph
 from robot_rl.ros.messages import EPISODE_EVENT
 from robot_rl.ros.graph_audit import privileged_links, wait_for_nodes
 
+from .rehearsal_settings import REHEARSAL, SOURCES_MERGED
+
 LIGHT = {"task.observations": ["state", "tactile"], "cameras": [], "learner.tensorboard": False}
-
-
-def _reward_sources() -> tuple:
-    from robot_rl.hil.config import RewardConfig
-    return typing.get_args(typing.get_type_hints(RewardConfig)["source"])
-
-
-# The reward sources (hil.reward.source: topic...) come with the env that subscribes to
-# /sim/object_pose only as needed; before they are in, the actor's env still subscribes to it
-# (and this audit rightly reports it).
-SOURCES_MERGED = "topic" in _reward_sources()
-
-
-def _rehearsal_reward_source() -> dict:
-    # "topic" (a std_msgs/Bool success topic) is a hardware-like source: no simulator state.
-    return {"hil.reward.source": "topic"} if SOURCES_MERGED else {}
 
 
 def _audit(tmp_path, overrides, expect_nodes, ready, events=None, until=lambda: True):
@@ -77,9 +62,7 @@ def test_rehearsal_train_graph_has_no_simulator_links(tmp_path):
     def episode_started() -> bool:  # after a reset the operator confirmed
         return "running" in events
 
-    links = _audit(tmp_path, {"sim.rehearsal": True, "hil.device": "joy",
-                              "hil.reset.mode": "move_then_human",
-                              **_rehearsal_reward_source()},
+    links = _audit(tmp_path, REHEARSAL,
                    ["mujoco_sim", "sim_operator", "learner", "actor_0", "intervention", "reset"],
                    _env_subscribed, events,
                    # Before that subscription is as-needed the actor's env waits for the object

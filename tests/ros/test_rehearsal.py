@@ -27,15 +27,16 @@ from robot_rl.hil.reset import home_pose
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
 
-REHEARSAL = {"sim.rehearsal": True, "sim.operator": "demonstrate", "hil.device": "joy",
-             "hil.reset.mode": "move_then_human", "task.observations": ["state"],
-             "cameras": [], "tactile": [], "hil.reset.confirm_timeout": 30.0}
+from .rehearsal_settings import REHEARSAL
+
+SETTINGS = {**REHEARSAL, "sim.operator": "demonstrate", "task.observations": ["state"],
+            "cameras": [], "tactile": [], "hil.reset.confirm_timeout": 30.0}
 
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rehearsal")
-    cfg = load_config(None, REHEARSAL)
+    cfg = load_config(None, SETTINGS)
     path = tmp / "config.yaml"
     save_config(cfg, path)
     nodes = NodeGraph(graph(cfg, str(path), "demos"), log_dir=tmp / "logs").start()
