@@ -153,6 +153,18 @@ class SimConfig:
             check(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1], f"{name} needs [low, high]")
 
 
+def _check_rehearsal(cfg: Config) -> None:
+    """sim.rehearsal runs the graph as on hardware, so it needs what hardware needs."""
+    check(cfg.driver.adapter == "sim", f"sim.rehearsal is true but driver.adapter is "
+          f"{cfg.driver.adapter!r}: the rehearsal is a mode of the MuJoCo stand-in (adapter 'sim')")
+    check(cfg.hil.device == "joy", f"sim.rehearsal is true but hil.device is {cfg.hil.device!r}: "
+          f"the simulated operator drives the joy device topic (hil.joy.topic), so set "
+          f"hil.device to joy")
+    check(cfg.hil.reset.mode == "move_then_human", f"sim.rehearsal is true but hil.reset.mode is "
+          f"{cfg.hil.reset.mode!r}: the reset node must move the arm home and wait for the "
+          f"operator to re-arrange the scene, so set hil.reset.mode to move_then_human")
+
+
 @dataclass
 class TaskConfig:
     # a registered task, "package.module:ClassName" or a robot_rl.tasks entry point
@@ -288,18 +300,6 @@ class Config:
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
-
-
-def _check_rehearsal(cfg: Config) -> None:
-    """sim.rehearsal runs the graph as on hardware, so it needs what hardware needs."""
-    check(cfg.driver.adapter == "sim", f"sim.rehearsal is true but driver.adapter is "
-          f"{cfg.driver.adapter!r}: the rehearsal is a mode of the MuJoCo stand-in (adapter 'sim')")
-    check(cfg.hil.device == "joy", f"sim.rehearsal is true but hil.device is {cfg.hil.device!r}: "
-          f"the simulated operator drives the joy device topic (hil.joy.topic), so set "
-          f"hil.device to joy")
-    check(cfg.hil.reset.mode == "move_then_human", f"sim.rehearsal is true but hil.reset.mode is "
-          f"{cfg.hil.reset.mode!r}: the reset node must move the arm home and wait for the "
-          f"operator to re-arrange the scene, so set hil.reset.mode to move_then_human")
 
 
 def default_config_path() -> Path:
