@@ -36,7 +36,9 @@ class JoyLayout:
     Inverts, in reverse order: the gripper buttons, the frame rotation (``hil.frame: ee`` needs
     the TCP orientation), the device rotation (``hil.device_rpy``), the axis pick, sign and
     scale, and the deadzone rescaling. Actions the pad cannot express (beyond full deflection
-    after scale, or motion on an axis mapped to -1) are clipped / dropped, as for a person."""
+    after scale, or motion on an axis mapped to -1) are clipped / dropped, as for a person; with
+    no dead-man button (``deadman_button: -1``) "held" is the deflection itself, so a held
+    command without motion or gripper button reads as released."""
 
     def __init__(self, mapping, deadzone: float, device_rpy=(0.0, 0.0, 0.0),
                  frame: str = "base", action_dim: int = 4):

@@ -104,6 +104,27 @@ def test_demonstrate_through_the_pad_lifts_the_cube_and_labels_success(env):
     assert operator.successes_seen == 1
 
 
+def test_correct_takes_over_a_policy_that_does_nothing(env):
+    cfg = env.cfg
+    env.reset(seed=5)
+    operator = SimulatedOperator(cfg, env.task, "correct", seed=3)
+    operator.on_reset_state("idle")
+    layout = JoyLayout.from_config(cfg)
+    mapper = ActionMapper(cfg.hil.joy.mapping, cfg.hil.deadzone, 4)
+    actives = []
+    for _ in range(100):  # the policy sends no motion; the pad's command replaces it when held
+        snap = env.snapshot
+        act = operator.step(snap)
+        actives.append(act.active)
+        cmd = _round_trip(layout, mapper, act.action, act.active, ee_quat=snap.ee_quat)
+        _, _, terminated, _, info = env.step(cmd.action if cmd.active else np.zeros(4))
+        if info["success"]:
+            break
+    first = actives.index(True)
+    assert first >= cfg.hil.sim_human.no_progress_steps  # it waited before judging
+    assert info["success"], "the correction did not lift the cube"
+
+
 def test_awaiting_confirmation_re_arranges_the_cube_once_then_confirms(env):
     cfg = env.cfg
     env.reset(seed=4)
