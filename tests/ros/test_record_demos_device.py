@@ -94,3 +94,4 @@ def test_no_successful_episode_keeps_the_recording(demos_graph):
     kept = ReplayBuffer.load(str(out) + ".rejected", resume=False, verbose=False)
     assert len(kept) == 2 * cfg.task.max_episode_steps
     assert not np.any(kept.action[:len(kept), :3])  # what the person did: nothing
+
