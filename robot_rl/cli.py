@@ -332,8 +332,10 @@ def _delegate(module: str, argv: list[str]) -> int:
 
 DELEGATED = {
     "demo": ("robot_rl.demo", "teach the simulated robot, deploy the policy, write a report"),
-    "record-demos": ("robot_rl.learning.record_demos",
-                     "record successful scripted-expert demonstrations"),
+    "record-demos": ("robot_rl.ros.demo_recorder",
+                     "record demonstrations: scripted expert, or a person's device over ROS 2"),
+    "audit-graph": ("robot_rl.ros.graph_audit",
+                    "list the running graph's links to simulator-only topics and services"),
     "reward-classifier": ("robot_rl.hil.reward_classifier",
                           "collect labelled frames, train and evaluate the success "
                           "classifier"),
@@ -351,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the node graph as processes")
     _common(up)
-    up.add_argument("--profile", default="robot", help="robot | train | deploy | teleop")
+    up.add_argument("--profile", default="robot", help="robot | train | deploy | teleop | demos")
     up.add_argument("--run-dir", default="runs/up")
     up.set_defaults(func=cmd_up)
     expert = sub.add_parser("expert", help="drive the sim graph with the scripted expert")

@@ -15,7 +15,12 @@ DRIVER_STATUS = "/robot/status"
 CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
 SCENE_RESET = "/scene/reset"
-OBJECT_POSE = "/sim/object_pose"  # simulator state: never on a real robot
+# The reset node's state (std_msgs/String JSON {"state", "resets", "stamp"}; RESET_STATE_QOS).
+RESET_STATE = "/scene/reset_state"
+# Simulator-only names (topics and services a real robot cannot offer) all start with this, so
+# the graph audit (robot_rl/ros/graph_audit.py) can find every node that depends on one.
+SIM_ONLY_PREFIX = "/sim/"
+OBJECT_POSE = SIM_ONLY_PREFIX + "object_pose"  # simulator state: never on a real robot
 
 
 def camera_image_topic(name: str) -> str:

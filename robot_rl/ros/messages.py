@@ -23,9 +23,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 # -- the topic contract (names: robot_rl/topics.py; docs/architecture.md lists them) ----------
 from robot_rl.topics import (CLOCK, DRIVER_STATUS, EE_POSE, EE_TARGET, EE_TWIST,  # noqa: F401
-                             GRIPPER_TARGET, JOINT_STATES, JOINT_TARGET, OBJECT_POSE, SCENE_RESET,
-                             camera_image_topic, camera_info_topic, tactile_topic,
-                             tactile_zero_service)
+                             GRIPPER_TARGET, JOINT_STATES, JOINT_TARGET, OBJECT_POSE, RESET_STATE,
+                             SCENE_RESET, SIM_ONLY_PREFIX, camera_image_topic, camera_info_topic,
+                             tactile_topic, tactile_zero_service)
 
 # Sensor streams: keep only the newest sample, never block the publisher on a slow reader.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
@@ -246,6 +246,10 @@ EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                        reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
+# Latched: a node that starts late (an operator's UI) still sees the reset node's state.
+RESET_STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                               reliability=ReliabilityPolicy.BEST_EFFORT)
