@@ -40,7 +40,9 @@ CONTROLLER_SERVICES = T.CONTROLLER_SERVICES
 # enclave -> what its node(s) publish, subscribe to, serve and call (ROS names; '*' matches
 # within DDS topic names). Composed processes (the sim) hold all their nodes' rights.
 POLICY: Dict[str, Dict[str, List[str]]] = {
-    "mujoco_sim": {"publish": SENSORS + [T.DRIVER_STATUS], "subscribe": COMMANDS + [TOKEN],
+    # sim.rehearsal: the simulated operator in the sim process presses the joy pad
+    "mujoco_sim": {"publish": SENSORS + [T.DRIVER_STATUS, "/joy"],
+                   "subscribe": COMMANDS + [TOKEN, T.RESET_STATE],
                    "serve": [T.SCENE_RESET, T.tactile_zero_service("*")], "call": []},
     "joint_driver": {"publish": [T.JOINT_STATES, T.EE_POSE, T.EE_TWIST,
                                  T.DRIVER_STATUS, "/effort_controller/commands",
@@ -56,12 +58,12 @@ POLICY: Dict[str, Dict[str, List[str]]] = {
                 "serve": [], "call": []},
     "actor": {"publish": [T.TRANSITIONS, T.EPISODE_EVENT, T.ACTOR_STATUS, TOKEN]
               + COMMANDS,
-              "subscribe": [T.ACTOR_WEIGHTS, T.TRANSITION_ACKS, T.INTERVENTION]
-              + SENSORS, "serve": [], "call": [T.SCENE_RESET]},
+              "subscribe": [T.ACTOR_WEIGHTS, T.TRANSITION_ACKS, T.INTERVENTION, T.RESET_STATE,
+                            "/task/success"] + SENSORS, "serve": [], "call": [T.SCENE_RESET]},
     "intervention": {"publish": [T.INTERVENTION],
                      "subscribe": [T.EE_POSE, T.OBJECT_POSE, T.JOINT_STATES,
                                    T.EPISODE_EVENT, "/joy"], "serve": [], "call": []},
-    "reset": {"publish": [T.EE_TARGET, T.GRIPPER_TARGET],
+    "reset": {"publish": [T.EE_TARGET, T.GRIPPER_TARGET, T.RESET_STATE],
               "subscribe": [T.EE_POSE, T.INTERVENTION, TOKEN],
               "serve": [T.SCENE_RESET, "/scene/confirm"], "call": []},
     "reward": {"publish": ["/task/success", "/task/reward", "/task/success_probability"],
@@ -73,7 +75,7 @@ POLICY: Dict[str, Dict[str, List[str]]] = {
                    "serve": CONTROLLER_SERVICES, "call": [T.SCENE_RESET]},
     "operator": {"publish": [TOKEN], "subscribe": [T.LEARNER_STATUS, T.ACTOR_STATUS,
                                                    T.CONTROLLER_STATUS, T.EPISODE_EVENT,
-                                                   T.DRIVER_STATUS],
+                                                   T.DRIVER_STATUS, T.RESET_STATE],
                  "serve": [], "call": CONTROLLER_SERVICES + [T.SCENE_RESET, "/scene/confirm",
                                                              T.REWARD_SAVE, T.tactile_zero_service("*")]},
 }

@@ -28,23 +28,22 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from robot_rl.config import Config, load_config
-from robot_rl.envs.expert import PickExpert
 
 HUMAN_DEVICES = ("spacemouse", "gamepad", "joy", "keyboard", "sim-human")
 
 
 class ExpertPolicy:
-    """The scripted pick expert as a policy callable: it plans from the env's ``snapshot``
+    """The task's scripted expert as a policy callable: it plans from the env's ``snapshot``
     (simulator state, so recording with it needs the MuJoCo stand-in)."""
 
-    def __init__(self, expert: PickExpert, env, action_dim: int):
-        self.expert, self.env, self.action_dim = expert, env, action_dim
+    def __init__(self, expert, env):
+        self.expert, self.env = expert, env
 
     def reset(self) -> None:
         self.expert.reset()
 
     def __call__(self, obs) -> np.ndarray:
-        return self.expert.act(self.env.snapshot, self.action_dim)
+        return self.expert.act(self.env.snapshot)
 
 
 def record(cfg: Config, out: str, episodes: int, env=None, seed: int = 0, noise: float = 0.05,
@@ -59,10 +58,13 @@ def record(cfg: Config, out: str, episodes: int, env=None, seed: int = 0, noise:
         from robot_rl.envs.pick_cube import PickCubeEnv
 
         env = PickCubeEnv(cfg)
-    expert = PickExpert(cfg.task.max_step_pos, cfg.task.lift_height, noise=noise,
-                        rng=np.random.default_rng(seed))
+    expert = env.task.expert(noise=noise, rng=np.random.default_rng(seed))
     try:
-        rec = record_episodes(env, ExpertPolicy(expert, env, int(env.action_space.shape[0])),
+        if expert is None:
+            raise ValueError(f"task {cfg.task.name!r} has no scripted expert: record a person's "
+                             f"demonstrations with `robot-rl record-demos --device "
+                             f"spacemouse|gamepad|joy|keyboard`")
+        rec = record_episodes(env, ExpertPolicy(expert, env),
                               episodes, out=out, seed=seed, max_attempts=max_attempts,
                               verbose=verbose)
     finally:

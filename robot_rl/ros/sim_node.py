@@ -53,7 +53,7 @@ class MujocoSimNode(Node):
         self.tactile = [TactileNode(t, zero=partial(self._zero_tactile, t.name))
                         for t in cfg.tactile if t.backend == "sim"]
         self._command = threading.Event()
-        self.pub_clock = self.create_publisher(Clock, "/clock", 10)
+        self.pub_clock = self.create_publisher(Clock, m.CLOCK, 10)
         self.pub_object = None
         self.operator = None
         if cfg.sim.rehearsal:  # with operator "off" too: it still re-arranges and confirms

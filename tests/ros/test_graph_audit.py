@@ -13,7 +13,7 @@ from robot_rl.launcher import NodeGraph
 from robot_rl.ros.messages import EPISODE_EVENT
 from robot_rl.ros.graph_audit import privileged_links, wait_for_nodes
 
-from .rehearsal_settings import REHEARSAL, SOURCES_MERGED
+from .rehearsal_settings import REHEARSAL
 
 LIGHT = {"task.observations": ["state", "tactile"], "cameras": [], "learner.tensorboard": False}
 
@@ -64,13 +64,7 @@ def test_rehearsal_train_graph_has_no_simulator_links(tmp_path):
 
     links = _audit(tmp_path, REHEARSAL,
                    ["mujoco_sim", "sim_operator", "learner", "actor_0", "intervention", "reset"],
-                   _env_subscribed, events,
-                   # Before that subscription is as-needed the actor's env waits for the object
-                   # pose forever and never resets: nothing to wait for.
-                   episode_started if SOURCES_MERGED else (lambda: True))
-    if not SOURCES_MERGED and links == ["/actor_0: subscribes /sim/object_pose"]:
-        pytest.xfail("the env's as-needed /sim/object_pose subscription (reward sources) is "
-                     "not in this tree: the actor still subscribes to it")
+                   _env_subscribed, events, episode_started)
     assert links == []
     # The actor showed the human's turn in its episode, then ran the episode.
     first = events.index("awaiting_confirmation")
