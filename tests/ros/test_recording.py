@@ -158,7 +158,7 @@ def test_replay_publishes_recorded_messages_and_clock(recorded, ros_context):
 
     def replay(*params):
         cmd = [sys.executable, "-m", "robot_rl.ros.replay_node", "--ros-args",
-               "-p", f"bag:={recorded['path']}", "-p", "start_delay_s:=2.0", *params]
+               "-p", f"bag:={recorded['path']}", "-p", "start_delay_s:=5.0", *params]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
 
