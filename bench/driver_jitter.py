@@ -42,7 +42,8 @@ from robot_rl.launcher import NodeGraph  # noqa: E402
 
 
 def one_run(rate: float, seconds: float, workdir: Path) -> dict:
-    cfg = load_config(None, {"driver.adapter": "ros2_control", "cameras": [], "tactile": [],
+    cfg = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
+                             "cameras": [], "tactile": [],
                              "driver.loop_rate_hz": rate, "sim.physics_dt": 1.0 / rate})
     path = workdir / "config.yaml"
     save_config(cfg, path)

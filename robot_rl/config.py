@@ -15,7 +15,7 @@ import yaml
 
 from robot_rl.deploy.config import DeployConfig
 from robot_rl.deploy.safety import SafetyConfig
-from robot_rl.hil.config import HILConfig
+from robot_rl.hil.config import HILConfig, check_reward_source
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
@@ -280,6 +280,7 @@ class Config:
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
+        check_reward_source(self)
 
 
 def default_config_path() -> Path:

@@ -43,7 +43,14 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
                           f"expected one of: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _convert(hints[name], value, f"{path}.{name}" if path else name)
+        key = f"{path}.{name}" if path else name
+        # A value that was renamed: say its new name (a generic "not allowed" would leave an
+        # old config file's user guessing).
+        renamed = fields[name].metadata.get("renamed_values", {})
+        if isinstance(value, str) and value in renamed:
+            raise ConfigError(f"{key}: {value!r} was renamed {renamed[value]!r}; "
+                              f"write {key}: {renamed[value]}")
+        kwargs[name] = _convert(hints[name], value, key)
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:  # missing field, or the class's own checks

@@ -19,7 +19,8 @@ def test_contract_follows_the_configuration():
     assert "/camera/front/image_raw" in topics and "/tactile/left/image" in topics
     assert "/clock" in topics and not topics["/clock"].sensor
     real = cb.contract(load_config(None, {
-        "driver.adapter": "ros2_control", "driver.publish_rate_hz": 200.0,
+        "driver.adapter": "ros2_control", "hil.reward.source": "human",
+        "driver.publish_rate_hz": 200.0,
         "cameras": [{"name": "front", "backend": "realsense", "fps": 30}], "tactile": []}))
     topics = {s.topic: s for s in real.streams}
     assert topics["/joint_states"].rate_hz == 200.0
@@ -95,7 +96,8 @@ def test_clock_sim_time_and_wall_time():
     # The stand-in's config but wall-time stamps and no /clock.
     walls = {"/joint_states": samples(wall - 0.002, wall)}
     assert cb.check_clock(sim, walls, None, "/joint_states").failed
-    real = cb.contract(load_config(None, {"driver.adapter": "ros2_control", "cameras": [],
+    real = cb.contract(load_config(None, {"driver.adapter": "ros2_control",
+                                          "hil.reward.source": "human", "cameras": [],
                                           "tactile": []}))
     assert cb.check_clock(real, walls, None, "/joint_states").status == cb.PASS
     # Sim-time stamps on a backend without /clock: far from the wall clock.

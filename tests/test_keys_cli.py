@@ -71,7 +71,8 @@ def test_every_node_of_the_graph_has_an_enclave_and_gets_it_when_security_is_on(
     from robot_rl.launcher import node_command
     from robot_rl.sros2 import POLICY, enclave_of
 
-    real = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.record_dir": "/x",
+    real = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
+                              "hil.reward.record_dir": "/x",
                               "cameras": [{"name": "front", "backend": "realsense"}],
                               "tactile": [{"name": "left", "backend": "serial_taxel"}]})
     specs = {s.executable: s for cfg in (load_config(None), real)

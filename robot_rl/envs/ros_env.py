@@ -3,8 +3,18 @@
 ``step`` sends the command (gripper opening, then the TCP target) and waits for the next
 synchronized observation: every subscribed stream carrying a stamp at least half a control
 period newer than the previous snapshot. The same code drives the MuJoCo stand-in or a real
-robot; only the privileged ``/sim/object_pose`` (scripted reward, 'object' observation) is
-sim-specific and optional.
+robot; only the privileged ``/sim/object_pose`` is sim-specific, and it is subscribed only when
+needed: the task reads simulator state (``task.privileged``) or success comes from it
+(``hil.reward.source: sim_state``).
+
+Success (and so the reward, ``Task.reward_from_success``) comes from ``hil.reward.source``
+(``robot_rl.hil.reward_sources``): ``sim_state``: the task's test on the snapshot;
+``classifier`` / ``topic``: ``hil.reward.consecutive`` True messages in a row on
+``hil.reward.success_topic`` (std_msgs/Bool, reliable) received during the episode;
+``human``: a press of Joy ``buttons[2]`` (success) or ``buttons[3]`` (failure) on
+``hil.topic``. A step reports what the source had said when its observation arrived (a
+classifier's answer to the newest frame may land one step later). The episode terminates on
+success and on a human's failure label; ``info`` carries ``success`` and ``failure``.
 
 A stream whose stamp goes back (a restarted simulator or driver: its clock starts again) marks
 a new clock epoch: cached messages are dropped, ``clock_jumps`` counts it, a step waiting in
@@ -23,11 +33,14 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from std_msgs.msg import Float64
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
-from robot_rl.envs.task import PickCubeTask, Snapshot
+from robot_rl.envs.task import Snapshot, make_task
+from robot_rl.hil.config import sim_privileges
+from robot_rl.hil.reward_sources import ConsecutiveSuccess, HumanLabels, make_source
 from robot_rl.ros import messages as m
 
 
@@ -40,20 +53,35 @@ class ClockJumpedBack(ObservationTimeout):
 
 
 CLOCK_JUMP_TOLERANCE = 1e-6  # s; stamps of one stream never decrease, even by rounding
+SUCCESS_QOS = m.COMMAND_QOS   # reliable, depth 10: the reward node's /task/success
 
 
 class RosRobotEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, cfg: Config, node_name: str = "robot_env", use_object_pose: bool = True,
-                 timeout: float = 5.0, startup_timeout: float | None = None,
-                 stop: threading.Event | None = None):
-        """``timeout``: per step/reset; ``startup_timeout``: for the very first observation
-        (node processes that were just started need several seconds), default ``timeout``;
-        ``stop``: once set, a wait for observations ends at once with ObservationTimeout (a
-        node shutting down does not wait out the timeout)."""
+    def __init__(self, cfg: Config, node_name: str = "robot_env",
+                 use_object_pose: bool | None = None, timeout: float = 5.0,
+                 startup_timeout: float | None = None, stop: threading.Event | None = None):
+        """``use_object_pose``: subscribe ``/sim/object_pose``; None: only where the task or
+        the reward source needs it; ``timeout``: per step/reset; ``startup_timeout``: for the
+        very first observation (node processes that were just started need several seconds),
+        default ``timeout``; ``stop``: once set, a wait for observations ends at once with
+        ObservationTimeout (a node shutting down does not wait out the timeout)."""
         self.cfg = cfg
         self._stop = stop
+        rc = cfg.hil.reward
+        # Only to learn what the task reads; the real one needs the robot's first orientation.
+        privileged = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0])).privileged
+        if privileged and not sim_privileges(cfg):
+            raise ValueError(f"task {cfg.task.name!r} reads simulator state {sorted(privileged)} "
+                             f"(task.observations {list(cfg.task.observations)}), which this "
+                             f"graph does not have (driver.adapter {cfg.driver.adapter!r}, "
+                             f"sim.rehearsal {getattr(cfg.sim, 'rehearsal', False)}); remove "
+                             f"'object' from task.observations")
+        if rc.source == "classifier" and rc.model:
+            from robot_rl.hil.reward_classifier import check_against_config, read_meta
+            check_against_config(read_meta(rc.model), cfg, rc.model)
+        self.reward_source = make_source(rc)
         self.timeout = startup_timeout if startup_timeout is not None else timeout
         self.period = 1.0 / cfg.control_rate_hz
         self._owns_context = not rclpy.ok()
@@ -73,6 +101,8 @@ class RosRobotEnv(gym.Env):
             self._streams += [f"tactile_{t.name}" for t in cfg.tactile]
         if "images" in groups:
             self._streams += [f"image_{c.name}" for c in cfg.cameras]
+        if use_object_pose is None:
+            use_object_pose = rc.source == "sim_state" or "object_pos" in privileged
         self.use_object = use_object_pose or "object" in groups
         if self.use_object:
             self._streams.append("object")
@@ -80,6 +110,15 @@ class RosRobotEnv(gym.Env):
             msg_type, topic = m.input_topic(name)
             self.node.create_subscription(msg_type, topic, lambda msg, k=name: self._store(k, msg),
                                           m.SENSOR_QOS)
+        self._source_topic = ""
+        if isinstance(self.reward_source, ConsecutiveSuccess):
+            self._source_topic = rc.success_topic
+            self.node.create_subscription(Bool, rc.success_topic, self._on_success_msg,
+                                          SUCCESS_QOS)
+        elif isinstance(self.reward_source, HumanLabels):
+            self._source_topic = cfg.hil.topic
+            self.node.create_subscription(Joy, cfg.hil.topic, self._on_label_msg,
+                                          m.INTERVENTION_QOS)
         self.pub_target = self.node.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.node.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.reset_client = self.node.create_client(Trigger, m.SCENE_RESET)
@@ -94,12 +133,26 @@ class RosRobotEnv(gym.Env):
             self.close()  # a caller that retries must not pile up nodes and spinning threads
             raise
         self.timeout = timeout
-        self.task = PickCubeTask(cfg, first.ee_quat)
+        self.task = make_task(cfg, first.ee_quat)
         self.action_space = self.task.action_space
         self.observation_space = self.task.observation_space
         self._snap, self._snap_epoch = first, self._epoch
         self._steps = 0
         self._last_width: float | None = None
+
+    # -- reward source ------------------------------------------------------------------------
+    def _on_success_msg(self, msg: Bool) -> None:
+        self.reward_source.on_message(bool(msg.data))
+
+    def _on_label_msg(self, msg: Joy) -> None:
+        self.reward_source.on_buttons(msg.buttons)
+
+    def _outcome(self) -> tuple[bool, bool, float]:
+        """(success, failure, reward) of the step that just ended."""
+        if self.reward_source is None:
+            return self.task.success(self._snap), False, self.task.reward(self._snap)
+        outcome = self.reward_source.outcome()
+        return outcome.success, outcome.failure, self.task.reward_from_success(outcome.success)
 
     # -- message cache ------------------------------------------------------------------------
     def _store(self, key: str, msg) -> None:
@@ -175,9 +228,20 @@ class RosRobotEnv(gym.Env):
             raise RuntimeError(f"scene reset failed: {result.message}")
         self.task.reset()
         self._last_width = None
-        self._steps = 0
+        had_steps, self._steps = self._steps, 0
         self._snap = self._wait_for(self._snap.stamp, new_clock_ok=True)
-        return self.task.observe(self._snap), {"success": False, "reset": result.message}
+        if isinstance(self.reward_source, ConsecutiveSuccess):
+            if had_steps and not self.reward_source.messages:
+                self.node.get_logger().warning(
+                    f"no message on {self._source_topic} during the last episode "
+                    f"(hil.reward.source {self.cfg.hil.reward.source}): is the reward node "
+                    f"(or your success publisher, reliable QoS) running?",
+                    throttle_duration_sec=30.0)
+        if self.reward_source is not None:
+            # What was said until the new scene is observed belongs to the previous episode.
+            self.reward_source.reset()
+        return self.task.observe(self._snap), {"success": False, "failure": False,
+                                               "reset": result.message}
 
     def step(self, action):
         target, quat, width = self.task.command(action, self._snap)
@@ -188,10 +252,11 @@ class RosRobotEnv(gym.Env):
                                            self.cfg.robot.base_frame))
         self._snap = self._wait_for(self._snap.stamp + 0.5 * self.period)
         self._steps += 1
-        success = self.task.success(self._snap)
-        truncated = not success and self._steps >= self.cfg.task.max_episode_steps
-        return (self.task.observe(self._snap), self.task.reward(self._snap), success, truncated,
-                {"success": success, "stamp": self._snap.stamp})
+        success, failure, reward = self._outcome()
+        terminated = success or failure
+        truncated = not terminated and self._steps >= self.cfg.task.max_episode_steps
+        return (self.task.observe(self._snap), reward, terminated, truncated,
+                {"success": success, "failure": failure, "stamp": self._snap.stamp})
 
     @property
     def snapshot(self) -> Snapshot:

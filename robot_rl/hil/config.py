@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from robot_rl.schema import FieldError, check, require, require_positive
+from robot_rl.schema import ConfigError, FieldError, check, require, require_positive
 
 DEVICES = ("sim_human", "spacemouse", "joy", "gamepad", "keyboard", "none")
 
@@ -29,6 +29,7 @@ class MappingConfig:
     open_button: int = 2              # -> gripper action -1 while pressed
     confirm_button: int = -1          # -> Joy buttons[1] (reset node's "scene is ready")
     success_button: int = -1          # -> Joy buttons[2] (reward labelling: "this is success")
+    failure_button: int = -1          # -> Joy buttons[3] (human reward label: "this failed")
 
     def validate(self) -> None:
         for name in ("axes", "signs", "scale"):
@@ -63,7 +64,7 @@ class GamepadConfig:
     # 7 Start. Hold LB; left stick moves in x/y, right stick y moves z, right stick x yaws.
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(
         axes=[1, 0, 4, 3], signs=[-1.0, -1.0, -1.0, -1.0], deadman_button=4,
-        close_button=0, open_button=1, confirm_button=7, success_button=3))
+        close_button=0, open_button=1, confirm_button=7, success_button=3, failure_button=2))
 
 
 @dataclass
@@ -76,7 +77,7 @@ class JoyConfig:
     # ROS joy_node reports stick up/left as +1; same button order as the gamepad.
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(
         axes=[1, 0, 4, 3], signs=[1.0, 1.0, 1.0, 1.0], deadman_button=4,
-        close_button=0, open_button=1, confirm_button=7, success_button=3))
+        close_button=0, open_button=1, confirm_button=7, success_button=3, failure_button=2))
 
 
 @dataclass
@@ -86,11 +87,11 @@ class KeyboardConfig:
     axis_keys: list[str] = field(default_factory=lambda: [
         "down", "up", "right", "left", "page down", "page up", "", "", "", "", "e", "q"])
     # Device buttons in this order; the mapping refers to them by index.
-    button_keys: list[str] = field(default_factory=lambda: ["space", "c", "o", "return", "s"])
+    button_keys: list[str] = field(default_factory=lambda: ["space", "c", "o", "return", "s", "f"])
     window: bool = True               # open a small pygame window (it must have focus)
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(
         axes=[0, 1, 2, 5], deadman_button=0, close_button=1, open_button=2, confirm_button=3,
-        success_button=4))
+        success_button=4, failure_button=5))
 
     def validate(self) -> None:
         check(len(self.axis_keys) == 12, "axis_keys needs 12 names (negative, positive for "
@@ -162,11 +163,27 @@ class ResetConfig:
                                        f"got {getattr(self, name)!r}")
 
 
+REWARD_SOURCES = ("sim_state", "classifier", "human", "topic")
+
+
 @dataclass
 class RewardConfig:
-    source: Literal["classifier", "scripted"] = "classifier"
-    model: str = ""                   # folder written by `python -m robot_rl.hil.reward_classifier train`
+    """Where task success (and so the reward) comes from (docs/hil.md, "Reward sources"):
+
+    * ``sim_state``: the task's test on simulator state (``/sim/object_pose``); simulator only.
+    * ``classifier``: the reward node's learned classifier on camera frames, read as
+      std_msgs/Bool on ``success_topic``.
+    * ``human``: the operator's success / failure buttons (Joy ``buttons[2]`` / ``buttons[3]``
+      on ``hil.topic``).
+    * ``topic``: any node publishing std_msgs/Bool on ``success_topic``.
+
+    With classifier and topic an episode succeeds after ``consecutive`` True messages in a row
+    received during it."""
+    source: Literal["sim_state", "classifier", "human", "topic"] = field(
+        default="sim_state", metadata={"renamed_values": {"scripted": "sim_state"}})
+    model: str = ""                   # folder written by `robot-rl reward-classifier train`
     threshold: float = 0.5            # success when the probability >= threshold
+    consecutive: int = 1              # True messages in a row that make an episode a success
     success_topic: str = "/task/success"
     reward_topic: str = "/task/reward"
     probability_topic: str = "/task/success_probability"
@@ -174,6 +191,26 @@ class RewardConfig:
 
     def validate(self) -> None:
         check(0.0 < self.threshold < 1.0, "threshold must be in (0, 1)")
+        require_positive(self, "consecutive")
+
+
+def sim_privileges(cfg) -> bool:
+    """Whether the graph's backend offers simulator state (``/sim/...``): the MuJoCo stand-in
+    (``driver.adapter: sim``), except in its hardware dress rehearsal (``sim.rehearsal``)."""
+    return cfg.driver.adapter == "sim" and not getattr(cfg.sim, "rehearsal", False)
+
+
+def check_reward_source(cfg) -> None:
+    """Refuse ``hil.reward.source: sim_state`` on a graph without simulator state."""
+    if cfg.hil.reward.source != "sim_state" or sim_privileges(cfg):
+        return
+    why = ("sim.rehearsal is true (the stand-in behaves like hardware)"
+           if cfg.driver.adapter == "sim" else f"driver.adapter is {cfg.driver.adapter!r}")
+    raise ConfigError(
+        f"hil.reward.source is 'sim_state' (success from the simulator's state), but {why}: "
+        f"this graph has no simulator state. Set hil.reward.source to one of 'classifier' "
+        f"(a trained reward classifier, hil.reward.model), 'human' (the operator's success/"
+        f"failure buttons) or 'topic' (any std_msgs/Bool on hil.reward.success_topic)")
 
 
 @dataclass

@@ -51,6 +51,7 @@ class InterventionCommand:
     confirm: bool = False  # reset node: "the scene is ready"
     success: bool = False  # reward labelling: "this frame is a success"
     stamp: float = 0.0
+    failure: bool = False  # human reward label: "this episode failed"
 
 
 def _pressed(buttons: list[bool], index: int) -> bool:
@@ -107,4 +108,5 @@ class ActionMapper:
         active = held or (self.m.release_delay > 0
                           and state.stamp - self._last_active <= self.m.release_delay)
         return InterventionCommand(action, active, _pressed(buttons, self.m.confirm_button),
-                                   _pressed(buttons, self.m.success_button), state.stamp)
+                                   _pressed(buttons, self.m.success_button), state.stamp,
+                                   _pressed(buttons, self.m.failure_button))

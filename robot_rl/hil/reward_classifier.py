@@ -1,16 +1,18 @@
 """Learned success detector (HIL-SERL's reward classifier) for rewards on a real robot.
 
 1. Collect labelled frames: during teleoperation the operator holds the success button/key
-   (Joy ``buttons[2]``) while the task is achieved; the reward node in record mode
-   (``hil.reward.record_dir``) stores camera frames and labels with ``FrameRecorder``. In the
+   (Joy ``buttons[2]``) while the task is achieved; ``robot-rl reward-classifier collect --out
+   DIR`` (or the reward node in record mode, ``hil.reward.record_dir``) stores camera frames
+   and labels with ``FrameRecorder``. In the
    MuJoCo stand-in ``collect_sim_frames`` renders labelled frames from the scripted success.
-2. Train: ``python -m robot_rl.hil.reward_classifier train --data f.npz --out DIR``: a frozen
+2. Train: ``robot-rl reward-classifier train --data f.npz --out DIR``: a frozen
    image encoder (ResNet-10 with local pretrained safetensors weights, or a fixed random SmallCNN)
    and a small trainable head (column-mean pooling + MLP), binary cross-entropy, negatives
    weighted up so false positives (rewarding failure) are rare; prints held-out accuracy and
    false-positive rate.
 3. Serve: ``RewardClassifier.load(DIR).predict(images) -> probability``; the reward node
-   publishes /task/success and /task/reward per frame.
+   publishes /task/success and /task/reward per frame, and the ROS env ends an episode after
+   ``hil.reward.consecutive`` successes in a row (``hil.reward.source: classifier``).
 
 Files: frames ``.npz`` (``images_<camera>`` uint8 N×H×W×3, ``labels`` uint8 N, ``episode``
 int32 N, ``stamp`` float64 N; read with ``allow_pickle=False``); model folder with
@@ -274,16 +276,66 @@ class RewardClassifier:
     def load(cls, folder: str | Path) -> "RewardClassifier":
         from safetensors.torch import load_file
         folder = Path(folder)
-        if not (folder / "model.json").is_file() or not (folder / "model.safetensors").is_file():
+        meta = read_meta(folder)
+        if not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(f"{folder}: expected model.json and model.safetensors (written "
-                                    f"by `python -m robot_rl.hil.reward_classifier train`)")
-        meta = json.loads((folder / "model.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{folder}/model.json: format {meta.get('format')!r}, expected {FORMAT}")
+                                    f"by `robot-rl reward-classifier train`)")
         model = build_model(meta["cameras"], meta["image_shape"], meta["encoder"], "",
                             meta.get("seed", 0))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         return cls(model, meta)
+
+
+def read_meta(folder: str | Path) -> dict:
+    """A model folder's ``model.json`` (cameras, image shape...), without loading weights."""
+    folder = Path(folder)
+    if not (folder / "model.json").is_file():
+        raise FileNotFoundError(f"{folder}: expected model.json and model.safetensors (written "
+                                f"by `robot-rl reward-classifier train`)")
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{folder}/model.json is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{folder}/model.json: format {found!r}, expected {FORMAT}")
+    return meta
+
+
+def check_against_config(meta: dict, cfg, where: str = "the reward classifier") -> None:
+    """Refuse a classifier whose cameras or image size differ from what the configured cameras
+    deliver (``cameras[].name``, ``output_size`` after crop/resize): it would never see a frame,
+    or judge frames it was not trained on."""
+    delivered = {c.name: (c.output_size[1], c.output_size[0]) for c in cfg.cameras}
+    wanted = list(meta.get("cameras", []))
+    shape = tuple(meta.get("image_shape", ()))[:2]
+    missing = [c for c in wanted if c not in delivered]
+    if missing:
+        raise ValueError(
+            f"{where}: trained on cameras {wanted}, but the configuration has no camera "
+            f"{missing} (configured: {sorted(delivered) or 'none'}); configure cameras with "
+            f"those names or train on the configured ones")
+    wrong = {c: delivered[c] for c in wanted if delivered[c] != shape}
+    if wrong:
+        found = ", ".join(f"{c} delivers {h}x{w}" for c, (h, w) in wrong.items())
+        raise ValueError(
+            f"{where}: trained on {shape[0]}x{shape[1]} (height x width) frames of {wanted}, "
+            f"but {found}; set the camera's resize to [{shape[1]}, {shape[0]}] (width, height) "
+            f"or retrain on frames of the configured size")
+
+
+def require_both_labels(labels: np.ndarray, source: str) -> None:
+    """Training on frames without a success label (or without a failure label) would learn a
+    constant: say so, with what to do."""
+    positives = int(np.sum(labels))
+    if positives == 0:
+        raise ValueError(f"{source}: none of the {len(labels)} frames is labelled success; "
+                         f"training would learn 'never'. Record frames while the operator "
+                         f"holds the success button (Joy buttons[2], e.g. the gamepad's Y) "
+                         f"whenever the task is achieved")
+    if positives == len(labels):
+        raise ValueError(f"{source}: all {len(labels)} frames are labelled success; record "
+                         f"frames where the task is not achieved too")
 
 
 # -- training and evaluation ---------------------------------------------------------------
@@ -318,8 +370,7 @@ def train(data: dict, cameras: list[str] | None = None, encoder: str = "small",
     torch = _torch()
     cameras = cameras or sorted(k[len("images_"):] for k in data if k.startswith("images_"))
     labels = data["labels"].astype(np.float32)
-    if labels.min() == labels.max():
-        raise ValueError("training frames need both success and failure labels")
+    require_both_labels(labels, "training frames")
     shape = data[f"images_{cameras[0]}"].shape[1:]
     clf = RewardClassifier.create(cameras, shape, encoder, pretrained, seed, threshold)
     model = clf.model
@@ -380,7 +431,7 @@ def _report(name: str, m: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m robot_rl.hil.reward_classifier",
+    parser = argparse.ArgumentParser(prog="robot-rl reward-classifier",
                                      description="train/evaluate the success classifier")
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train on labelled frames (.npz), hold out episodes")
@@ -397,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="accuracy and false-positive rate on labelled frames")
     ev.add_argument("--model", required=True)
     ev.add_argument("--data", nargs="+", required=True)
+    col = sub.add_parser("collect", help="record frames of a running graph's cameras, labelled "
+                                         "by the operator's success button (Ctrl-C to stop)")
+    col.add_argument("--out", required=True, help="folder for frames_<time>.npz")
+    col.add_argument("--config", default="", help="YAML configuration (default: built-in)")
+    col.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set hil.topic=/intervention/action")
+    col.add_argument("--frames", type=int, default=0, help="stop after N frames (0: Ctrl-C)")
+    col.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: no limit)")
     sim = sub.add_parser("sim-frames", help="render labelled frames in the MuJoCo stand-in")
     sim.add_argument("--out", required=True)
     sim.add_argument("--episodes", type=int, default=24)
@@ -405,12 +464,20 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        if args.command == "collect":
+            from robot_rl.cli import parse_sets
+            from robot_rl.ros.reward_node import collect_frames
+            path = collect_frames(args.config or None, parse_sets(args.set), args.out,
+                                  args.frames, args.duration)
+            return 0 if path is not None else 1
         if args.command == "sim-frames":
             d = collect_sim_frames(args.episodes, args.camera, args.size, args.seed)
             np.savez_compressed(args.out, **d)
             print(f"{args.out}: {len(d['labels'])} frames, {int(d['labels'].sum())} success")
             return 0
         data = load_frames(args.data)
+        if args.command == "train":
+            require_both_labels(data["labels"], ", ".join(map(str, args.data)))
         if args.command == "eval":
             clf = RewardClassifier.load(args.model)
             print(_report("evaluation", evaluate(clf, data)))
@@ -426,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         clf.save(args.out)
         print(f"saved {args.out}/model.safetensors and model.json")
         return 0
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # ConfigError is a ValueError
         print(f"reward_classifier: error: {exc}", file=sys.stderr)
         return 2
 

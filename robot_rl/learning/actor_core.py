@@ -311,7 +311,7 @@ class ActorCore:
                     sm.abort(f"observation timeout: {exc}")
                     break
                 res = sm.step(reward, success=bool(info.get("success", term)),
-                              intervened=intervened)
+                              failure=bool(info.get("failure", False)), intervened=intervened)
                 pending.append(transport.StepRecord(
                     action=action, reward=float(reward), next_obs=next_obs,
                     terminated=res.terminated, truncated=res.truncated, intervened=intervened,

@@ -1,21 +1,25 @@
 """Reward node: task success and reward per camera frame, for real robots (learned) or the sim
-(scripted).
+(simulator state).
 
 * ``hil.reward.source: classifier``: loads ``hil.reward.model`` (a folder written by
-  ``python -m robot_rl.hil.reward_classifier train``), subscribes the cameras the model was
-  trained on (``/camera/<name>/image_raw``) and, for every frame of its first camera (with the
-  latest frame of the others), publishes ``/task/success`` (std_msgs/Bool: probability >=
+  ``robot-rl reward-classifier train``; refused when its cameras or image size differ from the
+  configured cameras'), subscribes the cameras the model was trained on
+  (``/camera/<name>/image_raw``) and, for every frame of its first camera (with the latest
+  frame of the others), publishes ``/task/success`` (std_msgs/Bool: probability >=
   ``hil.reward.threshold``), ``/task/reward`` (std_msgs/Float32: 1.0 or 0.0, the sparse reward)
-  and ``/task/success_probability`` (std_msgs/Float32).
-* ``source: scripted``: the same topics from simulator state (``/sim/object_pose`` and
-  ``/robot/ee_pose``, ``robot_rl.envs.task``), one message per TCP pose.
+  and ``/task/success_probability`` (std_msgs/Float32). The ROS env (actor) reads
+  ``/task/success``: ``hil.reward.consecutive`` True in a row end an episode as a success.
+* ``source: sim_state``: the same topics from simulator state (``/sim/object_pose`` and
+  ``/robot/ee_pose``, the task's ``success``), one message per TCP pose.
 * ``hil.reward.record_dir`` set: instead of serving, records frames of every configured camera
   labelled by the operator's success button (Joy ``buttons[2]`` on ``hil.topic``) and the
-  episode number from ``/episode/event`` into ``<record_dir>/frames_<time>.npz`` on shutdown or
-  when ``/reward/save`` (std_srvs/Trigger) is called.
+  episode number from ``/episode/event`` into ``<record_dir>/frames_<time>.npz`` on shutdown,
+  on an error, or when ``/reward/save`` (std_srvs/Trigger) is called; ``robot-rl
+  reward-classifier collect`` runs this mode in the foreground (:func:`collect_frames`).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -56,17 +60,25 @@ class RewardNode(Node):
             self._start_recording()
         elif rc.source == "classifier":
             self._start_classifier()
+        elif rc.source == "sim_state":
+            self._start_sim_state()
         else:
-            self._start_scripted()
+            raise ValueError(f"hil.reward.source is {rc.source!r}: the actor's env reads "
+                             f"{'the operator buttons' if rc.source == 'human' else rc.success_topic} "
+                             f"itself and the reward node has nothing to serve; start it for "
+                             f"'classifier' or 'sim_state', or to record frames "
+                             f"(hil.reward.record_dir)")
 
     # -- learned ---------------------------------------------------------------------------------
     def _start_classifier(self) -> None:
         from robot_rl.hil.reward_classifier import RewardClassifier
         if not self.rc.model:
             raise FileNotFoundError("hil.reward.model is empty: train a classifier with "
-                                    "`python -m robot_rl.hil.reward_classifier train --out DIR` "
-                                    "and set hil.reward.model:=DIR (or hil.reward.source:=scripted "
+                                    "`robot-rl reward-classifier train --out DIR` and set "
+                                    "hil.reward.model:=DIR (or hil.reward.source:=sim_state "
                                     "in the simulator)")
+        from robot_rl.hil.reward_classifier import check_against_config, read_meta
+        check_against_config(read_meta(self.rc.model), self.cfg, self.rc.model)
         self.classifier = RewardClassifier.load(self.rc.model)
         self.cameras = self.classifier.cameras
         for i, cam in enumerate(self.cameras):
@@ -101,14 +113,14 @@ class RewardNode(Node):
         self.pub_reward.publish(Float32(data=1.0 if success else 0.0))
         self.pub_prob.publish(Float32(data=float(prob)))
 
-    # -- scripted (simulator state) ------------------------------------------------------------
-    def _start_scripted(self) -> None:
-        from robot_rl.envs.task import PickCubeTask
-        self.task = PickCubeTask(self.cfg, np.array([0.0, 0.0, 0.0, 1.0]))
+    # -- simulator state ------------------------------------------------------------------------
+    def _start_sim_state(self) -> None:
+        from robot_rl.envs.task import make_task
+        self.task = make_task(self.cfg, np.array([0.0, 0.0, 0.0, 1.0]))
         self._object = None
         self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
         self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
-        self.get_logger().info("scripted reward from /sim/object_pose (simulator state)")
+        self.get_logger().info("reward from /sim/object_pose (simulator state)")
 
     def _on_object(self, msg: PoseStamped) -> None:
         self._object = m.decode_input("object", msg, ())
@@ -126,6 +138,7 @@ class RewardNode(Node):
         from robot_rl.hil.reward_classifier import FrameRecorder
         self.cameras = [c.name for c in self.cfg.cameras]
         self.recorder = FrameRecorder(self.cameras)
+        self.positives = self.rejected_frames = 0
         self._label = (0.0, False)
         self._episode = 0
         for i, cam in enumerate(self.cameras):
@@ -148,16 +161,29 @@ class RewardNode(Node):
             self.get_logger().warning(f"/episode/event: ignored ({exc})", throttle_duration_sec=2.0)
 
     def _on_record(self, camera: str, msg: Image, first: bool) -> None:
-        image = m.msg_to_image(msg)
+        # A bad frame is reported and skipped; the frames recorded so far are kept.
+        try:
+            image = m.msg_to_image(msg)
+        except ValueError as exc:
+            self.rejected_frames += 1
+            self.get_logger().error(f"camera {camera}: frame skipped ({exc})",
+                                    throttle_duration_sec=2.0)
+            return
         with self._lock:
             self._latest[camera] = image
             if not first or len(self._latest) < len(self.cameras):
                 return
             when, pressed = self._label
             label = pressed and time.monotonic() - when < 0.5
-            self.recorder.add(dict(self._latest), label, self._episode,
-                              m.from_time(msg.header.stamp))
+            try:
+                self.recorder.add(dict(self._latest), label, self._episode,
+                                  m.from_time(msg.header.stamp))
+            except ValueError as exc:
+                self.rejected_frames += 1
+                self.get_logger().error(f"frame skipped ({exc})", throttle_duration_sec=2.0)
+                return
             self.frames += 1
+            self.positives += int(label)
 
     def save(self) -> Path | None:
         with self._lock:
@@ -177,6 +203,52 @@ class RewardNode(Node):
 
     def close(self) -> None:
         self.save()
+
+
+def collect_frames(config_file: str | None, overrides: dict, out: str, max_frames: int = 0,
+                   duration: float = 0.0) -> Path | None:
+    """``robot-rl reward-classifier collect``: record labelled frames of the running graph's
+    cameras into ``out`` until Ctrl-C/SIGTERM, ``max_frames`` frames or ``duration`` s; what
+    was recorded is saved however it ends. The saved file, or None when no frame came."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from robot_rl.config import load_config
+    from robot_rl.shutdown import signals_deferred, stop_on_signals
+
+    cfg = load_config(config_file, {**overrides, "hil.reward.record_dir": str(out)})
+    if not cfg.cameras:
+        raise ValueError("no cameras configured (cameras: []): there are no frames to record")
+    stop_on_signals()
+    owns = not rclpy.ok()
+    if owns:
+        rclpy.init()
+    node = RewardNode(cfg, name="reward_collect")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    print(f"recording {node.cameras} labelled by the success button (Joy buttons[2] on "
+          f"{cfg.hil.topic}); Ctrl-C to stop", flush=True)
+    deadline = time.monotonic() + duration if duration > 0 else float("inf")
+    path = None
+    try:
+        while (not max_frames or node.frames < max_frames) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        with signals_deferred(restore=True):
+            frames, positives = node.frames, node.positives
+            path = node.save()
+            executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
+            if owns:
+                rclpy.try_shutdown()
+    if path is None:
+        print(f"no frame recorded: are the cameras {node.cameras} publishing on "
+              f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}?")
+    else:
+        print(f"{path}: {frames} frames, {positives} labelled success")
+    return path
 
 
 def main(args=None) -> int:

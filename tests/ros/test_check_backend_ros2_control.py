@@ -16,7 +16,8 @@ def test_ros2_control_driver_path_passes(tmp_path):
     # A 250 Hz hardware and driver loop, state published at 50 Hz: rates a loaded 2-core CI
     # machine sustains in Python (at 500/100 Hz and load average 11-16 the driver's state fell
     # to 66-87 Hz, which the checker rightly reports; docs/real_robot.md).
-    cfg = load_config(None, {"driver.adapter": "ros2_control", "driver.loop_rate_hz": 250.0,
+    cfg = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
+                             "driver.loop_rate_hz": 250.0,
                              "driver.publish_rate_hz": 50.0, "sim.physics_dt": 0.004,
                              "cameras": [], "tactile": []})
     path = tmp_path / "config.yaml"

@@ -197,7 +197,8 @@ def test_codec_fills_the_franka_msgs_fields(monkeypatch):
 def test_driver_with_franka_backend_but_no_franka_msgs_exits_naming_it(tmp_path):
     if _importable("franka_msgs"):
         pytest.skip("franka_msgs is installed here")
-    cfg = load_config(None, {"driver.adapter": "ros2_control", "cameras": [], "tactile": [],
+    cfg = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
+                             "cameras": [], "tactile": [],
                              "driver.gripper_backend": "franka_gripper"})
     path = tmp_path / "config.yaml"
     save_config(cfg, path)

@@ -243,7 +243,7 @@ def test_reset_node_timeouts_and_human_confirmation(sim, spin):
     assert wait_until(future.done, 5.0) and future.result().success
 
 
-def test_reward_node_serves_the_classifier_and_the_scripted_reward(sim, spin, tmp_path):
+def test_reward_node_serves_the_classifier_and_the_sim_state_reward(sim, spin, tmp_path):
     from robot_rl.hil.reward_classifier import train
     from robot_rl.ros.reward_node import RewardNode
     rng = np.random.default_rng(0)
@@ -252,7 +252,9 @@ def test_reward_node_serves_the_classifier_and_the_scripted_reward(sim, spin, tm
     data = {"images_front": np.concatenate([bright, dark]),
             "labels": np.array([1] * 20 + [0] * 20, np.uint8), "episode": np.zeros(40)}
     train(data, steps=100, log=None).save(tmp_path / "model")
-    cfg = load_config(None, {"hil.reward.model": str(tmp_path / "model"),
+    cfg = load_config(None, {"hil.reward.source": "classifier",
+                             "hil.reward.model": str(tmp_path / "model"),
+                             "cameras": [{"name": "front", "width": 16, "height": 16}],
                              "hil.reward.success_topic": "/t/success",
                              "hil.reward.reward_topic": "/t/reward",
                              "hil.reward.probability_topic": "/t/prob"})
@@ -273,7 +275,7 @@ def test_reward_node_serves_the_classifier_and_the_scripted_reward(sim, spin, tm
                                any(not s.data for s in success[n:]))[1], 10.0)
     assert wait_until(lambda: 0.0 in [r.data for r in reward[k:]], 5.0)
 
-    scripted = load_config(None, {"hil.reward.source": "scripted",
+    scripted = load_config(None, {"hil.reward.source": "sim_state",
                                   "hil.reward.success_topic": "/s/success",
                                   "hil.reward.reward_topic": "/s/reward",
                                   "hil.reward.probability_topic": "/s/prob"})

@@ -23,7 +23,8 @@ from robot_rl.ros import messages as m
 
 
 def start_driver(tmp_path, overrides=None):
-    cfg = load_config(None, {"driver.adapter": "ros2_control", "cameras": [], "tactile": [],
+    cfg = load_config(None, {"driver.adapter": "ros2_control", "hil.reward.source": "human",
+                             "cameras": [], "tactile": [],
                              "driver.hardware_state_topic": "/hw/joint_states",
                              "driver.effort_command_topic": "/hw/effort_commands",
                              "driver.gripper_command_topic": "/hw/gripper_commands",
