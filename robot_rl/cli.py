@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the node graph as processes")
     _common(up)
-    up.add_argument("--profile", default="robot", help="robot | train | deploy | teleop")
+    up.add_argument("--profile", default="robot", help="robot | train | deploy | teleop | demos")
     up.add_argument("--run-dir", default="runs/up")
     up.set_defaults(func=cmd_up)
     expert = sub.add_parser("expert", help="drive the sim graph with the scripted expert")

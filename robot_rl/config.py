@@ -137,6 +137,12 @@ class SimConfig:
     object_y_range: list[float] = field(default_factory=lambda: [-0.12, 0.12])
     object_yaw_range: list[float] = field(default_factory=lambda: [-0.3, 0.3])
     seed: int = 0
+    # Hardware dress rehearsal (docs/rehearsal.md): publish nothing under /sim/, serve no
+    # /scene/reset (the reset node moves the arm), and host a simulated operator that drives the
+    # joy device topic: "demonstrate" every episode with the scripted expert, "correct" the
+    # policy like hil.sim_human, or "off". It re-arranges the cube when the reset node waits.
+    rehearsal: bool = False
+    operator: Literal["off", "demonstrate", "correct"] = "correct"
 
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
@@ -277,10 +283,24 @@ class Config:
               "robot.hardware_compensates_gravity is true but driver.adapter is 'sim': the MuJoCo "
               "stand-in does not compensate gravity; set it false for the sim (true is for a "
               "Franka on ros2_control)")
+        if self.sim.rehearsal:
+            _check_rehearsal(self)
         for group in ("cameras", "tactile"):
             names = [item.name for item in getattr(self, group)]
             check(len(set(names)) == len(names), f"{group}: names must be unique, got {names}")
         check_reward_source(self)
+
+
+def _check_rehearsal(cfg: Config) -> None:
+    """sim.rehearsal runs the graph as on hardware, so it needs what hardware needs."""
+    check(cfg.driver.adapter == "sim", f"sim.rehearsal is true but driver.adapter is "
+          f"{cfg.driver.adapter!r}: the rehearsal is a mode of the MuJoCo stand-in (adapter 'sim')")
+    check(cfg.hil.device == "joy", f"sim.rehearsal is true but hil.device is {cfg.hil.device!r}: "
+          f"the simulated operator drives the joy device topic (hil.joy.topic), so set "
+          f"hil.device to joy")
+    check(cfg.hil.reset.mode == "move_then_human", f"sim.rehearsal is true but hil.reset.mode is "
+          f"{cfg.hil.reset.mode!r}: the reset node must move the arm home and wait for the "
+          f"operator to re-arrange the scene, so set hil.reset.mode to move_then_human")
 
 
 def default_config_path() -> Path:

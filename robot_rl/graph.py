@@ -42,7 +42,7 @@ def robot_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
 
 def training_nodes(cfg: Config, config_file: str, actors: int = 1) -> list[NodeSpec]:
     """HIL-SERL online learning: learner, actor(s), the intervention source, and on a real
-    robot the reset node (the sim serves /scene/reset itself)."""
+    robot or in the rehearsal the reset node (the plain sim serves /scene/reset itself)."""
     base = {"config_file": config_file}
     nodes = [NodeSpec("learner", "learner", "robot_rl.ros.learner_node", dict(base))]
     for actor_id in range(actors):
@@ -51,12 +51,33 @@ def training_nodes(cfg: Config, config_file: str, actors: int = 1) -> list[NodeS
     if cfg.hil.device != "none":
         nodes.append(NodeSpec("intervention", "intervention", "robot_rl.ros.intervention_node",
                               dict(base)))
-    if cfg.driver.adapter != "sim":
-        nodes.append(NodeSpec("reset", "reset", "robot_rl.ros.reset_node", dict(base)))
+    nodes += reset_nodes(cfg, config_file)
     reward = cfg.hil.reward
     if reward.record_dir or (reward.source == "classifier" and reward.model):
         nodes.append(NodeSpec("reward", "reward", "robot_rl.ros.reward_node", dict(base)))
     return nodes
+
+
+def reset_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """The reset node where nothing else serves /scene/reset: a real robot, or the stand-in in
+    rehearsal (sim.rehearsal), which behaves like one."""
+    if cfg.driver.adapter == "sim" and not cfg.sim.rehearsal:
+        return []
+    return [NodeSpec("reset", "reset", "robot_rl.ros.reset_node", {"config_file": config_file})]
+
+
+def demonstration_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """What ``robot-rl record-demos --device ...`` drives the robot through: the intervention
+    node (the person's device -> /intervention/action) and the reset node where needed. No
+    teleop node: the recorder itself sends the person's actions to the arm, as an actor would."""
+    if cfg.hil.device == "none" or (cfg.hil.device == "sim_human"
+                                    and (cfg.driver.adapter != "sim" or cfg.sim.rehearsal)):
+        raise ConfigError(f"the demos profile records a person's device: set hil.device to "
+                          f"spacemouse, gamepad, keyboard or joy (it is {cfg.hil.device}; "
+                          f"sim_human only on the plain MuJoCo stand-in)")
+    base = {"config_file": config_file}
+    return [NodeSpec("intervention", "intervention", "robot_rl.ros.intervention_node",
+                     dict(base))] + reset_nodes(cfg, config_file)
 
 
 def deployment_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
@@ -96,6 +117,7 @@ PROFILES = {
     "train": lambda cfg, path: robot_nodes(cfg, path) + training_nodes(cfg, path),
     "deploy": lambda cfg, path: robot_nodes(cfg, path) + deployment_nodes(cfg, path),
     "teleop": lambda cfg, path: robot_nodes(cfg, path) + teleop_nodes(cfg, path),
+    "demos": lambda cfg, path: robot_nodes(cfg, path) + demonstration_nodes(cfg, path),
 }
 
 

@@ -321,6 +321,7 @@ class JoyTopicDevice(Device):
         self._started = time.monotonic()
         self._sub = node.create_subscription(Joy, topic, self._on_joy, 10)
         self._node = node
+        self.on_message = None  # called (no arguments) after each message is stored
 
     def _on_joy(self, msg, info: dict) -> None:
         now = time.monotonic()
@@ -329,6 +330,8 @@ class JoyTopicDevice(Device):
         received = now - (time.time_ns() - received_ns) / 1e9 if received_ns else now
         with self._lock:
             self._latest = (received, msg)
+        if self.on_message is not None:
+            self.on_message()
 
     def read(self) -> DeviceState:
         with self._lock:

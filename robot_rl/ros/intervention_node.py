@@ -5,8 +5,10 @@ Joy contract: ``header.stamp``; ``axes[:action_dim]`` = the action in the policy
 in [-1, 1] (pick task: dx, dy, dz[, dyaw], gripper; gripper >= 0.5 close, <= -0.5 open, else
 keep); ``buttons[0]`` = 1 while the human holds the intervention (dead-man), else 0;
 ``buttons[1]`` = confirm (the reset node's "scene is ready"); ``buttons[2]`` = success mark
-(labelling frames for the reward classifier). Published at ``hil.rate_hz`` (0: twice the
-control rate). While the device is missing or failing the node keeps publishing
+(labelling frames for the reward classifier); ``buttons[3]`` = failure mark (the human reward
+source's "this episode failed"; ``record-demos``: discard). Published at ``hil.rate_hz`` (0:
+twice the control rate); the ``joy`` device is also relayed as each Joy arrives, so a command
+reaches the robot within the control period it was given in. While the device is missing or failing the node keeps publishing
 ``buttons[0] = 0``, logs the error with what to check, and retries every ``hil.reopen_s``.
 
 ``hil.device: sim_human`` (MuJoCo stand-in): the simulated human watches ``/robot/ee_pose``,
@@ -38,7 +40,8 @@ def joy_msg(cmd: InterventionCommand, stamp: float) -> Joy:
     msg = Joy()
     msg.header.stamp = m.to_time(stamp)
     msg.axes = [float(v) for v in cmd.action]
-    msg.buttons = [int(cmd.active), int(cmd.confirm), int(cmd.success)]
+    msg.buttons = [int(cmd.active), int(cmd.confirm), int(cmd.success),
+                   int(getattr(cmd, "failure", False))]
     return msg
 
 
@@ -94,6 +97,8 @@ class InterventionNode(Node):
             self.device = open_device(self.cfg.hil, self)
             self.get_logger().info(f"opened {self.cfg.hil.device}: "
                                    f"{getattr(self.device, 'product', '') or self.device.name}")
+            if self.cfg.hil.device == "joy":
+                self.device.on_message = self._tick
         except DeviceError as exc:
             self.device = None
             self.get_logger().error(f"{exc} (retrying every {self.cfg.hil.reopen_s:g} s; "

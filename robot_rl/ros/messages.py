@@ -31,6 +31,11 @@ GRIPPER_TARGET = "/robot/gripper_target"
 DRIVER_STATUS = "/robot/status"
 OBJECT_POSE = "/sim/object_pose"
 SCENE_RESET = "/scene/reset"
+# Simulator-only names (topics and services a real robot cannot offer) all start with this, so
+# the graph audit (robot_rl/ros/graph_audit.py) can find every node that depends on one.
+SIM_ONLY_PREFIX = "/sim/"
+# The reset node's state (std_msgs/String JSON {"state", "resets", "stamp"}; RESET_STATE_QOS).
+RESET_STATE = "/scene/reset_state"
 
 
 def camera_image_topic(name: str) -> str:
@@ -272,6 +277,10 @@ EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                        reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
+# Latched: a node that starts late (an operator's UI) still sees the reset node's state.
+RESET_STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                               reliability=ReliabilityPolicy.BEST_EFFORT)

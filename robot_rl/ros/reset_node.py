@@ -9,9 +9,15 @@ converges, run the configured hooks; in ``human`` / ``move_then_human`` mode the
 ``/scene/confirm`` (std_srvs/Trigger, ``hil.reset.confirm_service``) or pressing the
 device's confirm button (Joy ``buttons[1]`` on the intervention topic). Every failure answers
 ``success=False`` with the reason.
+
+Its state goes out on ``/scene/reset_state`` (std_msgs/String JSON ``{"state", "resets",
+"stamp"}``, latched): ``idle`` (no reset running; the last one succeeded or none ran yet),
+``moving``, ``awaiting_confirmation`` (the human's turn: a UI shows it, the rehearsal's
+simulated operator acts on it), ``failed`` (the last reset failed; the message says why).
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -21,7 +27,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
@@ -69,6 +75,9 @@ class ResetNode(Node):
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
         self.pub_gripper = self.create_publisher(Float64, m.GRIPPER_TARGET, m.COMMAND_QOS)
         self.create_service(Trigger, r.service, guard.wrap(r.service, self._on_reset))
+        self.pub_state = self.create_publisher(String, m.RESET_STATE, m.RESET_STATE_QOS)
+        self.state = ""
+        self._publish_state("idle")
         from robot_rl.diagnostics import HealthTracker
         from robot_rl.ros.diagnostics_topic import Diagnostics
         self.last_failure = ""
@@ -80,6 +89,11 @@ class ResetNode(Node):
             f"reset service {r.service} ({r.mode}); home TCP {np.round(self.home_pos, 3)}, "
             f"offsets x {r.x_range} y {r.y_range} yaw {r.yaw_range}, hooks {r.hooks}; "
             f"confirm via {r.confirm_service} or Joy buttons[1] on {cfg.hil.topic}")
+
+    def _publish_state(self, state: str) -> None:
+        self.state = state
+        self.pub_state.publish(String(data=json.dumps(
+            {"state": state, "resets": self.resets, "stamp": time.time()})))
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -160,6 +174,7 @@ class ResetNode(Node):
     def _on_reset(self, request, response):
         start = time.monotonic()
         try:
+            self._publish_state("moving")
             response.message = self.reset_scene()
             response.success = True
         except ResetFailed as exc:
@@ -169,6 +184,7 @@ class ResetNode(Node):
         if not response.success:
             self.failed_resets += 1
             self.last_failure = response.message
+        self._publish_state("idle" if response.success else "failed")
         log = self.get_logger()
         text = f"reset {'ok' if response.success else 'FAILED'} in " \
                f"{time.monotonic() - start:.1f} s: {response.message}"
@@ -213,6 +229,7 @@ class ResetNode(Node):
             self._stage = "waiting for the human"
             self._confirm.clear()
             self._confirm_wanted = True
+            self._publish_state("awaiting_confirmation")
             self.get_logger().warning(
                 f"reset the scene by hand, then confirm: call {r.confirm_service} or press the "
                 f"confirm button (waiting up to {r.confirm_timeout:g} s)")

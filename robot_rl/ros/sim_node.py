@@ -3,7 +3,13 @@
 It hosts the same JointDriverNode, CameraNode and TactileNode classes that run against real
 hardware, composed in one process (as a ROS 2 component container would) because they share
 one physics state. Downstream nodes see the same topics and messages as on a real robot, plus
-``/clock``, ``/sim/object_pose`` and the ``/scene/reset`` service.
+``/clock``, ``/sim/object_pose`` and the ``/scene/reset`` service (a teleport: arm home, cube
+at a random pose).
+
+``sim.rehearsal`` (the hardware dress rehearsal, docs/rehearsal.md): the stand-in offers only
+what a real robot offers: nothing under ``/sim/`` and no ``/scene/reset`` (the reset node moves
+the arm). It hosts the simulated operator (robot_rl/ros/operator_node.py), which reads this
+process's world directly and acts only through the joy device topic.
 
 Pacing (``sim.rate``): ``lockstep`` advances one control period per arm command (or after
 ``sim.lockstep_timeout`` without one), so the sim runs as fast as its consumer; ``realtime``
@@ -47,9 +53,16 @@ class MujocoSimNode(Node):
         self.tactile = [TactileNode(t, zero=partial(self._zero_tactile, t.name))
                         for t in cfg.tactile if t.backend == "sim"]
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
-        self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
-        guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
-        self.create_service(Trigger, m.SCENE_RESET, guard.wrap(m.SCENE_RESET, self._on_reset))
+        self.pub_object = None
+        self.operator = None
+        if cfg.sim.rehearsal:  # with operator "off" too: it still re-arranges and confirms
+            from robot_rl.ros.operator_node import OperatorNode
+            self.operator = OperatorNode(cfg, self.world, self.lock)
+        else:
+            self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
+            guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
+            self.create_service(Trigger, m.SCENE_RESET,
+                                guard.wrap(m.SCENE_RESET, self._on_reset))
         self._command = threading.Event()
         self._reset_request = threading.Event()
         self._reset_done = threading.Event()
@@ -69,10 +82,13 @@ class MujocoSimNode(Node):
             f"MuJoCo stand-in up: scene {cfg.sim.scene}, robot {cfg.robot.urdf}, "
             f"{cfg.control_rate_hz} Hz control, {self.world.substeps} physics steps per period, "
             f"rate={cfg.sim.rate}, cameras {[c.name for c in cfg.cameras]}, "
-            f"tactile {[t.name for t in cfg.tactile]}")
+            f"tactile {[t.name for t in cfg.tactile]}"
+            + (f"; REHEARSAL: no /sim/ topics, no {m.SCENE_RESET}, operator "
+               f"{cfg.sim.operator}" if cfg.sim.rehearsal else ""))
 
     def nodes(self) -> list[Node]:
-        return [self, self.driver, *self.cameras, *self.tactile]
+        return [self, self.driver, *self.cameras, *self.tactile,
+                *([self.operator] if self.operator is not None else [])]
 
     def _on_command(self) -> None:
         self._command.set()
@@ -105,8 +121,9 @@ class MujocoSimNode(Node):
         self.driver.publish_state()
         for node in self.tactile:
             node.publish_reading(world.tactile(node.sensor.name), stamp)
-        pos, quat = world.object_pose()
-        self.pub_object.publish(m.pose_msg(pos, quat, stamp, self.cfg.robot.base_frame))
+        if self.pub_object is not None:
+            pos, quat = world.object_pose()
+            self.pub_object.publish(m.pose_msg(pos, quat, stamp, self.cfg.robot.base_frame))
         for node in self.cameras:
             cam = node.camera
             if self.periods % self._render_every[cam.name] == 0:
@@ -117,6 +134,8 @@ class MujocoSimNode(Node):
         sim = self.cfg.sim
         period = self.world.substeps * sim.physics_dt
         try:
+            if self.operator is not None:
+                self.operator.on_period()
             self._publish()
             next_wall = time.perf_counter()
             while not self._stop.is_set():
@@ -137,6 +156,8 @@ class MujocoSimNode(Node):
                 with self.lock:
                     self.world.step_physics()
                 self.periods += 1
+                if self.operator is not None:  # before the period's state goes out (see there)
+                    self.operator.on_period()
                 self._publish()
                 if sim.rate == "realtime":
                     next_wall += period / sim.real_time_factor

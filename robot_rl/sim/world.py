@@ -73,16 +73,31 @@ class SimWorld:
         home = np.array(self.cfg.robot.home)
         self.data.qpos[self._arm_qpos] = home
         self.data.qpos[self._grip_qpos] = self.cfg.robot.gripper_max_width / 2
-        sim = self.cfg.sim
-        x = self.rng.uniform(*sim.object_x_range)
-        y = self.rng.uniform(*sim.object_y_range)
-        yaw = self.rng.uniform(*sim.object_yaw_range)
-        self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
-            x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        x, y, yaw = self.random_object_pose()
+        self._set_object(x, y, yaw)
         self.controller.reset(home)
         self.set_gripper(self.cfg.robot.gripper_max_width)
         mujoco.mj_forward(self.model, self.data)
         return np.array([x, y, yaw])
+
+    def random_object_pose(self) -> tuple[float, float, float]:
+        """x, y, yaw drawn uniformly within sim.object_*_range."""
+        sim = self.cfg.sim
+        return (float(self.rng.uniform(*sim.object_x_range)),
+                float(self.rng.uniform(*sim.object_y_range)),
+                float(self.rng.uniform(*sim.object_yaw_range)))
+
+    def _set_object(self, x: float, y: float, yaw: float) -> None:
+        self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
+            x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        dof = self.model.jnt_dofadr[self.model.joint("cube_joint").id]
+        self.data.qvel[dof:dof + 6] = 0.0
+
+    def place_object(self, x: float, y: float, yaw: float) -> None:
+        """Put the cube down at rest on the table at (x, y, yaw), as a person's hands would:
+        only the cube moves; the arm, its controller and the sim time go on untouched."""
+        self._set_object(x, y, yaw)
+        mujoco.mj_forward(self.model, self.data)
 
     # -- actuation --------------------------------------------------------------------------
     def set_gripper(self, width: float) -> float:
