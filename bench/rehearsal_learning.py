@@ -6,7 +6,7 @@ runs the learning core in-process (PickCubeEnv, no ROS) on exactly those observa
 the deterministic success rate against env steps, critic updates and wall time, so the image
 trunk options can be compared on the 2-core machine:
 
-    python bench/rehearsal_learning.py                          # frozen trunk, 2 x 64x64, bf16 if native
+    python bench/rehearsal_learning.py                          # cached frozen trunk, 2 x 64x64, bf16 if native
     python bench/rehearsal_learning.py --trunk trainable         # the trunk learns (DrQ shifts)
     python bench/rehearsal_learning.py --cameras front --size 64 --precision fp32 --seed 1
 
@@ -51,9 +51,11 @@ def main(argv=None) -> int:
     p.add_argument("--cameras", default="front,wrist", help="comma-separated camera names")
     p.add_argument("--size", type=int, default=64, help="square image size in pixels")
     p.add_argument("--tactile", action="store_true", help="add the two 4x4 fingertip arrays")
-    p.add_argument("--trunk", choices=("frozen", "trainable"), default="frozen",
+    p.add_argument("--trunk", choices=("cached", "frozen", "trainable"), default="cached",
                    help="frozen: the conv trunk keeps its initial weights (agent.encoder."
-                        "freeze_image_encoder); trainable: it learns, with DrQ shifts")
+                        "freeze_image_encoder); cached: frozen, and its features of each frame "
+                        "computed once (agent.encoder.cache_image_features); trainable: it "
+                        "learns, with DrQ shifts")
     p.add_argument("--augment", choices=("auto", "on", "off"), default="auto",
                    help="DrQ random shifts (auto: on for a trainable trunk, off for a frozen one)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
     precision = args.precision
     if precision == "auto":
         precision = "bf16" if has_native_bf16(torch.device("cpu")) else "fp32"
-    frozen = args.trunk == "frozen"
+    frozen = args.trunk in ("frozen", "cached")
     augment = (not frozen) if args.augment == "auto" else args.augment == "on"
     names = [n for n in args.cameras.split(",") if n]
     cams = [{"name": n, "width": args.size, "height": args.size} for n in names]
@@ -95,7 +97,8 @@ def main(argv=None) -> int:
     agent_cfg = RLPDConfig(num_critics=args.critics, critic_subset=min(2, args.critics),
                            utd_ratio=args.utd, batch_size=args.batch, bc_weight=args.bc_weight,
                            discount=args.discount, seed=args.seed, precision=precision,
-                           encoder=EncoderConfig(freeze_image_encoder=frozen, augment=augment))
+                           encoder=EncoderConfig(freeze_image_encoder=frozen, augment=augment,
+                                                 cache_image_features=args.trunk == "cached"))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
     agent.fit_input_normalization(demo.observations())
@@ -112,14 +115,17 @@ def main(argv=None) -> int:
         row = {"env_steps": step, "critic_updates": agent.num_critic_updates,
                "success_rate": evaluate(agent, eval_env, args.eval_episodes, 10_000),
                "train_episodes": episodes, "train_successes": successes,
-               "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t_start, 1),
+               "train_s": round(train_s, 1),
+               "updates_per_s": round(agent.num_critic_updates / update_s, 2) if update_s else None,
+               "wall_s": round(time.perf_counter() - t_start, 1),
                "load": round(os.getloadavg()[0], 2)}
         print(json.dumps(row), flush=True)
         return row
 
     rows = [report(0, 0.0, 0, 0)]
     obs, _ = env.reset(seed=args.seed)
-    train_s, episodes, successes = 0.0, 0, 0
+    train_s = update_s = 0.0
+    episodes = successes = 0
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
         action = agent.act(obs)
@@ -130,7 +136,9 @@ def main(argv=None) -> int:
             episodes += 1
             successes += int(info["success"])
             obs, _ = env.reset()
+        t1 = time.perf_counter()
         agent.update(*buffers.sample(args.batch, args.utd))
+        update_s += time.perf_counter() - t1
         train_s += time.perf_counter() - t0
         over_budget = args.budget_min > 0 and time.perf_counter() - t_start > 60 * args.budget_min
         if step % args.eval_every == 0 or over_budget:

@@ -26,17 +26,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from robot_rl.config import Config, load_config, save_config
 
 REHEARSAL_STAGES = ("demos", "classifier", "train", "export", "deploy", "report")
 CAMERA_SIZE = 64  # px, both cameras (docs/benchmarks.md, "Issue 17 — rehearsal")
-
-
-def _has_key(section: type, name: str) -> bool:
-    return any(f.name == name for f in fields(section))
 
 
 def rehearsal_config(args) -> Config:
@@ -55,23 +51,20 @@ def rehearsal_config(args) -> Config:
         "sim.rehearsal": True, "sim.operator": "correct",
         "hil.device": "joy", "hil.reset.mode": "move_then_human",
         "hil.reward.source": "classifier", "hil.reward.model": str(run_dir / "classifier"),
+        "hil.reward.consecutive": 2,  # one false positive frame does not end an episode
         "task.observations": ["state", "images", "tactile"], "cameras": cams,
         "task.max_episode_steps": 50,
-        # A frozen conv trunk (its features computed without gradients once per batch and
-        # shared by actor and critics), no DrQ shifts, 2 critics, UTD 1, batch 128, bf16 where
-        # native: measured in bench/rehearsal_learning.py.
+        # A frozen conv trunk whose features of each frame are computed once, no DrQ shifts,
+        # 2 critics, UTD 1, batch 128, bf16 where native: measured in
+        # bench/rehearsal_learning.py (docs/benchmarks.md, "Issue 17 — rehearsal").
         "agent.num_critics": 2, "agent.utd_ratio": 1, "agent.batch_size": 128,
         "agent.bc_weight": 2.0, "agent.encoder.freeze_image_encoder": True,
-        "agent.encoder.augment": False,
+        "agent.encoder.augment": False, "agent.encoder.cache_image_features": True,
         "agent.precision": "bf16" if has_native_bf16(torch.device("cpu")) else "fp32",
         "actor.max_lead": 50, "actor.learner_timeout": 60.0,
         "learner.run_dir": str(run_dir / "train"), "learner.demos": str(run_dir / "demos"),
     }
-    from robot_rl.hil.config import RewardConfig
-    if _has_key(RewardConfig, "consecutive"):
-        overrides["hil.reward.consecutive"] = 2  # one false positive frame does not end an episode
-    cfg = load_config(args.config or None, {**overrides, **parse_sets(args.set)})
-    return cfg
+    return load_config(args.config or None, {**overrides, **parse_sets(args.set)})
 
 
 def stage_config(cfg: Config, stage: str, run_dir: Path) -> Config:
@@ -97,27 +90,114 @@ def write_stage_config(cfg: Config, stage: str, run_dir: Path) -> str:
     return str(path)
 
 
-class GraphAuditor:
-    """Audits the live graph every ``period`` s from a thread (``privileged_links`` of
-    robot_rl/ros/graph_audit.py) and keeps every link to a simulator-only name it saw."""
+class ClassifierScorer:
+    """The classifier's verdict on each frame of the training loop (``/task/success``) against
+    the ground truth the simulated operator signals with its success button (pressed exactly
+    while the world shows the task's success, and only while the reset node is idle).
 
-    def __init__(self, node, period: float = 10.0):
+    A frame is scored only when the truth has been steady for ``settle_s`` (a frame and the
+    button press of the same control period may arrive in either order) and the reset node
+    has been idle as long (during a reset the operator's hands are off the pad, whatever the
+    world shows). ROS-free: the watcher node feeds it."""
+
+    def __init__(self, settle_s: float = 0.5):
+        self.settle_s = settle_s
+        self.truth, self.truth_since = False, None
+        self.idle, self.idle_since = False, None
+        self.counts = {"true_positive": 0, "false_positive": 0, "false_negative": 0,
+                       "true_negative": 0}
+        self.unscored = 0
+
+    def on_operator(self, success: bool, now: float) -> None:
+        if success != self.truth or self.truth_since is None:
+            self.truth, self.truth_since = success, now
+
+    def on_reset_state(self, state: str, now: float) -> None:
+        idle = state == "idle"
+        if idle != self.idle or self.idle_since is None:
+            self.idle, self.idle_since = idle, now
+
+    def on_verdict(self, success: bool, now: float) -> None:
+        steady = (self.idle and self.truth_since is not None and self.idle_since is not None
+                  and now - max(self.truth_since, self.idle_since) >= self.settle_s)
+        if not steady:
+            self.unscored += 1
+            return
+        key = ("true_" if success == self.truth else "false_") + ("positive" if success else "negative")
+        self.counts[key] += 1
+
+    @property
+    def false_positive_rate(self) -> float:
+        negatives = self.counts["false_positive"] + self.counts["true_negative"]
+        return self.counts["false_positive"] / negatives if negatives else float("nan")
+
+
+class TrainingWatcher:
+    """A node of the demo's own while the training graph runs: scores the classifier
+    (:class:`ClassifierScorer`) and audits the live graph every ``period`` s for links to
+    simulator-only names (``privileged_links`` of robot_rl/ros/graph_audit.py; this node is
+    audited too: it subscribes only to the classifier, the operator's pad and the reset state)."""
+
+    def __init__(self, cfg: Config, period: float = 10.0):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Joy
+        from std_msgs.msg import Bool, String
+
+        from robot_rl.ros import messages as m
         from robot_rl.ros.graph_audit import privileged_links
-        self._audit, self.node, self.period = privileged_links, node, period
+        if not rclpy.ok():
+            rclpy.init()
+        self._audit, self.period = privileged_links, period
+        self.scorer = ClassifierScorer()
         self.links: set[str] = set()
         self.audits = 0
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.node = node = rclpy.create_node("demo_rehearsal_watch")
+        clock = time.monotonic
+
+        def locked(fn):
+            def run(msg):
+                with self._lock:
+                    fn(msg, clock())
+            return run
+
+        node.create_subscription(Bool, cfg.hil.reward.success_topic,
+                                 locked(lambda msg, t: self.scorer.on_verdict(bool(msg.data), t)), 50)
+        node.create_subscription(
+            Joy, cfg.hil.topic,
+            locked(lambda msg, t: self.scorer.on_operator(len(msg.buttons) > 2 and bool(msg.buttons[2]), t)), 50)
+        node.create_subscription(String, m.RESET_STATE, locked(self._on_reset_state), m.RESET_STATE_QOS)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._spin, daemon=True),
+                        threading.Thread(target=self._audit_loop, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _on_reset_state(self, msg, now: float) -> None:
+        from robot_rl.parsing import InputError, parse_status
+        try:
+            state = parse_status(msg.data, "reset state").get("state", "")
+        except InputError:
+            return
+        self.scorer.on_reset_state(str(state), now)
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
 
     def audit_now(self) -> None:
-        found = self._audit(self.node)
+        found = self._audit(self.node, exclude_self=False)
         with self._lock:
             self.links.update(found)
             self.audits += 1
 
-    def _run(self) -> None:
+    def _audit_loop(self) -> None:
         while not self._stop.wait(self.period):
             try:
                 self.audit_now()
@@ -125,11 +205,16 @@ class GraphAuditor:
                 print(f"[demo] graph audit failed: {exc!r}", file=sys.stderr)
                 return
 
-    def close(self) -> list[str]:
+    def close(self) -> None:
         self._stop.set()
-        self.thread.join(timeout=self.period + 5.0)
-        with self._lock:
-            return sorted(self.links)
+        for thread in self.threads[1:]:
+            thread.join(timeout=self.period + 5.0)
+        try:
+            self.executor.shutdown(timeout_sec=1.0)
+            self.threads[0].join(timeout=2.0)
+            self.node.destroy_node()
+        except Exception:  # the context is already down (a signal): nothing to release
+            pass
 
 
 def rehearsal_stages(base_cls):
@@ -200,27 +285,28 @@ def rehearsal_stages(base_cls):
                   f"its training frames false-positive rate "
                   f"{train_metrics['false_positive_rate']:.3f}")
 
-        # -- train: HIL-SERL on classifier rewards, audited ---------------------------------
+        # -- train: HIL-SERL on classifier rewards; audited, the classifier scored ----------
         def train(self) -> None:
-            import rclpy
-            if not rclpy.ok():
-                rclpy.init()
-            audit_node = rclpy.create_node("demo_graph_audit")
-            auditor = GraphAuditor(audit_node)
+            watcher = TrainingWatcher(self.cfg)
             try:
                 super().train()
-                auditor.audit_now()  # the graph is down by now; the thread's audits count
             finally:
-                links = auditor.close()
-                audit_node.destroy_node()
-            if auditor.audits < 2:
-                raise RuntimeError(f"the graph was audited {auditor.audits} time(s) while "
+                watcher.close()
+            if watcher.audits < 2:
+                raise RuntimeError(f"the graph was audited {watcher.audits} time(s) while "
                                    f"training; expected at least 2")
-            self.state.numbers["privileged_subscriptions"] = len(links)
-            self.state.numbers["privileged_links"] = links
-            self.state.numbers["graph_audits"] = auditor.audits
-            print(f"[demo] graph audit during training ({auditor.audits} audits): "
-                  f"{len(links)} link(s) to simulator-only names {links}")
+            links = sorted(watcher.links)
+            scorer = watcher.scorer
+            numbers = self.state.numbers
+            numbers["privileged_subscriptions"] = len(links)
+            numbers["privileged_links"] = links
+            numbers["graph_audits"] = watcher.audits
+            numbers["classifier_training_loop_confusion"] = dict(scorer.counts)
+            numbers["classifier_training_loop_unscored_frames"] = scorer.unscored
+            numbers["classifier_false_positive_rate"] = scorer.false_positive_rate
+            print(f"[demo] graph audit during training ({watcher.audits} audits): {len(links)} "
+                  f"link(s) to simulator-only names {links}; classifier in the loop "
+                  f"{scorer.counts} ({scorer.unscored} frames unscored)")
 
         # -- deploy: the controller node; the scorer alone reads the simulator's truth -------
         def deploy(self) -> None:
@@ -248,11 +334,13 @@ def rehearsal_stages(base_cls):
 
 
 def rehearsal_figures(numbers: dict, elapsed_s: float) -> dict:
-    """The issue's four figures from the stages' numbers."""
+    """The issue's four figures from the stages' numbers; the classifier's false-positive rate
+    also on the deployed frames (``classifier_confusion``, against the recorded cube pose)."""
     counts = numbers.get("classifier_confusion") or {}
     negatives = counts.get("false_positive", 0) + counts.get("true_negative", 0)
-    fp_rate = counts.get("false_positive", 0) / negatives if negatives else float("nan")
     return {"rehearsal_deployed_success_rate": numbers.get("deployed_success_rate"),
             "rehearsal_wall_clock_min": round(elapsed_s / 60, 1),
-            "classifier_false_positive_rate": fp_rate,
+            "classifier_false_positive_rate": numbers.get("classifier_false_positive_rate"),
+            "classifier_false_positive_rate_deployed":
+                counts.get("false_positive", 0) / negatives if negatives else float("nan"),
             "privileged_subscriptions": numbers.get("privileged_subscriptions")}
