@@ -122,9 +122,9 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
         return row
 
+    train_s = update_s = 0.0
     rows = [report(0, 0.0, 0, 0)]
     obs, _ = env.reset(seed=args.seed)
-    train_s = update_s = 0.0
     episodes = successes = 0
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
