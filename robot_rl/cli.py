@@ -311,7 +311,9 @@ def _delegate(module: str, argv: list[str]) -> int:
 DELEGATED = {
     "demo": ("robot_rl.demo", "teach the simulated robot, deploy the policy, write a report"),
     "record-demos": ("robot_rl.learning.record_demos",
-                     "record successful scripted-expert demonstrations"),
+                     "record demonstrations: scripted expert, or a person's device over ROS 2"),
+    "audit-graph": ("robot_rl.ros.graph_audit",
+                    "list the running graph's links to simulator-only topics and services"),
     "reward-classifier": ("robot_rl.hil.reward_classifier",
                           "render sim frames, train and evaluate the success classifier"),
     "train-gym": ("robot_rl.learning.train_gym", "train the agent on a Gymnasium environment"),

@@ -9,7 +9,9 @@ trained agent's ``act``); one with a ``reset()`` method is reset before every ep
 (``info["is_success"]``, Gymnasium-Robotics' key, or ``info["success"]``, robot_rl's); an env
 that reports neither counts an episode that ends ``terminated`` (not truncated) as a success.
 Only successful episodes are kept by default: a failed demonstration would teach the critic
-that the demonstrated actions lead nowhere.
+that the demonstrated actions lead nowhere. With ``rejected_out`` the episodes that were not kept
+(failed, discarded by the person) are written there in the same format instead of dropped: a
+person's demonstrations are never lost, even when none succeeded.
 """
 from __future__ import annotations
 
@@ -49,33 +51,50 @@ class DemoRecording:
         return int(sum(self.episode_lengths))
 
 
+EpisodeRunner = Callable[[gym.Env, Policy, int], Tuple[List[Transition], bool]]
+
+
 def record_episodes(env: gym.Env, policy: Policy, episodes: int, *, out: Optional[str] = None,
                     seed: int = 0, only_successful: bool = True,
-                    max_attempts: Optional[int] = None, verbose: bool = False) -> DemoRecording:
+                    max_attempts: Optional[int] = None, verbose: bool = False,
+                    run_episode: Optional[EpisodeRunner] = None,
+                    rejected_out: Optional[str] = None) -> DemoRecording:
     """Run ``policy`` in ``env`` until ``episodes`` episodes are kept; return them as a buffer.
 
     Episodes are held back until they end, so a failed one leaves no trace. With ``out`` the
     kept episodes are also written as a replay directory (``ReplayBuffer.load(out)``,
     ``learner.demos``, ``train-gym --demos``), which must not exist or be empty.
+    ``run_episode(env, policy, seed) -> (transitions, success)`` runs one episode (default:
+    the policy until the env ends it; a teleoperation recorder passes its own).
+    ``rejected_out``: where episodes that were not kept go (same format), else they are dropped.
     """
     if episodes <= 0:  # would "succeed" with nothing, and the learner would fail much later
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if out is not None and os.path.isdir(out) and os.listdir(out):
-        raise FileExistsError(f"{out!r} is not empty; demonstrations go to a new directory")
+    for where in (out, rejected_out):
+        if where is not None and os.path.isdir(where) and os.listdir(where):
+            raise FileExistsError(f"{where!r} is not empty; demonstrations go to a new "
+                                  f"directory")
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"record_episodes: the env's action space must be a Box, got {env.action_space}")
     max_attempts = max_attempts or 3 * episodes + 5
+    run_episode = run_episode or _run_episode
     kept: List[List[Transition]] = []
+    rejected: List[List[Transition]] = []
     returns: List[float] = []
     attempts, t0 = 0, time.perf_counter()
     try:
         while len(kept) < episodes:
             if attempts >= max_attempts:
+                where = (f"; the {len(rejected)} unsuccessful episode(s) are kept in "
+                         f"{rejected_out!r}" if rejected_out and rejected else "")
                 raise RuntimeError(f"only {len(kept)}/{episodes} successful episodes after "
-                                   f"{attempts} attempts; does the policy solve the task?")
+                                   f"{attempts} attempts; does the policy solve the task?"
+                                   f"{where}")
             attempts += 1
-            episode, success = _run_episode(env, policy, seed + attempts)
+            episode, success = run_episode(env, policy, seed + attempts)
             if only_successful and not success:
+                if rejected_out is not None and episode:
+                    rejected.append(episode)
                 continue
             kept.append(episode)
             returns.append(sum(t[2] for t in episode))
@@ -84,6 +103,8 @@ def record_episodes(env: gym.Env, policy: Policy, episodes: int, *, out: Optiona
                       f"(attempt {attempts})", flush=True)
     finally:  # on an error too: episodes already kept are written, never lost
         buffer = _to_buffer(env, kept, out)
+        if rejected_out is not None:
+            _to_buffer(env, rejected, rejected_out)
     lengths = [len(e) for e in kept]
     return DemoRecording(buffer, lengths, attempts, time.perf_counter() - t0, out, returns)
 

@@ -60,6 +60,7 @@ class InterventionNode(Node):
         self.published = 0
         self.rejected_events = 0
         self.device = None
+        self.device_error = ""  # the device's last read failure, while it lasts
         self.sim_human: SimHuman | None = None
         self._last_cmd = InterventionCommand(np.zeros(self.action_dim, np.float32), False)
         self._lock = threading.Lock()
@@ -85,7 +86,8 @@ class InterventionNode(Node):
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"published": self.published},
             [("WARN", f"{hil.device} not open (retrying)")]
-            if hil.device not in ("sim_human", "none") and self.device is None else [],
+            if hil.device not in ("sim_human", "none") and self.device is None
+            else [("WARN", f"{hil.device}: {self.device_error}")] if self.device_error else [],
             values={"device": hil.device, "intervening": bool(self._last_cmd.active)}))
         self.get_logger().info(f"intervention device {hil.device} -> {hil.topic} at "
                                f"{self.rate:g} Hz (action dim {self.action_dim})")
@@ -112,7 +114,9 @@ class InterventionNode(Node):
                 return InterventionCommand(np.zeros(self.action_dim, np.float32), False)
         try:
             state = self.device.read()
+            self.device_error = ""
         except DeviceError as exc:
+            self.device_error = str(exc)
             self.get_logger().error(str(exc), throttle_duration_sec=2.0)
             if self.cfg.hil.device != "joy":  # the Joy topic may come back by itself
                 self.device.close()

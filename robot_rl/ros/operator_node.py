@@ -40,6 +40,14 @@ class OperatorNode(Node):
         self.published = 0
         rate = cfg.hil.rate_hz or 2.0 * cfg.control_rate_hz
         self.create_timer(1.0 / rate, self._repeat)
+        from robot_rl.diagnostics import HealthTracker
+        from robot_rl.ros.diagnostics_topic import Diagnostics
+        tracker = HealthTracker(alive=("published",))
+        op = self.operator
+        self.diagnostics = Diagnostics(self, lambda: tracker.assess(
+            {"published": self.published, "placements": op.placements,
+             "successes_seen": op.successes_seen, "retries": op.retries},
+            values={"mode": op.mode, "reset_state": op.reset_state or "unknown"}))
         self.get_logger().info(f"simulated operator ({cfg.sim.operator}) on {cfg.hil.joy.topic}")
 
     def _on_reset_state(self, msg: String) -> None:
