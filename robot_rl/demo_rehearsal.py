@@ -230,39 +230,33 @@ def rehearsal_stages(base_cls):
         # -- demos: the operator through the joy pad; labelled frames alongside -------------
         def demos(self) -> None:
             import shutil
-            import subprocess
 
             from robot_rl.graph import NodeSpec, graph
             from robot_rl.launcher import NodeGraph
+            from robot_rl.learning.record_demos import record_teleop
             out = Path(self.cfg.learner.demos)
-            if out.exists():
-                shutil.rmtree(out)  # an interrupted recording restarts cleanly
-            frames = self.run_dir / "frames"
-            if frames.exists():
-                shutil.rmtree(frames)
+            for folder in (out, Path(f"{out}.rejected"), self.run_dir / "frames"):
+                if folder.exists():
+                    shutil.rmtree(folder)  # an interrupted recording restarts cleanly
             path = write_stage_config(self.cfg, "demos", self.run_dir)
             cfg = load_config(path)
             specs = graph(cfg, path, "demos") + [
                 NodeSpec("reward", "reward", "robot_rl.ros.reward_node", {"config_file": path})]
-            cmd = [sys.executable, "-m", "robot_rl.cli", "record-demos", "--device", "joy",
-                   "--config", path, "--out", str(out), "--episodes", str(self.demo_count)]
             log_dir = self.run_dir / "logs/demos"
+            # robot-rl record-demos --device joy, in this process, while the graph runs.
             with NodeGraph(specs, log_dir=log_dir):
-                with open(log_dir / "record_demos.log", "ab") as log:
-                    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-            if proc.returncode != 0:
-                raise RuntimeError(f"record-demos exited with {proc.returncode}; see "
-                                   f"{log_dir / 'record_demos.log'}")
-            from robot_rl.learning.replay import stored_counts
-            episodes, transitions = stored_counts(str(out))
-            saved = sorted(frames.glob("frames_*.npz"))
+                summary = record_teleop(cfg, str(out), self.demo_count, device="joy",
+                                        verbose=False)
+            saved = sorted((self.run_dir / "frames").glob("frames_*.npz"))
             if not saved:
-                raise RuntimeError(f"the reward node saved no labelled frames in {frames}; see "
-                                   f"{log_dir / 'reward.log'}")
-            self.state.numbers["demonstrations"] = episodes
-            self.state.numbers["demonstration_transitions"] = transitions
-            print(f"[demo] recorded {episodes} demonstrations through the joy pad "
-                  f"({transitions} transitions) and labelled frames {[p.name for p in saved]}")
+                raise RuntimeError(f"the reward node saved no labelled frames in "
+                                   f"{self.run_dir / 'frames'}; see {log_dir / 'reward.log'}")
+            self.state.numbers["demonstrations"] = summary["episodes"]
+            self.state.numbers["demonstration_transitions"] = summary["transitions"]
+            self.state.numbers["demonstrations_discarded"] = summary["discarded"]
+            print(f"[demo] recorded {summary['episodes']} demonstrations through the joy pad "
+                  f"({summary['transitions']} transitions, {summary['discarded']} discarded) "
+                  f"and labelled frames {[p.name for p in saved]}")
 
         # -- classifier: trained on this run's frames --------------------------------------
         def classifier(self) -> None:
