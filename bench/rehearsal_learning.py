@@ -11,7 +11,9 @@ trunk options can be compared on the 2-core machine:
     python bench/rehearsal_learning.py --cameras front --size 64 --precision fp32 --seed 1
 
 Each evaluation line is JSON: env_steps, critic_updates, wall_s (training + evaluation so far),
-train_s (env steps + updates only), success_rate over --eval-episodes held-out cube poses.
+train_s (env steps + updates only), cpu_s (CPU time of the process, all threads: the figure that
+a busy machine does not inflate), updates_per_s (critic updates per second spent updating),
+success_rate over --eval-episodes held-out cube poses.
 """
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
         overrides["tactile"] = []
     cfg = load_config(None, overrides)
     env, eval_env = PickCubeEnv(cfg), PickCubeEnv(cfg)
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     demo_dir = os.path.join(tempfile.mkdtemp(prefix="robot_rl_rehearsal_demos_"), "demos")
     rec = record(cfg, demo_dir, args.demos, seed=args.seed + 50_000, verbose=False)
     demo_s = time.perf_counter() - t_start
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
         row = {"env_steps": step, "critic_updates": agent.num_critic_updates,
                "success_rate": evaluate(agent, eval_env, args.eval_episodes, 10_000),
                "train_episodes": episodes, "train_successes": successes,
-               "train_s": round(train_s, 1),
+               "train_s": round(train_s, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
                "updates_per_s": round(agent.num_critic_updates / update_s, 2) if update_s else None,
                "wall_s": round(time.perf_counter() - t_start, 1),
                "load": round(os.getloadavg()[0], 2)}
