@@ -310,7 +310,7 @@ def _delegate(module: str, argv: list[str]) -> int:
 
 DELEGATED = {
     "demo": ("robot_rl.demo", "teach the simulated robot, deploy the policy, write a report"),
-    "record-demos": ("robot_rl.learning.record_demos",
+    "record-demos": ("robot_rl.ros.demo_recorder",
                      "record demonstrations: scripted expert, or a person's device over ROS 2"),
     "audit-graph": ("robot_rl.ros.graph_audit",
                     "list the running graph's links to simulator-only topics and services"),

@@ -17,7 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 MAX_TEXT_BYTES = 64 * 1024  # an episode event is ~250 bytes, a learner status ~1.5 KiB
 MAX_DEPTH = 16
-EPISODE_EVENTS = ("resetting", "running", "success", "failure", "timeout", "reset_failed")
+EPISODE_EVENTS = ("resetting", "running", "success", "failure", "timeout", "reset_failed",
+                  "awaiting_confirmation")
 ENDED_EVENTS = ("success", "failure", "timeout")
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 

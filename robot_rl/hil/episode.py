@@ -9,6 +9,12 @@
         |                     |  abort(reason)    -> FAILURE  (no more steps of this episode)
         +---- begin_reset() --+-- from SUCCESS | FAILURE | TIMEOUT
     RESETTING --reset_failed(reason)--> RESETTING (counted; the caller retries or gives up)
+    RESETTING --awaiting_confirmation()--> AWAITING_CONFIRMATION (the reset node waits for the
+        human to re-arrange the scene and confirm) --start()--> RUNNING, or
+        --reset_failed(reason)--> RESETTING
+
+``start`` and ``awaiting_confirmation`` may come from two threads (the acting loop, and the
+reset node's state topic): they check and change the state under one lock.
 
 Any other call raises ``IllegalTransition``. The machine also keeps the episode's return,
 length, intervention count and rate, and the steps since the last human intervention, and
@@ -18,12 +24,14 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 
 class EpisodeState(str, enum.Enum):
     RESETTING = "resetting"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     RUNNING = "running"
     SUCCESS = "success"
     FAILURE = "failure"
@@ -62,6 +70,7 @@ class EpisodeStateMachine:
         self.steps_since_intervention = -1  # -1: no intervention yet (across episodes)
         self.reset_failures = 0  # consecutive
         self.reason = ""
+        self._lock = threading.Lock()
 
     def _require(self, *allowed: EpisodeState, what: str) -> None:
         if self.state not in allowed:
@@ -70,8 +79,10 @@ class EpisodeStateMachine:
 
     def start(self) -> None:
         """The scene was reset successfully: a new episode runs."""
-        self._require(EpisodeState.RESETTING, what="start()")
-        self.state = EpisodeState.RUNNING
+        with self._lock:
+            self._require(EpisodeState.RESETTING, EpisodeState.AWAITING_CONFIRMATION,
+                          what="start()")
+            self.state = EpisodeState.RUNNING
         self.length, self.ret, self.interventions, self.reason = 0, 0.0, 0, ""
         self.reset_failures = 0
 
@@ -105,9 +116,20 @@ class EpisodeStateMachine:
         self.state = EpisodeState.RESETTING
         self.episode += 1
 
+    def awaiting_confirmation(self) -> bool:
+        """The reset node waits for the human (its ``/scene/reset_state``). True if the state
+        changed; False when no reset is under way (a late or repeated message: ignored)."""
+        with self._lock:
+            if self.state != EpisodeState.RESETTING:
+                return False
+            self.state = EpisodeState.AWAITING_CONFIRMATION
+            return True
+
     def reset_failed(self, reason: str) -> int:
         """A reset attempt failed; returns the number of consecutive failures."""
-        self._require(EpisodeState.RESETTING, what="reset_failed()")
+        self._require(EpisodeState.RESETTING, EpisodeState.AWAITING_CONFIRMATION,
+                      what="reset_failed()")
+        self.state = EpisodeState.RESETTING
         self.reset_failures += 1
         self.reason = reason
         return self.reset_failures

@@ -244,6 +244,13 @@ class ActorCore:
     def _event(self, name: Optional[str] = None) -> None:
         self._send_event(self.sm.event_json(name))
 
+    def on_reset_state(self, state: str) -> None:
+        """The reset node's state (``/scene/reset_state``): while this actor's reset waits for
+        the human to confirm the scene, its state and an event say so."""
+        if state == "awaiting_confirmation" and self.sm.awaiting_confirmation():
+            self.state = "awaiting_confirmation"
+            self._event()
+
     def wait_for_weights(self) -> None:
         if self.ac.weights_timeout > 0:
             self.state = "waiting_for_weights"

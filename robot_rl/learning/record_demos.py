@@ -4,24 +4,16 @@
 over ROS 2 through ``RosRobotEnv`` (``--ros``, needs a running sim: the expert reads
 ``/sim/object_pose``); only successful episodes are kept, failed ones are discarded.
 
-``--device spacemouse|gamepad|joy|keyboard|sim-human``: a person teleoperates the robot through
-the running graph, on any backend. Start it first with the same configuration::
-
-    robot-rl up --profile demos --config my.yaml --set hil.device=gamepad
-
-(the robot or the MuJoCo stand-in, the ``intervention`` node reading the device, and on a real
-robot or in the rehearsal the ``reset`` node), then::
-
-    robot-rl record-demos --device gamepad --config my.yaml --out demos/mine --episodes 20
-
-The recorder drives the robot through ``RosRobotEnv`` with the person's command from
-``/intervention/action`` (``hil.topic``), exactly as an actor applies an intervention. Each
-episode: the scene is reset (``/scene/reset``: on hardware the reset node moves home and waits
-for the person to confirm the scene); the episode **starts** when the person holds the dead-man
-(Joy ``buttons[0]``: the device's dead-man, LB on a pad); steps while it is released keep the
-arm where it is. It **ends kept** when the task's reward source reports success (the env's
-``info["success"]``) or the person presses the success button (``buttons[2]``: Y on a pad);
-it ends **discarded** on the failure button (``buttons[3]``) or at ``task.max_episode_steps``.
+A person's device (``robot-rl record-demos --device spacemouse|gamepad|joy|keyboard|
+sim-human``, robot_rl/ros/demo_recorder.py): the ROS-free episode logic lives here
+(``TeleopRecorder``, ``teleop_action``, ``episode_outcome``): the recorder drives the robot
+through ``RosRobotEnv`` with the person's command from ``/intervention/action``, exactly as an
+actor applies an intervention. Each episode: the scene is reset (``/scene/reset``: on hardware
+the reset node moves home and waits for the person to confirm the scene); the episode
+**starts** when the person holds the dead-man (``buttons[0]``); steps while it is released keep
+the arm where it is. It **ends kept** when the task's reward source reports success (the env's
+``info["success"]``) or the person presses the success button (``buttons[2]``); it ends
+**discarded** on the failure button (``buttons[3]``) or at ``task.max_episode_steps``.
 Discarded episodes go to ``<out>.rejected`` in the same format: nothing recorded is lost.
 """
 from __future__ import annotations
@@ -29,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -129,60 +120,15 @@ def episode_outcome(cmd: Optional[HumanCommand], env_success: bool) -> Optional[
     return None
 
 
-class HumanInput:
-    """The person's newest command and the intervention node's health, received on ``node``."""
-
-    def __init__(self, node, cfg: Config, action_dim: int):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import Joy
-
-        from robot_rl.ros import messages as m
-        from robot_rl.ros.diagnostics_topic import DIAGNOSTICS
-        self.action_dim = action_dim
-        self.topic = cfg.hil.topic
-        self._changed = threading.Condition()
-        self.latest: Optional[HumanCommand] = None
-        self.rejected = 0
-        self.intervention_health: Optional[Tuple[str, Dict[str, str]]] = None
-        node.create_subscription(Joy, cfg.hil.topic, self._on_joy, m.INTERVENTION_QOS)
-        node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
-
-    def _on_joy(self, msg) -> None:
-        try:
-            cmd = human_command(msg.axes, msg.buttons, self.action_dim, time.monotonic())
-        except ValueError:
-            self.rejected += 1
-            return
-        with self._changed:
-            self.latest = cmd
-            self._changed.notify_all()
-
-    def _on_diagnostics(self, msg) -> None:
-        for status in msg.status:
-            if status.name.endswith(": intervention"):
-                self.intervention_health = (status.message,
-                                            {kv.key: kv.value for kv in status.values})
-
-    def wait(self, predicate, timeout: float) -> Optional[HumanCommand]:
-        """The newest command once ``predicate(cmd)`` holds, or None after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not (self.latest is not None and predicate(self.latest)):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._changed.wait(min(remaining, 0.1))
-            return self.latest
-
-
 class TeleopRecorder:
     """``run_episode`` for ``record_episodes``: one episode driven by the person's device."""
 
-    def __init__(self, env, cfg: Config, device: str, start_timeout: float,
+    def __init__(self, env, human, cfg: Config, device: str, start_timeout: float,
                  device_timeout: float, verbose: bool = True):
-        self.env, self.cfg, self.device = env, cfg, device
+        """``human``: the person's newest command (robot_rl/ros/demo_recorder.py HumanInput:
+        ``latest``, ``wait(predicate, timeout)``, ``intervention_health``, ``topic``)."""
+        self.env, self.human, self.cfg, self.device = env, human, cfg, device
         self.action_dim = int(env.action_space.shape[0])
-        self.human = HumanInput(env.node, cfg, self.action_dim)
         self.start_timeout, self.device_timeout = start_timeout, device_timeout
         self.stale_after = max(2.0 / cfg.control_rate_hz, cfg.hil.joy.timeout)
         self.step_timeout = env.timeout
@@ -259,81 +205,26 @@ class TeleopRecorder:
         return episode, kept
 
 
-def record_teleop(cfg: Config, out: str, episodes: int, device: str, seed: int = 0,
-                  start_timeout: float = 60.0, device_timeout: float = 10.0,
-                  max_attempts: Optional[int] = None, verbose: bool = True) -> Dict[str, Any]:
-    """Record ``episodes`` successful teleoperated episodes over the running graph into ``out``;
-    the others go to ``<out>.rejected``. Raises RecordingError (device/graph missing) or
-    RuntimeError (no success within ``max_attempts``) after writing what was recorded."""
-    from robot_rl.envs.ros_env import ObservationTimeout, RosRobotEnv
-    from robot_rl.learning.demos import record_episodes
-
-    if episodes <= 0:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    rejected_out = out.rstrip("/") + ".rejected"
-    # Only the plain stand-in publishes the object pose; hardware and the rehearsal do not.
-    privileged = cfg.driver.adapter == "sim" and not cfg.sim.rehearsal
-    try:
-        env = RosRobotEnv(cfg, node_name="record_demos", use_object_pose=privileged,
-                          timeout=10.0, startup_timeout=device_timeout + 20.0)
-    except ObservationTimeout as exc:
-        raise RecordingError(f"the robot is not running: {exc}") from None
-    try:
-        recorder = TeleopRecorder(env, cfg, device, start_timeout, device_timeout, verbose)
-        recorder.check_device()
-        rec = record_episodes(env, lambda obs: None, episodes, out=out, seed=seed,
-                              max_attempts=max_attempts, verbose=verbose,
-                              run_episode=recorder, rejected_out=rejected_out)
-    finally:
-        env.close()
-    return {"out": out, "episodes": len(rec.episode_lengths), "attempts": rec.attempts,
-            "transitions": rec.transitions, "wall_s": rec.wall_s,
-            "discarded": recorder.discarded, "rejected_out": rejected_out}
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from robot_rl.cli import parse_sets
     from robot_rl.schema import ConfigError
 
     p = argparse.ArgumentParser(prog="robot-rl record-demos",
-                                description="Record demonstrations: the scripted expert, or a "
-                                            "person's device over the running graph.")
+                                description="Record successful scripted-expert demonstrations "
+                                            "(--device: robot_rl/ros/demo_recorder.py).")
     p.add_argument("--out", required=True, help="new replay directory to write")
     p.add_argument("--episodes", type=int, default=20, help="successful episodes to keep")
     p.add_argument("--config", default="", help="YAML configuration (default: built-in)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--device", default="scripted", choices=("scripted",) + HUMAN_DEVICES,
-                   help="scripted expert (default), or the person's device the running graph's "
-                        "intervention node reads (start it: robot-rl up --profile demos)")
     p.add_argument("--ros", action="store_true",
                    help="scripted: drive a running sim over ROS 2 instead of in-process")
     p.add_argument("--noise", type=float, default=0.05, help="scripted expert action noise")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--start-timeout", type=float, default=60.0,
-                   help="device: s to wait for the dead-man after each reset")
-    p.add_argument("--device-timeout", type=float, default=10.0,
-                   help="device: s to wait for the intervention node's first message")
-    p.add_argument("--max-attempts", type=int, default=0,
-                   help="device: episodes to try before giving up (0: 3 x episodes + 5)")
     args = p.parse_args(argv)
     if args.episodes <= 0:  # would write no demonstrations yet exit 0
         p.error(f"--episodes must be >= 1, got {args.episodes}")
     try:
-        overrides = parse_sets(args.set)
-        if args.device != "scripted":
-            overrides["hil.device"] = args.device.replace("-", "_")
-        cfg = load_config(args.config or None, overrides)
-        if args.device != "scripted":
-            os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-            res = record_teleop(cfg, args.out, args.episodes, args.device, seed=args.seed,
-                                start_timeout=args.start_timeout,
-                                device_timeout=args.device_timeout,
-                                max_attempts=args.max_attempts or None)
-            print(f"[record-demos] wrote {res['episodes']} demonstrations "
-                  f"({res['transitions']} transitions, {res['attempts']} episodes, "
-                  f"{res['discarded']} set aside in {res['rejected_out']}, "
-                  f"{res['wall_s']:.1f} s) to {res['out']}")
-            return 0
+        cfg = load_config(args.config or None, parse_sets(args.set))
         env = None
         if args.ros:
             os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

@@ -22,7 +22,8 @@ to the learner; several actors (distinct ``actor.actor_id``) can feed one learne
   observation (a Joy stamped with its time), and counts answers on time and late.
 * ``/episode/event`` out (std_msgs/String JSON): ``{"actor_id", "episode", "event", "return",
   "length", "interventions", "intervention_rate", "steps_since_intervention"}``, ``event`` in
-  success | failure | timeout | reset_failed (with ``reason``).
+  success | failure | timeout | reset_failed (with ``reason``) | awaiting_confirmation (the
+  reset node waits for the human to confirm the scene: ``/scene/reset_state``).
 * ``/rl/actor_status`` out (String JSON, 1 Hz): weights version, rejected weight messages...
 
 The acting logic is ROS-free: ``robot_rl.learning.actor_core.ActorCore`` (weights intake,
@@ -65,6 +66,8 @@ class ActorNode(Node):
         self.create_subscription(UInt8MultiArray, ACTOR_WEIGHTS, self._on_weights, WEIGHTS_QOS)
         self.create_subscription(Joy, INTERVENTION, self._on_joy, INTERVENTION_QOS)
         self.create_subscription(UInt8MultiArray, TRANSITION_ACKS, self._on_ack, STATUS_QOS)
+        from robot_rl.ros.messages import RESET_STATE, RESET_STATE_QOS
+        self.create_subscription(String, RESET_STATE, self._on_reset_state, RESET_STATE_QOS)
         self.create_timer(1.0, self._report)
         self.create_timer(0.05, core.resend)
         from robot_rl.diagnostics import HealthTracker
@@ -103,6 +106,13 @@ class ActorNode(Node):
         pressed = len(msg.buttons) > 0 and msg.buttons[0] == 1
         stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         self._warn(self.core.intervention(msg.axes, pressed, stamp))
+
+    def _on_reset_state(self, msg: String) -> None:
+        try:
+            state = json.loads(msg.data).get("state")
+        except (ValueError, AttributeError):
+            return  # not the reset node's JSON: nothing to show
+        self.core.on_reset_state(str(state))
 
     def _report(self) -> None:
         if self.core.state == "failed":  # out of spin: the process exits non-zero

@@ -89,3 +89,20 @@ def test_intervention_statistics():
     ev = sm.event()
     assert set(ev) >= {"actor_id", "episode", "event", "return", "length", "interventions",
                        "intervention_rate"}
+
+
+def test_awaiting_confirmation_between_reset_and_start():
+    sm = EpisodeStateMachine(max_steps=5)
+    assert sm.awaiting_confirmation() and sm.state == EpisodeState.AWAITING_CONFIRMATION
+    assert json.loads(sm.event_json())["event"] == "awaiting_confirmation"
+    assert not sm.awaiting_confirmation()  # a repeated message changes nothing
+    sm.start()
+    assert sm.state == EpisodeState.RUNNING
+    assert not sm.awaiting_confirmation()  # a late message cannot pull a running episode back
+    with pytest.raises(IllegalTransition):
+        sm.start()
+    sm.step(0.0, failure=True)
+    sm.begin_reset()
+    assert sm.awaiting_confirmation()
+    assert sm.reset_failed("no confirmation from the human") == 1
+    assert sm.state == EpisodeState.RESETTING  # the next attempt starts over

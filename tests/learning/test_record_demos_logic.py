@@ -1,17 +1,42 @@
 """The ROS-free parts of teleoperated demonstration recording, the rehearsal's config refusals
 and the graphs it starts."""
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
 
 from robot_rl.config import load_config
 from robot_rl.graph import graph
 from robot_rl.learning.demos import record_episodes
-from robot_rl.learning.record_demos import (episode_outcome, human_command, main,
-                                            teleop_action)
+from robot_rl.learning.record_demos import episode_outcome, human_command, teleop_action
 from robot_rl.learning.replay import ReplayBuffer
 from robot_rl.schema import ConfigError
 
-from test_gym_api import LineReach, dawdle, right  # noqa: E402  (tests/learning is on sys.path)
+
+
+class LineReach(gym.Env):
+    """1-D point: reach x >= 0.9 from x = 0 within 20 steps."""
+    observation_space = spaces.Box(-1, 1, (1,), np.float32)
+    action_space = spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 0.0, 0
+        return np.array([self.x], np.float32), {}
+
+    def step(self, a):
+        self.x, self.t = min(1.0, self.x + 0.2 * float(a[0])), self.t + 1
+        success = self.x >= 0.9
+        return (np.array([self.x], np.float32), float(success), success, self.t >= 20,
+                {"is_success": success})
+
+
+def right(obs):
+    return np.array([1.0], np.float32)
+
+
+def dawdle(obs):
+    return np.array([0.01], np.float32)
 
 
 def test_human_command_decodes_the_intervention_contract():
@@ -98,6 +123,7 @@ def test_rehearsal_graphs_have_the_reset_node_and_no_sim_reset():
 
 
 def test_cli_refuses_an_unknown_device(capsys):
+    from robot_rl.cli import main
     with pytest.raises(SystemExit):
-        main(["--out", "x", "--device", "trackball"])
+        main(["record-demos", "--out", "x", "--device", "trackball"])
     assert "invalid choice: 'trackball'" in capsys.readouterr().err

@@ -13,7 +13,8 @@ from sensor_msgs.msg import Joy
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import graph
 from robot_rl.launcher import NodeGraph
-from robot_rl.learning.record_demos import RecordingError, record_teleop
+from robot_rl.learning.record_demos import RecordingError
+from robot_rl.ros.demo_recorder import record_teleop
 from robot_rl.learning.replay import ReplayBuffer
 
 SETTINGS = {"hil.device": "joy", "task.observations": ["state"], "cameras": [], "tactile": [],
