@@ -303,6 +303,25 @@ def cmd_call(args) -> int:
         rclpy.try_shutdown()
 
 
+def cmd_reward_collect(argv: list[str]) -> int:
+    """``robot-rl reward-classifier collect``: the ROS side of the ROS-free classifier CLI."""
+    parser = argparse.ArgumentParser(
+        prog="robot-rl reward-classifier collect",
+        description="record frames of the running graph's cameras, labelled by the operator's "
+                    "success button (Joy buttons[2] on hil.topic), until Ctrl-C, --frames or "
+                    "--duration; what was recorded is saved however it stops")
+    _common(parser)
+    parser.add_argument("--out", required=True, help="folder for frames_<time>.npz")
+    parser.add_argument("--frames", type=int, default=0, help="stop after N frames (0: no limit)")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="stop after S seconds (0: no limit)")
+    args = parser.parse_args(argv)
+    from robot_rl.ros.reward_node import collect_frames
+    path = collect_frames(args.config or None, parse_sets(args.set), args.out, args.frames,
+                          args.duration)
+    return 0 if path is not None else 1
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
     return importlib.import_module(module).main(argv) or 0
@@ -315,7 +334,8 @@ DELEGATED = {
     "audit-graph": ("robot_rl.ros.graph_audit",
                     "list the running graph's links to simulator-only topics and services"),
     "reward-classifier": ("robot_rl.hil.reward_classifier",
-                          "render sim frames, train and evaluate the success classifier"),
+                          "collect labelled frames, train and evaluate the success "
+                          "classifier"),
     "train-gym": ("robot_rl.learning.train_gym", "train the agent on a Gymnasium environment"),
     "export": ("robot_rl.deploy.export", "export a trained policy to ONNX with its metadata"),
     "calibrate": ("robot_rl.calibration.cli", "camera intrinsics, hand-eye, tactile baselines"),
@@ -396,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from robot_rl.shutdown import exit_code
     try:
+        if argv[:2] == ["reward-classifier", "collect"]:
+            return cmd_reward_collect(argv[2:])
         if argv and argv[0] in DELEGATED:
             return _delegate(DELEGATED[argv[0]][0], argv[1:])
         args = build_parser().parse_args(argv)

@@ -431,8 +431,10 @@ def _report(name: str, m: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="robot-rl reward-classifier",
-                                     description="train/evaluate the success classifier")
+    parser = argparse.ArgumentParser(
+        prog="robot-rl reward-classifier",
+        description="train/evaluate the success classifier; `robot-rl reward-classifier "
+                    "collect --out DIR` records labelled frames of a running graph (ROS 2)")
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train on labelled frames (.npz), hold out episodes")
     tr.add_argument("--data", nargs="+", required=True)
@@ -448,14 +450,6 @@ def main(argv: list[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="accuracy and false-positive rate on labelled frames")
     ev.add_argument("--model", required=True)
     ev.add_argument("--data", nargs="+", required=True)
-    col = sub.add_parser("collect", help="record frames of a running graph's cameras, labelled "
-                                         "by the operator's success button (Ctrl-C to stop)")
-    col.add_argument("--out", required=True, help="folder for frames_<time>.npz")
-    col.add_argument("--config", default="", help="YAML configuration (default: built-in)")
-    col.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one setting, e.g. --set hil.topic=/intervention/action")
-    col.add_argument("--frames", type=int, default=0, help="stop after N frames (0: Ctrl-C)")
-    col.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: no limit)")
     sim = sub.add_parser("sim-frames", help="render labelled frames in the MuJoCo stand-in")
     sim.add_argument("--out", required=True)
     sim.add_argument("--episodes", type=int, default=24)
@@ -464,12 +458,6 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        if args.command == "collect":
-            from robot_rl.cli import parse_sets
-            from robot_rl.ros.reward_node import collect_frames
-            path = collect_frames(args.config or None, parse_sets(args.set), args.out,
-                                  args.frames, args.duration)
-            return 0 if path is not None else 1
         if args.command == "sim-frames":
             d = collect_sim_frames(args.episodes, args.camera, args.size, args.seed)
             np.savez_compressed(args.out, **d)

@@ -83,10 +83,12 @@ class HumanLabels(RewardSource):
         self._lock = threading.Lock()
         self._held = [False, False]
         self._outcome = Outcome()
+        self.messages = 0     # over the lifetime (a press may be held across episodes)
 
     def on_buttons(self, buttons) -> None:
         pressed = [0 <= b < len(buttons) and bool(buttons[b]) for b in self.buttons]
         with self._lock:
+            self.messages += 1
             edges = [now and not before for now, before in zip(pressed, self._held)]
             self._held = pressed
             if self._outcome.success or self._outcome.failure:

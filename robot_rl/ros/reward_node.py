@@ -136,6 +136,15 @@ class RewardNode(Node):
     # -- recording labelled frames --------------------------------------------------------------
     def _start_recording(self) -> None:
         from robot_rl.hil.reward_classifier import FrameRecorder
+        folder = Path(self.rc.record_dir)
+        try:  # refuse an unusable folder now, not after an hour of labelling
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"hil.reward.record_dir {str(folder)!r} cannot be created "
+                             f"({exc}); expected a writable folder") from None
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"hil.reward.record_dir {str(folder)!r} is not writable; "
+                             f"expected a writable folder")
         self.cameras = [c.name for c in self.cfg.cameras]
         self.recorder = FrameRecorder(self.cameras)
         self.positives = self.rejected_frames = 0
@@ -186,11 +195,19 @@ class RewardNode(Node):
             self.positives += int(label)
 
     def save(self) -> Path | None:
+        """Write the frames recorded since the last save to a new file in ``record_dir``; if
+        that fails (disk full, folder removed), to the system's temporary folder: recorded
+        frames are never dropped."""
         with self._lock:
             if self.recorder is None or not len(self.recorder):
                 return None
-            path = Path(self.rc.record_dir) / f"frames_{time.strftime('%Y%m%d_%H%M%S')}.npz"
-            self.recorder.save(path)
+            try:
+                path = self.recorder.save(_new_file(Path(self.rc.record_dir)))
+            except OSError as exc:
+                import tempfile
+                path = self.recorder.save(_new_file(Path(tempfile.gettempdir())))
+                self.get_logger().error(f"could not save to {self.rc.record_dir} ({exc}); "
+                                        f"saved the frames to {path} instead")
             self.recorder = type(self.recorder)(self.cameras)
         self.get_logger().info(f"saved labelled frames to {path}")
         return path
@@ -205,6 +222,15 @@ class RewardNode(Node):
         self.save()
 
 
+def _new_file(folder: Path) -> Path:
+    """``frames_<time>.npz`` in ``folder``, never an existing file (two saves in one second)."""
+    stem = f"frames_{time.strftime('%Y%m%d_%H%M%S')}"
+    path, n = folder / f"{stem}.npz", 1
+    while path.exists():
+        path, n = folder / f"{stem}_{n}.npz", n + 1
+    return path
+
+
 def collect_frames(config_file: str | None, overrides: dict, out: str, max_frames: int = 0,
                    duration: float = 0.0) -> Path | None:
     """``robot-rl reward-classifier collect``: record labelled frames of the running graph's
@@ -214,11 +240,13 @@ def collect_frames(config_file: str | None, overrides: dict, out: str, max_frame
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from robot_rl.config import load_config
+    from robot_rl.schema import ConfigError
     from robot_rl.shutdown import signals_deferred, stop_on_signals
 
     cfg = load_config(config_file, {**overrides, "hil.reward.record_dir": str(out)})
     if not cfg.cameras:
-        raise ValueError("no cameras configured (cameras: []): there are no frames to record")
+        raise ConfigError("cameras is empty: there are no frames to record; configure the "
+                          "cameras the classifier will judge (cameras: [{name: front, ...}])")
     stop_on_signals()
     owns = not rclpy.ok()
     if owns:
@@ -230,9 +258,13 @@ def collect_frames(config_file: str | None, overrides: dict, out: str, max_frame
           f"{cfg.hil.topic}); Ctrl-C to stop", flush=True)
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     path = None
+    shown, next_show = 0, 0.0
     try:
         while (not max_frames or node.frames < max_frames) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
+            if node.frames != shown and time.monotonic() >= next_show:  # progress, 1 Hz
+                shown, next_show = node.frames, time.monotonic() + 1.0
+                print(f"{shown} frames, {node.positives} labelled success", flush=True)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -173,3 +173,59 @@ def test_frames_without_a_success_label_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(path) in err and "training would learn 'never'" in err
     assert not (tmp_path / "m").exists()
+
+
+# -- the actor's episode loop ---------------------------------------------------------------
+class _NeverRaised(Exception):
+    """The in-process env has no stream to time out and no clock to jump back."""
+
+
+def test_the_actor_ends_an_episode_on_a_failure_label_as_a_terminal_failure(tmp_path):
+    """ActorCore on the real MuJoCo pick env; a wrapper plays the human's failure label at the
+    third step (as RosRobotEnv reports it in ``info``)."""
+    import json
+    import logging
+
+    import gymnasium as gym
+
+    from robot_rl import transport
+    from robot_rl.envs.pick_cube import PickCubeEnv
+    from robot_rl.learning.actor_core import ActorCore
+
+    class FailureAtThirdStep(gym.Wrapper):
+        snapshot = property(lambda self: self.env.snapshot)
+
+        def reset(self, **kwargs):
+            self.steps = 0
+            return self.env.reset(**kwargs)
+
+        def step(self, action):
+            obs, reward, term, trunc, info = self.env.step(action)
+            self.steps += 1
+            failure = self.steps == 3
+            return obs, reward, term or failure, trunc, {**info, "failure": failure}
+
+    cfg = load_config(None, {"task.observations": ["state"], "cameras": [], "tactile": [],
+                             "agent.hidden_dims": [16], "agent.num_critics": 2,
+                             "task.max_episode_steps": 8,
+                             "learner.run_dir": str(tmp_path / "run")})
+    events, messages = [], []
+    actor = ActorCore(cfg, messages.append, lambda text: None)
+
+    def on_event(text):
+        events.append(json.loads(text))
+        if events[-1]["event"] in ("success", "failure", "timeout"):
+            actor.stop.set()
+
+    actor._send_event = on_event
+    env = FailureAtThirdStep(PickCubeEnv(cfg))
+    try:
+        actor.run(env, _NeverRaised, _NeverRaised, logging.getLogger("actor"))
+    finally:
+        env.close()
+        actor.close()
+    assert events[-1]["event"] == "failure" and events[-1]["length"] == 3
+    spec = transport.obs_spec_of(actor.obs_space)
+    steps = [s for data in messages
+             for s in transport.decode_transitions(data, spec, actor.adim).steps]
+    assert [s.terminated for s in steps] == [False, False, True]
