@@ -233,7 +233,7 @@ def rehearsal_stages(base_cls):
 
             from robot_rl.graph import NodeSpec, graph
             from robot_rl.launcher import NodeGraph
-            from robot_rl.learning.record_demos import record_teleop
+            from robot_rl.ros.demo_recorder import record_teleop
             out = Path(self.cfg.learner.demos)
             for folder in (out, Path(f"{out}.rejected"), self.run_dir / "frames"):
                 if folder.exists():
