@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.rehearsal:
             from robot_rl.demo_rehearsal import rehearsal_config
             cfg = rehearsal_config(args)
+            # Every process of the graph (reward node and classifier included) on one torch
+            # thread: they share 2 cores (see agent.num_threads in rehearsal_config).
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
         else:
             cfg = demo_config(args)
     except ConfigError as exc:
