@@ -23,7 +23,7 @@ class EncoderConfig:
     # feature_cache_frames per camera (least recently used dropped first). Learner updates then
     # cost what the heads and MLPs cost (docs/benchmarks.md, "Issue 17 — rehearsal").
     cache_image_features: bool = False
-    feature_cache_frames: int = 50_000
+    feature_cache_frames: int = 20_000  # per camera; 64x64 small CNN: 8 KiB per frame (fp32)
     cnn_channels: int = 32
     num_spatial_kernels: int = 8
     image_feature_dim: int = 256
