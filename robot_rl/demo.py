@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="discard an earlier run in run-dir")
     parser.add_argument("--record", action="store_true",
                         help="record every stage's topics to <run-dir>/recordings/*.mcap")
+    parser.add_argument("--rehearsal", action="store_true",
+                        help="hardware dress rehearsal: the stand-in behaves like a robot, a "
+                             "simulated operator demonstrates and corrects through the joy pad, "
+                             "rewards come from a classifier trained in the run "
+                             "(robot_rl/demo_rehearsal.py)")
     args = parser.parse_args(argv)
     from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
     from robot_rl.shutdown import exit_code, stop_on_signals
@@ -108,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        cfg = demo_config(args)
+        if args.rehearsal:
+            from robot_rl.demo_rehearsal import rehearsal_config
+            cfg = rehearsal_config(args)
+            # Every process of the graph (reward node and classifier included) on one torch
+            # thread: they share 2 cores (see agent.num_threads in rehearsal_config).
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        else:
+            cfg = demo_config(args)
     except ConfigError as exc:
         print(f"robot-rl demo: error: {exc}", file=sys.stderr)
         return 2
@@ -121,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = secure_run(str(config_file), cfg, str(run_dir),
                      actor_ids(graph(cfg, str(config_file), "train")))
     state = RunState.load(run_dir / "state.json")
-    stages = Stages(cfg, str(config_file), run_dir, args, state)
-    for name in STAGES:
+    if args.rehearsal:
+        from robot_rl.demo_rehearsal import rehearsal_stages
+        stages = rehearsal_stages(Stages)(cfg, str(config_file), run_dir, args, state)
+    else:
+        stages = Stages(cfg, str(config_file), run_dir, args, state)
+    for name in stages.names:
         if name in state.done:
             print(f"[demo] {name}: done earlier ({state.done[name]:.0f} s), skipped")
             continue
@@ -220,6 +237,8 @@ class EventRecorder:
 
 
 class Stages:
+    names = STAGES
+
     def __init__(self, cfg: Config, config_file: str, run_dir: Path, args, state: RunState):
         self.cfg, self.config_file, self.run_dir = cfg, config_file, run_dir
         self.args, self.state = args, state

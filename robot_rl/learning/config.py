@@ -18,6 +18,12 @@ class EncoderConfig:
     image_encoder: str = "small_cnn"  # "small_cnn" | "resnet10"
     pretrained_weights: Optional[str] = None  # local safetensors for resnet10 (never downloaded)
     freeze_image_encoder: bool = False  # freeze the conv trunk (SERL freezes the pretrained ResNet)
+    # With a frozen trunk and no augmentation the trunk's features of a frame never change:
+    # compute them once per distinct frame (found by content) and keep them, at most
+    # feature_cache_frames per camera (least recently used dropped first). Learner updates then
+    # cost what the heads and MLPs cost (docs/benchmarks.md, "Issue 17 — rehearsal").
+    cache_image_features: bool = False
+    feature_cache_frames: int = 20_000  # per camera; 64x64 small CNN: 8 KiB per frame (fp32)
     cnn_channels: int = 32
     num_spatial_kernels: int = 8
     image_feature_dim: int = 256
@@ -36,8 +42,15 @@ class EncoderConfig:
 
     def validate(self) -> None:
         require_positive(self, "cnn_channels", "num_spatial_kernels", "image_feature_dim",
-                         "state_feature_dim", "tactile_feature_dim", "input_norm_min_std")
+                         "state_feature_dim", "tactile_feature_dim", "input_norm_min_std",
+                         "feature_cache_frames")
         require(self, 0, "augment_pad")
+        if self.cache_image_features and not self.freeze_image_encoder:
+            raise FieldError("cache_image_features", "needs freeze_image_encoder: true (a "
+                                                     "trainable trunk's features change at every update)")
+        if self.cache_image_features and self.augment:
+            raise FieldError("cache_image_features", "needs augment: false (DrQ shifts give a "
+                                                     "new image, and new features, at every update)")
 
 
 @dataclass

@@ -21,8 +21,10 @@ Design notes (why, not what):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -44,6 +46,7 @@ __all__ = [
     "TactileEncoder",
     "EncoderConfig",
     "ObservationEncoder",
+    "FrameFeatureCache",
     "random_shift",
     "classify_observation_space",
 ]
@@ -332,6 +335,58 @@ class TactileEncoder(nn.Module):
         return self.head(self.trunk(x))
 
 
+class FrameFeatureCache:
+    """Frozen-trunk features per distinct camera frame, found by the frame's content.
+
+    Replay batches draw the same stored frames again and again (every frame is sampled ~UTD x
+    batch / buffer-size times per env step, and once as ``obs``, once as ``next_obs``); with a
+    frozen trunk and no augmentation its features of a frame never change, so each is computed
+    once. Keyed by a 128-bit BLAKE2b digest of the uint8 pixels (no replay indices needed, so
+    demo, online and acting frames share entries; identical frames rightly share features).
+    At most ``max_frames`` entries, least recently used dropped first. A deep copy (the target
+    encoder, an exported policy) starts empty: the entries are a speed-up, not state.
+    """
+
+    def __init__(self, max_frames: int):
+        if max_frames < 1:
+            raise ValueError(f"FrameFeatureCache: max_frames must be >= 1, got {max_frames}")
+        self.max_frames = int(max_frames)
+        self.entries: "OrderedDict[bytes, torch.Tensor]" = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __deepcopy__(self, memo) -> "FrameFeatureCache":
+        return FrameFeatureCache(self.max_frames)
+
+    def features(self, images_u8: torch.Tensor, trunk) -> torch.Tensor:
+        """``trunk(images)`` for a ``B x H x W x C`` uint8 batch, computing only unseen frames."""
+        pixels = images_u8.detach().cpu().contiguous().numpy()
+        keys = [hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest() for i in range(len(pixels))]
+        missing = [i for i, key in enumerate(keys) if key not in self.entries]
+        fresh = {}
+        if missing:
+            computed = trunk(images_u8[missing])
+            for row, i in enumerate(missing):
+                fresh[keys[i]] = computed[row]
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        out = []
+        for key in keys:
+            feat = fresh.get(key)
+            if feat is None:
+                feat = self.entries[key]
+                self.entries.move_to_end(key)
+            else:
+                self.entries[key] = feat
+            out.append(feat)
+        while len(self.entries) > self.max_frames:
+            self.entries.popitem(last=False)
+        return torch.stack(out)
+
+
 # --------------------------------------------------------------------------- #
 # Observation space handling
 # --------------------------------------------------------------------------- #
@@ -377,6 +432,12 @@ class ObservationEncoder(nn.Module):
         if self.frozen:
             for enc in self.images.values():
                 enc.trunk.requires_grad_(False)
+        if cfg.cache_image_features and not (self.frozen and not cfg.augment):
+            raise ValueError("EncoderConfig.cache_image_features needs freeze_image_encoder=True and "
+                             "augment=False (otherwise the trunk's features of a frame change)")
+        self.feature_caches: Dict[str, FrameFeatureCache] = (
+            {k: FrameFeatureCache(cfg.feature_cache_frames) for k in self.image_keys}
+            if cfg.cache_image_features and self.image_keys else {})
 
         self.tactile = nn.ModuleDict(
             {k: TactileEncoder(tuple(self.space[k].shape), cfg.tactile_feature_dim, cfg.tactile_mode) for k in self.tactile_keys}
@@ -422,10 +483,13 @@ class ObservationEncoder(nn.Module):
         return out
 
     @torch.no_grad()
-    def precompute(self, obs: Mapping[str, torch.Tensor]) -> Optional[Dict[str, torch.Tensor]]:
-        """Frozen-trunk features (``None`` if no frozen trunk)."""
+    def precompute(self, obs: Mapping[str, torch.Tensor], use_cache: bool = True) -> Optional[Dict[str, torch.Tensor]]:
+        """Frozen-trunk features (``None`` if no frozen trunk); from the feature caches where
+        ``cache_image_features`` is on and ``use_cache``."""
         if not self.frozen:
             return None
+        if self.feature_caches and use_cache:
+            return {k: self.feature_caches[k].features(obs[k], self.images[k].trunk_features) for k in self.image_keys}
         return {k: self.images[k].trunk_features(obs[k]) for k in self.image_keys}
 
     def forward(self, obs: Mapping[str, torch.Tensor], pre: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:

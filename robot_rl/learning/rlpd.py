@@ -631,7 +631,8 @@ class RLPDAgent:
     def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
         """Action in env units for one observation."""
         t = self.obs_to_tensor(obs)
-        feat = self.encoder(t, self.encoder.precompute(t))
+        # Acting frames bypass the feature cache: an actor process would only fill it.
+        feat = self.encoder(t, self.encoder.precompute(t, use_cache=False))
         if deterministic:
             a = self.actor.deterministic(feat)
         else:
