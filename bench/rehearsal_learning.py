@@ -33,19 +33,12 @@ from robot_rl.envs.pick_cube import PickCubeEnv  # noqa: E402
 from robot_rl.learning.config import EncoderConfig  # noqa: E402
 from robot_rl.learning.record_demos import record  # noqa: E402
 from robot_rl.learning.replay import DemoOnlineBuffers, ReplayBuffer  # noqa: E402
+from robot_rl.learning.train_gym import evaluate_policy  # noqa: E402
 from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig, has_native_bf16  # noqa: E402
 
 
 def evaluate(agent, env, episodes: int, seed: int) -> float:
-    ok = 0
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        done = False
-        while not done:
-            obs, _, term, trunc, info = env.step(agent.act(obs, deterministic=True))
-            done = term or trunc
-        ok += int(info["success"])
-    return ok / episodes
+    return evaluate_policy(agent, env, episodes, seed)["success_rate"]
 
 
 def main(argv=None) -> int:

@@ -52,3 +52,13 @@ class StatusWatch:
     def close(self) -> None:
         self.ex.shutdown()
         self.node.destroy_node()
+
+
+def wait_until(predicate, timeout: float = 20.0, step: float = 0.01) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` s (polled every ``step`` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False

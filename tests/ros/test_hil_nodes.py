@@ -18,6 +18,7 @@ from robot_rl.graph import NodeSpec
 from robot_rl.hil.reset import home_pose
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
+from tests.ros.status_watch import wait_until
 
 from .conftest import start_sim
 
@@ -50,15 +51,6 @@ def spin(ros_context):
         if hasattr(node, "close"):
             node.close()
         node.destroy_node()
-
-
-def wait_until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def call(node, srv_type, name, timeout=30.0):

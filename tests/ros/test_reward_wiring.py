@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -28,18 +27,10 @@ from robot_rl.envs.task import CUBE_HALF, PickCubeTask
 from robot_rl.graph import NodeSpec, graph
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
+from tests.ros.status_watch import wait_until
 
 CAMERA = {"name": "front", "width": 64, "height": 64, "fps": 10}
 BASE = {"task.observations": ["state"], "cameras": [CAMERA], "tactile": []}
-
-
-def wait_until(predicate, timeout=20.0, step=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 @pytest.fixture(scope="module")
