@@ -52,8 +52,8 @@ def rehearsal_config(args) -> Config:
         "hil.device": "joy", "hil.reset.mode": "move_then_human",
         "hil.reward.source": "classifier", "hil.reward.model": str(run_dir / "classifier"),
         # Success only when the classifier is sure, 3 frames in a row: at 0.5 and 2 frames it
-        # fired early (4.3 % false positives in the loop, deployed 0.36); at 0.8 and 3, 1.0 %
-        # and 0.84 (docs/benchmarks.md, "Issue 17 — rehearsal").
+        # fired early (4.3 % false positives in the loop, deployed 0.36); at 0.8 and 3, 1.0 % /
+        # 0.84 and 4.2 % / 0.72 in two runs (docs/benchmarks.md, "Issue 17 — rehearsal").
         "hil.reward.threshold": 0.8, "hil.reward.consecutive": 3,
         "task.observations": ["state", "images", "tactile"], "cameras": cams,
         "task.max_episode_steps": 50,
