@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robot_rl import topics as T
 from robot_rl.config import Config, load_config, save_config
 from robot_rl.parsing import InputError, parse_episode_event, parse_status
 from robot_rl.paths import atomic_write_text
@@ -183,8 +184,8 @@ class EventRecorder:
         self.status: dict = {}
         self.rejected = 0  # String inputs that did not parse (logged, counted, skipped)
         self.node = rclpy.create_node(f"demo_events_{phase}")
-        self.node.create_subscription(String, "/episode/event", self._on_event, 50)
-        self.node.create_subscription(String, "/rl/learner_status", self._on_status, 10)
+        self.node.create_subscription(String, T.EPISODE_EVENT, self._on_event, 50)
+        self.node.create_subscription(String, T.LEARNER_STATUS, self._on_status, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -364,8 +365,8 @@ class Stages:
         cameras = [replace(c, fps=max(c.fps, int(self.cfg.control_rate_hz)))
                    for c in self.cfg.cameras]
         topics = [] if self.args.record else (
-            [f"/camera/{c.name}/image_raw" for c in cameras]
-            + ["/controller/status", "/sim/object_pose", "/robot/ee_pose"])
+            [T.camera_image_topic(c.name) for c in cameras]
+            + [T.CONTROLLER_STATUS, T.OBJECT_POSE, T.EE_POSE])
         cfg = replace(self.cfg, cameras=cameras,
                       recording=replace(self.cfg.recording, topics=topics, cameras=True))
         recording = self._recording("deploy")

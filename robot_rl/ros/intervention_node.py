@@ -34,8 +34,6 @@ from robot_rl.hil.sim_human import SimHuman
 from robot_rl.parsing import InputError, parse_episode_event
 from robot_rl.ros import messages as m
 
-EPISODE_EVENT = "/episode/event"
-
 
 def joy_msg(cmd: InterventionCommand, stamp: float) -> Joy:
     msg = Joy()
@@ -75,7 +73,7 @@ class InterventionNode(Node):
             self._last_step_stamp = -np.inf
             self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
             self.create_subscription(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
-            self.create_subscription(String, EPISODE_EVENT, self._on_event, 10)
+            self.create_subscription(String, m.EPISODE_EVENT, self._on_event, 10)
         elif hil.device != "none":
             self.mapper = ActionMapper(device_mapping(hil), hil.deadzone, self.action_dim,
                                        hil.device_rpy, hil.frame)
@@ -179,7 +177,7 @@ class InterventionNode(Node):
             event = parse_episode_event(msg.data)
         except InputError as exc:  # anyone on the domain can publish here: log, count, go on
             self.rejected_events += 1
-            self.get_logger().warning(f"{EPISODE_EVENT}: ignored ({exc}); "
+            self.get_logger().warning(f"{m.EPISODE_EVENT}: ignored ({exc}); "
                                       f"{self.rejected_events} ignored so far",
                                       throttle_duration_sec=2.0)
             return

@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 from robot_rl.config import Config
 from robot_rl.parsing import InputError, parse_episode_event
 from robot_rl.ros import messages as m
+from robot_rl.topics import REWARD_SAVE
 
 
 class RewardNode(Node):
@@ -155,8 +156,8 @@ class RewardNode(Node):
                                      lambda msg, c=cam, first=(i == 0): self._on_record(c, msg, first),
                                      m.SENSOR_QOS)
         self.create_subscription(Joy, self.cfg.hil.topic, self._on_joy, 10)
-        self.create_subscription(String, "/episode/event", self._on_event, 10)
-        self.create_service(Trigger, "/reward/save", self._on_save)
+        self.create_subscription(String, m.EPISODE_EVENT, self._on_event, 10)
+        self.create_service(Trigger, REWARD_SAVE, self._on_save)
         self.get_logger().info(f"recording frames of {self.cameras} labelled by Joy buttons[2] "
                                f"on {self.cfg.hil.topic} into {self.rc.record_dir}")
 
@@ -167,7 +168,7 @@ class RewardNode(Node):
         try:
             self._episode = parse_episode_event(msg.data).episode
         except InputError as exc:
-            self.get_logger().warning(f"/episode/event: ignored ({exc})", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"{m.EPISODE_EVENT}: ignored ({exc})", throttle_duration_sec=2.0)
 
     def _on_record(self, camera: str, msg: Image, first: bool) -> None:
         # A bad frame is reported and skipped; the frames recorded so far are kept.
