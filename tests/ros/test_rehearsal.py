@@ -28,6 +28,7 @@ from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
 
 from .rehearsal_settings import REHEARSAL
+from .status_watch import wait_until
 
 SETTINGS = {**REHEARSAL, "sim.operator": "demonstrate", "task.observations": ["state"],
             "cameras": [], "tactile": [], "hil.reset.confirm_timeout": 30.0}
@@ -85,15 +86,6 @@ class Watcher:
         self.node.destroy_node()
 
 
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_reset_moves_home_without_teleport_and_waits_for_the_operator(rehearsal, ros_context):
     cfg, _, _ = rehearsal
     w = Watcher()
@@ -102,12 +94,15 @@ def test_reset_moves_home_without_teleport_and_waits_for_the_operator(rehearsal,
         assert wait_until(lambda: w.joints and w.states, 30.0)
         assert w.states[-1] == "idle"
         # The reset node serves it; the stand-in serves and publishes nothing of its own.
+        # (Discovery reports a process's endpoints one by one: wait for the sim's /clock.)
+        def published():
+            return [t for t, _ in w.node.get_publisher_names_and_types_by_node("mujoco_sim", "/")]
+
+        assert wait_until(lambda: "/clock" in published(), 30.0), published()
+        assert not any(t.startswith("/sim/") for t in published()), published()
         served = {n: [s for s, _ in w.node.get_service_names_and_types_by_node(n, "/")]
                   for n in ("reset", "mujoco_sim")}
         assert m.SCENE_RESET in served["reset"] and m.SCENE_RESET not in served["mujoco_sim"]
-        published = [t for t, _ in w.node.get_publisher_names_and_types_by_node("mujoco_sim",
-                                                                                "/")]
-        assert "/clock" in published and not any(t.startswith("/sim/") for t in published)
         # Move the arm away from home first (each command advances the lockstep sim).
         home_pos, home_quat = home_pose(cfg)
         away = home_pos + [0.08, 0.1, -0.12]
