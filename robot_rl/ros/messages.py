@@ -238,18 +238,16 @@ LEARNING_TYPES = {TRANSITIONS: UInt8MultiArray, ACTOR_WEIGHTS: UInt8MultiArray,
 TRANSITIONS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
                              reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.VOLATILE)
-# Depth 1, transient_local: an actor that starts late still gets the newest weights.
-WEIGHTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+# Latched (depth 1, transient local): a subscriber that starts late still gets the newest message.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+WEIGHTS_QOS = LATCHED_QOS  # an actor that starts late still gets the newest weights
 EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                        reliability=ReliabilityPolicy.RELIABLE)
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
-# Latched: a node that starts late (an operator's UI) still sees the reset node's state.
-RESET_STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RESET_STATE_QOS = LATCHED_QOS  # an operator's UI that starts late still sees the reset state
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                               reliability=ReliabilityPolicy.BEST_EFFORT)
