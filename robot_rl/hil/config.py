@@ -178,7 +178,8 @@ class RewardConfig:
     * ``topic``: any node publishing std_msgs/Bool on ``success_topic``.
 
     With classifier and topic an episode succeeds after ``consecutive`` True messages in a row
-    received during it."""
+    received during it; with human, once the success button is held through ``consecutive``
+    control steps in a row (1: any press)."""
     source: Literal["sim_state", "classifier", "human", "topic"] = field(
         default="sim_state", metadata={"renamed_values": {"scripted": "sim_state"}})
     model: str = ""                   # folder written by `robot-rl reward-classifier train`

@@ -10,7 +10,9 @@ episode succeeded or failed, and the task turns that into the reward
   of a classifier does not end it).
 * :class:`HumanLabels` (``human``): the operator's Joy buttons; a press (not a hold carried
   over from the previous episode) of the success button is success, of the failure button
-  failure.
+  failure. With ``consecutive`` > 1 the success button must be held through that many control
+  steps in a row (a person keeps the goal state in view while the frames are labelled success:
+  more positive frames for the reward classifier, and a brushed button ends nothing).
 
 Messages that arrive before :meth:`RewardSource.reset` belong to the previous episode and are
 discarded; sources are thread-safe (messages come from an executor thread, the step from the
@@ -84,13 +86,22 @@ class ConsecutiveSuccess(RewardSource):
 class HumanLabels(RewardSource):
     """Edge-triggered success / failure buttons of a Joy message's ``buttons`` list. A button
     still held from the previous episode counts only after it is released and pressed again;
-    when both were pressed, the first press wins."""
+    when both were pressed, the first press wins.
+
+    ``consecutive``: success once the success button, freshly pressed, is seen held at that many
+    :meth:`outcome` calls in a row (the environment asks once per control step); 1: any press,
+    even one released between two steps."""
 
     def __init__(self, success_button: int = SUCCESS_BUTTON,
-                 failure_button: int = FAILURE_BUTTON):
+                 failure_button: int = FAILURE_BUTTON, consecutive: int = 1):
+        if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
+            raise ValueError(f"consecutive must be an integer >= 1, got {consecutive!r}")
         self.buttons = (success_button, failure_button)
+        self.consecutive = consecutive
         self._lock = threading.Lock()
         self._held = [False, False]
+        self._fresh_hold = False   # the success button is held since a press of this episode
+        self._held_steps = 0       # outcome() calls in a row that saw that hold
         self._outcome = Outcome()
         self.messages = 0     # over the lifetime (a press may be held across episodes)
 
@@ -100,9 +111,10 @@ class HumanLabels(RewardSource):
             self.messages += 1
             edges = [now and not before for now, before in zip(pressed, self._held)]
             self._held = pressed
+            self._fresh_hold = pressed[0] and (self._fresh_hold or edges[0])
             if self._outcome.success or self._outcome.failure:
                 return
-            if edges[0]:
+            if edges[0] and self.consecutive == 1:
                 self._outcome = Outcome(success=True)
             elif edges[1]:
                 self._outcome = Outcome(failure=True)
@@ -110,9 +122,15 @@ class HumanLabels(RewardSource):
     def reset(self) -> None:
         with self._lock:
             self._outcome = Outcome()
+            self._fresh_hold = False
+            self._held_steps = 0
 
     def outcome(self) -> Outcome:
         with self._lock:
+            if self.consecutive > 1 and not (self._outcome.success or self._outcome.failure):
+                self._held_steps = self._held_steps + 1 if self._fresh_hold else 0
+                if self._held_steps >= self.consecutive:
+                    self._outcome = Outcome(success=True)
             return self._outcome
 
 
@@ -122,7 +140,7 @@ def make_source(rc: RewardConfig) -> RewardSource | None:
     if rc.source in ("classifier", "topic"):
         return ConsecutiveSuccess(rc.consecutive)
     if rc.source == "human":
-        return HumanLabels()
+        return HumanLabels(consecutive=rc.consecutive)
     if rc.source == "sim_state":
         return None
     raise ValueError(f"hil.reward.source {rc.source!r}: expected one of "

@@ -12,7 +12,8 @@ actor applies an intervention. Each episode: the scene is reset (``/scene/reset`
 the reset node moves home and waits for the person to confirm the scene); the episode
 **starts** when the person holds the dead-man (``buttons[0]``); steps while it is released keep
 the arm where it is. It **ends kept** when the task's reward source reports success (the env's
-``info["success"]``) or the person presses the success button (``buttons[2]``); it ends
+``info["success"]``) or the person presses the success button (``buttons[2]``; with
+``hil.reward.source: human`` the button is the source, held ``hil.reward.consecutive`` steps); it ends
 **discarded** on the failure button (``buttons[3]``) or at ``task.max_episode_steps``.
 Discarded episodes go to ``<out>.rejected`` in the same format: nothing recorded is lost.
 """
@@ -113,10 +114,12 @@ def teleop_action(cmd: Optional[HumanCommand], now: float, stale_after: float,
 
 
 def episode_outcome(cmd: Optional[HumanCommand], env_success: bool,
-                    env_failure: bool = False) -> Optional[str]:
+                    env_failure: bool = False, success_button: bool = True) -> Optional[str]:
     """"success" (the reward source or the person says so), "discard" (the failure button, or
-    the reward source's failure), or None (the episode goes on)."""
-    if env_success or (cmd is not None and cmd.success):
+    the reward source's failure), or None (the episode goes on). ``success_button`` False: the
+    button is the reward source itself (``hil.reward.source: human``), whose rule (a hold of
+    ``hil.reward.consecutive`` steps) decides through ``env_success``."""
+    if env_success or (success_button and cmd is not None and cmd.success):
         return "success"
     if env_failure or (cmd is not None and cmd.failure):
         return "discard"
@@ -187,7 +190,8 @@ class TeleopRecorder:
                                       self.action_dim)
             next_obs, reward, terminated, truncated, info = env.step(action)
             outcome = episode_outcome(self.human.latest, bool(info.get("success", False)),
-                                      bool(info.get("failure", False)))
+                                      bool(info.get("failure", False)),
+                                      success_button=self.cfg.hil.reward.source != "human")
             if outcome == "success":
                 if not info.get("success", False):  # the person said so: the source's reward
                     reward = task.reward_from_success(True)

@@ -80,6 +80,32 @@ def test_human_labels_are_edge_triggered_and_a_held_button_does_not_carry_over()
     assert labels.outcome() == Outcome(failure=True)
 
 
+def test_human_success_held_through_consecutive_steps():
+    labels = HumanLabels(consecutive=3)
+    labels.on_buttons([0, 0, 1, 0])               # pressed
+    assert labels.outcome() == Outcome()          # step 1 held
+    assert labels.outcome() == Outcome()          # step 2 held
+    labels.on_buttons([0, 0, 0, 0])               # released before the third step
+    assert labels.outcome() == Outcome()
+    labels.on_buttons([0, 0, 1, 0])               # pressed again: the count restarts
+    assert [labels.outcome().success for _ in range(3)] == [False, False, True]
+    labels.on_buttons([0, 0, 0, 0])
+    assert labels.outcome() == Outcome(success=True)  # success holds until the reset
+    labels.reset()
+    labels.on_buttons([0, 0, 0, 1])               # failure needs no hold
+    assert labels.outcome() == Outcome(failure=True)
+
+
+def test_a_hold_carried_over_from_the_previous_episode_counts_no_steps():
+    labels = HumanLabels(consecutive=2)
+    labels.on_buttons([0, 0, 1, 0])
+    labels.reset()                                # the button is still held
+    assert [labels.outcome().success for _ in range(4)] == [False] * 4
+    labels.on_buttons([0, 0, 0, 0])
+    labels.on_buttons([0, 0, 1, 0])
+    assert [labels.outcome().success for _ in range(2)] == [False, True]
+
+
 def test_human_labels_ignore_a_joy_without_the_label_buttons():
     labels = HumanLabels()
     labels.on_buttons([1, 0, 1])  # an intervention node that sends no failure button
@@ -94,6 +120,7 @@ def test_each_source_name_makes_its_source():
                       ConsecutiveSuccess)
     assert make_source(RewardConfig(source="topic", consecutive=4)).consecutive == 4
     assert isinstance(make_source(RewardConfig(source="human")), HumanLabels)
+    assert make_source(RewardConfig(source="human", consecutive=5)).consecutive == 5
     assert make_source(RewardConfig(source="sim_state")) is None
 
 

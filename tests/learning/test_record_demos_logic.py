@@ -69,6 +69,10 @@ def test_episode_outcome():
     assert episode_outcome(human_command([0.0] * 4, [1, 0, 0, 1], 4, 0.0), False) == "discard"
     assert episode_outcome(None, False) is None
     assert episode_outcome(go, False, env_failure=True) == "discard"  # the reward source's
+    # hil.reward.source human: the button is the source; its hold rule decides (env_success)
+    held = human_command([0.0] * 4, [1, 0, 1, 0], 4, 0.0)
+    assert episode_outcome(held, False, success_button=False) is None
+    assert episode_outcome(held, True, success_button=False) == "success"
 
 
 def test_unsuccessful_episodes_go_to_rejected_out(tmp_path):
