@@ -22,6 +22,7 @@ NODES = {
     "teleop": "robot_rl.ros.teleop_node:main",
     "recorder": "robot_rl.ros.recorder_node:main",
     "replay": "robot_rl.ros.replay_node:main",
+    "gazebo_adapter": "robot_rl.ros.gazebo_adapter_node:main",
 }
 
 setup(

@@ -106,6 +106,15 @@ def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     return nodes
 
 
+def gazebo_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """What launch/gazebo.launch.py adds to a profile: the adapter turning Gazebo's pad contacts
+    into the tactile topics and placing the object when the reset node awaits the human
+    (robot_rl/ros/gazebo_adapter_node.py). Gazebo itself, the bridge and the controllers are
+    other packages' nodes (robot_rl/sim/gazebo.py: launch_plan)."""
+    return [NodeSpec("gazebo_adapter", "gazebo_adapter", "robot_rl.ros.gazebo_adapter_node",
+                     {"config_file": config_file}, composed=True)]
+
+
 def recorder_node(config_file: str, output: str) -> NodeSpec:
     """The MCAP recorder (robot_rl/ros/recorder_node.py) writing ``output``."""
     return NodeSpec("recorder", "recorder", "robot_rl.ros.recorder_node",
