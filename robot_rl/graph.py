@@ -115,6 +115,13 @@ def gazebo_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
                      {"config_file": config_file}, composed=True)]
 
 
+def isaac_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """What runs beside the Isaac Sim app (sim/isaac/app.py): the adapter that puts the object
+    back through the ROS 2 simulation interfaces when the reset node awaits the human."""
+    return [NodeSpec("isaac_adapter", "isaac_adapter", "robot_rl.ros.isaac_adapter_node",
+                     {"config_file": config_file})]
+
+
 def recorder_node(config_file: str, output: str) -> NodeSpec:
     """The MCAP recorder (robot_rl/ros/recorder_node.py) writing ``output``."""
     return NodeSpec("recorder", "recorder", "robot_rl.ros.recorder_node",

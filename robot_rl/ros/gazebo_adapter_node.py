@@ -27,6 +27,7 @@ from robot_rl.config import Config
 from robot_rl.ros import messages as m
 from robot_rl.sim import gazebo
 from robot_rl.sim.contact_taxels import LinkPoser, taxel_image, to_link_frame
+from robot_rl.sim.placement import random_object_pose
 from robot_rl.sim.scene_description import scene_description
 
 
@@ -117,14 +118,12 @@ class GazeboAdapterNode(Node):
             self._confirm.call_async(Trigger.Request())
 
     def place_object(self) -> bool:
-        sim = self.cfg.sim
-        x, y = self.rng.uniform(*sim.object_x_range), self.rng.uniform(*sim.object_y_range)
-        yaw = self.rng.uniform(*sim.object_yaw_range)
+        (x, y, z), (qw, qx, qy, qz) = random_object_pose(self.rng, self.cfg, self.desc)
         request = self._pose_msg()
         request.name = self.desc.object.name
-        request.position.x, request.position.y = float(x), float(y)
-        request.position.z = self.desc.table_top_z + self.desc.object.half_size[2]
-        request.orientation.w, request.orientation.z = float(np.cos(yaw / 2)), float(np.sin(yaw / 2))
+        request.position.x, request.position.y, request.position.z = float(x), float(y), float(z)
+        request.orientation.w, request.orientation.x = float(qw), float(qx)
+        request.orientation.y, request.orientation.z = float(qy), float(qz)
         ok, reply = self._gz.request(gazebo.set_pose_service(self.desc), request, self._pose_msg,
                                      self._bool_msg, 2000)
         if not (ok and reply.data):

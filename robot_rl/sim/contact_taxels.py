@@ -69,3 +69,25 @@ class LinkPoser:
         pin.framesForwardKinematics(model, self.data, q)
         placement = self.data.oMf[model.getFrameId(link)]
         return placement.translation + self.base, placement.rotation.copy()
+
+
+def batched_taxel_image(pad: TactilePad, points_link, forces_link, valid=None,
+                        tolerance: float = EDGE_TOLERANCE):
+    """:func:`taxel_image` for a batch of environments in torch (Isaac Lab's GPU tensors):
+    points and forces (N, M, 3) in the pad link's frame, ``valid`` (N, M) marks real contacts
+    (a fixed-size contact buffer pads with garbage). Returns (N, rows, cols)."""
+    import torch
+    p = points_link - torch.as_tensor(pad.centre, dtype=points_link.dtype, device=points_link.device)
+    hx, hy, hz = pad.half
+    on_pad = ((p[..., 0].abs() <= hx + tolerance) & (p[..., 1].abs() <= hy + tolerance)
+              & (p[..., 2].abs() <= hz + tolerance))
+    if valid is not None:
+        on_pad &= valid
+    col = torch.clamp(torch.floor((p[..., 0] + hx) / (2 * hx) * pad.cols), 0, pad.cols - 1).long()
+    row = torch.clamp(torch.floor((hz - p[..., 2]) / (2 * hz) * pad.rows), 0, pad.rows - 1).long()
+    n = points_link.shape[0]
+    cell = row * pad.cols + col + torch.arange(n, device=p.device).unsqueeze(-1) * pad.rows * pad.cols
+    force = torch.where(on_pad, forces_link[..., 1].abs(), torch.zeros_like(forces_link[..., 1]))
+    image = torch.zeros(n * pad.rows * pad.cols, dtype=force.dtype, device=p.device)
+    image.index_add_(0, cell.reshape(-1), force.reshape(-1))
+    return image.reshape(n, pad.rows, pad.cols)
