@@ -122,6 +122,20 @@ def isaac_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
                      {"config_file": config_file})]
 
 
+SIMULATOR_NODES = {"gazebo": gazebo_nodes, "isaac": isaac_nodes}
+
+
+def simulator_graph(cfg: Config, config_file: str, profile: str, simulator: str) -> list[NodeSpec]:
+    """The profile's nodes plus the simulator's adapter, all on the simulator's /clock
+    (``use_sim_time``): what launch/gazebo.launch.py and launch/isaac.launch.py start."""
+    if simulator not in SIMULATOR_NODES:
+        raise ValueError(f"unknown simulator {simulator!r}; expected one of {sorted(SIMULATOR_NODES)}")
+    nodes = graph(cfg, config_file, profile) + SIMULATOR_NODES[simulator](cfg, config_file)
+    for spec in nodes:
+        spec.parameters["use_sim_time"] = True
+    return nodes
+
+
 def recorder_node(config_file: str, output: str) -> NodeSpec:
     """The MCAP recorder (robot_rl/ros/recorder_node.py) writing ``output``."""
     return NodeSpec("recorder", "recorder", "robot_rl.ros.recorder_node",

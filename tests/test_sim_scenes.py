@@ -242,7 +242,9 @@ def test_bridge_carries_every_contract_topic_with_its_ros_type(cfg, desc):
     assert yaml.safe_load(yaml.safe_dump(entries)) == entries
     by_ros = {e["ros_topic_name"]: e for e in entries}
     assert all(e["direction"] == "GZ_TO_ROS" for e in entries)
-    want = contract(cfg)
+    want = contract(cfg, sim_clock=True)  # what `check-backend --sim-clock` checks
+    assert topics.CLOCK in {s.topic for s in want.streams}
+    assert topics.CLOCK not in {s.topic for s in contract(cfg).streams}
     # The joint driver publishes joint states / TCP pose / twist; the adapter the tactile images.
     driver_or_adapter = {topics.JOINT_STATES, topics.EE_POSE, topics.EE_TWIST} | {
         topics.tactile_topic(t.name) for t in cfg.tactile}
@@ -251,7 +253,6 @@ def test_bridge_carries_every_contract_topic_with_its_ros_type(cfg, desc):
             continue
         assert stream.topic in by_ros, f"{stream.topic} is not bridged"
         assert by_ros[stream.topic]["ros_type_name"] == stream.type
-    # Gazebo's clock: the contract checks /clock on a simulator (sim=False for ros2_control).
     assert by_ros[topics.CLOCK]["gz_type_name"] == "gz.msgs.Clock"
     pose = by_ros[topics.OBJECT_POSE]
     assert pose["ros_topic_name"].startswith(topics.SIM_ONLY_PREFIX)
@@ -291,13 +292,29 @@ def test_launch_plan_starts_graph_py_nodes(cfg, tmp_path):
         assert str(files.world) in gz_args
         spawners = [e.arguments[0] for e in external if e.executable == "spawner"]
         assert spawners == list(gazebo.CONTROLLERS)
-    # The launch file turns exactly launch_plan's nodes into actions (no node list of its own).
-    tree = ast.parse((ROOT / "launch" / "gazebo.launch.py").read_text())
-    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    assert "launch_plan" in calls
-    node_calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                  and isinstance(n.func, ast.Name) and n.func.id == "Node"]
-    assert len(node_calls) == 2  # one for the external nodes, one for graph.py's
+    # The launch files turn exactly these node lists into actions (no node list of their own).
+    for launch_file, planner, nodes_per_loop in (("gazebo.launch.py", "launch_plan", 2),
+                                                 ("isaac.launch.py", "simulator_graph", 1)):
+        tree = ast.parse((ROOT / "launch" / launch_file).read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        assert planner in {n.func.id for n in calls}
+        assert sum(n.func.id == "Node" for n in calls) == nodes_per_loop
+        if planner == "simulator_graph":
+            call = next(n for n in calls if n.func.id == planner)
+            assert isinstance(call.args[-1], ast.Constant) and call.args[-1].value == "isaac"
+
+
+def test_isaac_graph_is_the_profile_plus_its_adapter_on_sim_time():
+    from robot_rl.graph import graph, isaac_nodes, simulator_graph
+    cfg = load_config(str(ROOT / "config" / "isaac.yaml"))
+    for profile in ("robot", "train", "deploy"):
+        nodes = simulator_graph(cfg, "c.yaml", profile, "isaac")
+        expected = graph(cfg, "c.yaml", profile) + isaac_nodes(cfg, "c.yaml")
+        assert [n.name for n in nodes] == [n.name for n in expected]
+        assert nodes[-1].name == "isaac_adapter"
+        assert all(n.parameters["use_sim_time"] is True for n in nodes)
+    with pytest.raises(ValueError, match="unknown simulator 'webots'"):
+        simulator_graph(cfg, "c.yaml", "robot", "webots")
 
 
 def test_gazebo_adapter_is_a_console_script():
@@ -347,3 +364,21 @@ def test_contact_binning_reproduces_mujoco_taxels(world_factory):
         # contact normal into the site) counts some of those and not others: nothing else differs.
         extra = np.argwhere((image > 1e-6) & ~touched)
         assert all(r in (0, pad.rows - 1) and c in (0, pad.cols - 1) for r, c in extra), extra
+
+
+def test_sim_scene_command_writes_every_backends_files(tmp_path):
+    import json
+
+    from robot_rl.cli import main
+    assert main(["sim-scene", "--config", str(ROOT / "config" / "gazebo.yaml"), "--out",
+                 str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["bridge.yaml", "isaac_scene.json", "mujoco_world.xml", "robot.urdf", "world.sdf"]
+    # The MJCF written is the world the stand-in compiles: it loads and has the described table.
+    spec = mujoco.MjSpec.from_file(str(tmp_path / "mujoco_world.xml"))
+    model = spec.compile()
+    np.testing.assert_array_equal(model.geom("table").size, scene_description(
+        load_config(str(ROOT / "config" / "gazebo.yaml"))).table.half_size)
+    assert json.loads((tmp_path / "isaac_scene.json").read_text())["scene"] == "pick_cube"
+    for name in ("world.sdf", "robot.urdf"):
+        ET.parse(tmp_path / name)

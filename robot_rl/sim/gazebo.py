@@ -356,7 +356,7 @@ def launch_plan(cfg: Config, config_file: str, files: GazeboFiles, profile: str 
     """What gazebo.launch.py starts: Gazebo, the robot, the bridge, the controllers, and the
     robot_rl nodes of robot_rl/graph.py (``graph(cfg, profile)`` + ``gazebo_nodes``), all on
     Gazebo's clock. Returns ``(gz_args, external_nodes, robot_rl_nodes)``."""
-    from robot_rl.graph import gazebo_nodes, graph
+    from robot_rl.graph import simulator_graph
 
     check_gazebo_config(cfg)
     desc = scene_description(cfg)
@@ -375,8 +375,5 @@ def launch_plan(cfg: Config, config_file: str, files: GazeboFiles, profile: str 
     for controller in CONTROLLERS:
         external.append(ExternalNode("controller_manager", "spawner", name=f"spawn_{controller}",
                                      arguments=[controller, "--param-file", str(files.controllers)]))
-    nodes = graph(cfg, config_file, profile) + gazebo_nodes(cfg, config_file)
-    for spec in nodes:
-        spec.parameters["use_sim_time"] = True
-    return gz_args, external, nodes
+    return gz_args, external, simulator_graph(cfg, config_file, profile, "gazebo")
 

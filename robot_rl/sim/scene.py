@@ -13,7 +13,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robot_rl.config import Config, TactileConfig
+from robot_rl.config import Config
 from robot_rl.paths import shared_file
 from robot_rl.robot.description import resolve_urdf, urdf_text_for_mujoco
 from robot_rl.sim.scene_description import (DESCRIBED_SCENES, PANDA_PAD_CENTRE, PANDA_PAD_HALF,
