@@ -4,8 +4,8 @@ to robot_rl's joint driver), the contact-based tactile images and the object pos
 
 The Isaac objects (articulation, rigid cube, contact sensors) are passed in; this module calls
 only their documented methods (get_joint_positions / get_joint_velocities /
-get_measured_joint_efforts, set_joint_efforts, set_joint_position_targets, get_world_pose,
-get_current_frame) and imports no Isaac module itself.
+get_measured_joint_efforts, set_joint_positions / set_joint_velocities (the brake before the first
+command), set_joint_efforts, set_joint_position_targets, get_world_pose, get_current_frame) and imports no Isaac module itself.
 """
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ class IsaacRosIO(Node):
         self._lock = threading.Lock()
         self._effort = np.zeros(len(self.arm_idx))
         self._grip = np.full(len(self.grip_idx), spec["robot"]["gripper_open"])
+        self.sim_time = 0.0
+        # Braked at home until the driver's first effort command, as a real arm is before its
+        # controller starts (an effort-driven articulation would otherwise fold under gravity).
+        self._commanded = False
+        self._home = np.asarray(cfg.robot.home, dtype=float)
         ros = spec["ros"]
         self.pub_joints = self.create_publisher(m.JointState, ros["joint_states"], m.SENSOR_QOS)
         self.pub_object = self.create_publisher(m.PoseStamped, ros["object_pose"], m.SENSOR_QOS)
@@ -63,6 +68,7 @@ class IsaacRosIO(Node):
             return
         with self._lock:
             self._effort = values
+            self._commanded = True
 
     def _on_gripper(self, msg: Float64MultiArray) -> None:
         values = np.asarray(msg.data, dtype=float)
@@ -74,19 +80,25 @@ class IsaacRosIO(Node):
             self._grip = values
 
     def on_physics_step(self, step_size: float) -> None:
-        """Every physics step: the newest commands in, the joint state out (as a 1 kHz
-        ros2_control loop would; the joint driver closes the impedance loop on it)."""
-        with self._lock:
-            effort, grip = self._effort.copy(), self._grip.copy()
-        self.robot.set_joint_efforts(effort, joint_indices=self.arm_idx)
-        self.robot.set_joint_position_targets(grip, joint_indices=self.grip_idx)
-
-    def publish_frame(self, sim_time: float) -> None:
+        """Every physics step: the joint state out and the newest commands in, as a
+        ros2_control loop at the physics rate would (the joint driver closes the impedance loop
+        on it; rendering runs at the control rate, far too slow for that)."""
+        self.sim_time += step_size
         q = self.robot.get_joint_positions()
         v = self.robot.get_joint_velocities()
         e = self.robot.get_measured_joint_efforts()
         idx = np.concatenate([self.arm_idx, self.grip_idx])
-        self.pub_joints.publish(m.joint_state_msg(self.names, q[idx], v[idx], e[idx], sim_time))
+        self.pub_joints.publish(m.joint_state_msg(self.names, q[idx], v[idx], e[idx], self.sim_time))
+        with self._lock:
+            effort, grip, commanded = self._effort.copy(), self._grip.copy(), self._commanded
+        if not commanded:
+            self.robot.set_joint_positions(self._home, joint_indices=self.arm_idx)
+            self.robot.set_joint_velocities(np.zeros_like(self._home), joint_indices=self.arm_idx)
+        self.robot.set_joint_efforts(effort, joint_indices=self.arm_idx)
+        self.robot.set_joint_position_targets(grip, joint_indices=self.grip_idx)
+
+    def publish_frame(self, sim_time: float) -> None:
+        """Every rendered frame: the object pose (scoring) and the tactile images."""
         pos, quat_wxyz = self.cube.get_world_pose()
         w, x, y, z = quat_wxyz
         self.pub_object.publish(m.pose_msg(pos, [x, y, z, w], sim_time, "world"))
