@@ -382,3 +382,11 @@ def test_sim_scene_command_writes_every_backends_files(tmp_path):
     assert json.loads((tmp_path / "isaac_scene.json").read_text())["scene"] == "pick_cube"
     for name in ("world.sdf", "robot.urdf"):
         ET.parse(tmp_path / name)
+
+
+def test_gazebo_urdf_meshes_are_files_that_exist(cfg):
+    import re
+    text = gazebo.robot_urdf(cfg, "c.yaml")
+    meshes = re.findall(r'<mesh filename="([^"]+)"', text)
+    assert meshes and all(m.startswith("file:///") for m in meshes)
+    assert all(Path(m[len("file://"):]).is_file() for m in meshes)

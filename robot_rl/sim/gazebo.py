@@ -234,11 +234,13 @@ def robot_urdf(cfg: Config, controllers_file: str | Path, desc: SceneDescription
     cameras, and a pad link with a contact sensor per tactile pad. The fingers' ``<mimic>`` is
     dropped: the gripper controller commands every finger joint (half the opening each), as
     robot_rl's driver sends it, and gz_ros2_control refuses command interfaces on a mimic joint."""
-    from robot_rl.robot.description import _resolve_package_uris, resolve_urdf
+    from robot_rl.robot.description import find_package, resolve_urdf
 
     desc = desc or scene_description(cfg)
     text = urdf_text if urdf_text is not None else resolve_urdf(cfg.robot.urdf).read_text()
-    text = _resolve_package_uris(text)  # absolute mesh paths: Gazebo needs no ROS package index
+    # file:// mesh URIs: Gazebo (and rviz) then need no ROS package index for the meshes.
+    text = re.sub(r"package://([^/]+)/",
+                  lambda match: f"file://{find_package(match.group(1)).resolve()}/", text)
     text = re.sub(r"<mimic\b[^>]*/>", "", text)
     extra = [_ros2_control_block(cfg)]
     extra.append(
