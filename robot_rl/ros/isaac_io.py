@@ -24,7 +24,7 @@ from robot_rl.sim.contact_taxels import taxel_image, to_link_frame
 
 class IsaacRosIO(Node):
     def __init__(self, cfg: Config, spec: dict, desc, robot, cube, contact_sensors: dict,
-                 link_pose=None):
+                 link_pose=None, now=None):
         if not rclpy.ok():
             rclpy.init()
         super().__init__("isaac_sim")
@@ -44,6 +44,9 @@ class IsaacRosIO(Node):
         self._effort = np.zeros(len(self.arm_idx))
         self._grip = np.full(len(self.grip_idx), spec["robot"]["gripper_open"])
         self.sim_time = 0.0
+        # The simulation time /clock carries (the app: World.current_time); without it, the sum
+        # of the physics steps.
+        self._now = now
         # Braked at home until the driver's first effort command, as a real arm is before its
         # controller starts (an effort-driven articulation would otherwise fold under gravity).
         self._commanded = False
@@ -83,7 +86,7 @@ class IsaacRosIO(Node):
         """Every physics step: the joint state out and the newest commands in, as a
         ros2_control loop at the physics rate would (the joint driver closes the impedance loop
         on it; rendering runs at the control rate, far too slow for that)."""
-        self.sim_time += step_size
+        self.sim_time = self._now() if self._now is not None else self.sim_time + step_size
         q = self.robot.get_joint_positions()
         v = self.robot.get_joint_velocities()
         e = self.robot.get_measured_joint_efforts()

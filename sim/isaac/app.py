@@ -168,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             pos, quat = links[link].get_world_pose()
             return np.asarray(pos), quat_to_matrix(quat)
 
-        io = IsaacRosIO(cfg, spec, desc, robot, cube, sensors, link_pose)
+        io = IsaacRosIO(cfg, spec, desc, robot, cube, sensors, link_pose,
+                        now=lambda: world.current_time)
         world.add_physics_callback("robot_rl", io.on_physics_step)
         world.play()
         while app.is_running():
             world.step(render=True)
-            io.publish_frame(world.current_time)
+            io.publish_frame(io.sim_time)
         io.close()
     finally:
         app.close()
