@@ -1,8 +1,9 @@
 """Builds the MuJoCo model: scene + the robot's URDF + wrist camera, taxels, actuators.
 
-A described scene (robot_rl/sim/scene_description.py, the one the Gazebo and Isaac Sim scenes are
-generated from too) becomes MJCF here; any other scene is an MJCF file in sim/ or a path. The arm is torque-controlled (our impedance controller closes the loop every physics step, as a
-real torque-controlled arm would); the gripper is a force-limited position servo, as a Panda hand.
+A described scene (robot_rl/sim/scene_description.py, which the Gazebo and Isaac Sim scenes are
+generated from too) becomes MJCF here; any other scene is an MJCF file in sim/ or a path. The
+arm is torque-controlled (our impedance controller closes the loop every physics step, as a real
+torque-controlled arm would); the gripper is a force-limited position servo, as a Panda hand.
 """
 from __future__ import annotations
 
@@ -16,17 +17,12 @@ import numpy as np
 from robot_rl.config import Config
 from robot_rl.paths import shared_file
 from robot_rl.robot.description import resolve_urdf, urdf_text_for_mujoco
-from robot_rl.sim.scene_description import (DESCRIBED_SCENES, PANDA_PAD_CENTRE, PANDA_PAD_HALF,
-                                            SceneDescription, TactilePad, robot_mounts,
-                                            scene_description)
+from robot_rl.sim.scene_description import (DESCRIBED_SCENES, SceneDescription, TactilePad,
+                                            robot_mounts, scene_description)
 
 # Robot geoms collide with the world (bit 1) but not with each other: self-collision of an arm
 # under a Cartesian controller is prevented by joint limits, as on the real robot.
 ROBOT_CONTYPE, ROBOT_CONAFFINITY = 2, 1
-
-# Fingertip pad of the Panda finger in its link frame (scene_description.PANDA_PAD_*).
-PAD_CENTRE = np.array(PANDA_PAD_CENTRE)
-PAD_HALF = np.array(PANDA_PAD_HALF)
 
 
 @dataclass
