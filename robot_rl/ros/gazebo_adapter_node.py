@@ -73,6 +73,11 @@ class GazeboAdapterNode(Node):
         self._confirm = self.create_client(Trigger, cfg.hil.reset.confirm_service)
         self._placed_for = -1
         self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_QOS)
+        # Gazebo's contact sensor is silent while nothing touches the pad; the contract's tactile
+        # image comes every control period (as from the MuJoCo stand-in), so a timer on Gazebo's
+        # clock publishes the newest binning, or no contact when none came since the last tick.
+        self._pending: dict[str, tuple[np.ndarray, int]] = {}
+        self.create_timer(1.0 / cfg.control_rate_hz, self._publish_tactile)
 
     def nodes(self) -> list[Node]:
         return [self, *self.tactile.values()]
@@ -100,13 +105,25 @@ class GazeboAdapterNode(Node):
                 forces.append([0.0, 0.0, 0.0] if f is None else [f.x, f.y, f.z])
         image = taxel_image(pad, to_link_frame(np.array(points).reshape(-1, 3), pos, rot),
                             np.array(forces).reshape(-1, 3) @ rot)
-        self._last[pad.name] = image
-        image = image - self._zero.get(pad.name, 0.0)
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.tactile[pad.name].publish_reading(image.astype(np.float32), stamp)
+        with self._lock:
+            total, count = self._pending.get(pad.name, (0.0, 0))
+            self._pending[pad.name] = (total + image, count + 1)
+
+    def _publish_tactile(self) -> None:
+        stamp = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for pad in self.desc.pads:
+            # Several contact updates in one period: their mean; none: no contact.
+            total, count = pending.get(pad.name, (np.zeros((pad.rows, pad.cols), np.float32), 1))
+            image = total / count
+            self._last[pad.name] = image
+            reading = image - self._zero.get(pad.name, 0.0)
+            self.tactile[pad.name].publish_reading(np.asarray(reading, np.float32), stamp)
 
     def _zero_pad(self, name: str) -> None:
-        self._zero[name] = self._last.get(name, np.zeros((1, 1), np.float32)).copy()
+        pad = self.desc.pad(name)
+        self._zero[name] = self._last.get(name, np.zeros((pad.rows, pad.cols), np.float32)).copy()
 
     # -- scene reset -----------------------------------------------------------------------------
     def _on_reset_state(self, msg: String) -> None:
