@@ -390,3 +390,53 @@ def test_gazebo_urdf_meshes_are_files_that_exist(cfg):
     meshes = re.findall(r'<mesh filename="([^"]+)"', text)
     assert meshes and all(m.startswith("file:///") for m in meshes)
     assert all(Path(m[len("file://"):]).is_file() for m in meshes)
+
+
+def test_gazebo_contacts_message_binned_with_the_adapters_finger_pose(world_factory):
+    """What gazebo_adapter does with a Contacts message, fed MuJoCo's contacts of a real grasp
+    in that message's layout (either collision order), with the finger pose from pinocchio FK of
+    the joint readings (the adapter's LinkPoser), gives MuJoCo's taxel image back."""
+    from types import SimpleNamespace as NS
+
+    from robot_rl.sim.contact_taxels import LinkPoser
+    world = world_factory()
+    cube = world.object_pose()[0]
+    steps = lambda s: world.step_physics(round(s / world.cfg.sim.physics_dt))  # noqa: E731
+    world.controller.set_cartesian_target([cube[0], cube[1], cube[2] + 0.08])
+    steps(2.0)
+    world.controller.set_cartesian_target([cube[0], cube[1], cube[2] + 0.005])
+    steps(1.5)
+    world.set_gripper(0.0)
+    steps(0.8)
+    m, d = world.model, world.data
+    desc = scene_description(world.cfg)
+    poser = LinkPoser(world.cfg.robot.urdf, desc.robot_base)
+    reading = world.joints()
+    joints = dict(zip(reading.names, reading.position))
+    vec = lambda v: NS(x=float(v[0]), y=float(v[1]), z=float(v[2]))  # noqa: E731
+    for k, pad in enumerate(desc.pads):
+        body = m.body(pad.link).id
+        pos, rot = poser.pose(pad.link, joints)
+        np.testing.assert_allclose(pos, d.xpos[body], atol=1e-6)
+        np.testing.assert_allclose(rot, d.xmat[body].reshape(3, 3), atol=1e-6)
+        contacts = []
+        for i in range(d.ncon):
+            c = d.contact[i]
+            if body not in (m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]):
+                continue
+            wrench = np.zeros(6)
+            mujoco.mj_contactForce(m, d, i, wrench)
+            on_pad = c.frame.reshape(3, 3)[0] * wrench[0]
+            pad_first = (i + k) % 2 == 0  # both orders of the pair occur in Gazebo's messages
+            names = (gazebo.pad_collision(pad.name), "cube::cube::cube_collision")
+            first, second = names if pad_first else names[::-1]
+            f1, f2 = (on_pad, -on_pad) if pad_first else (-on_pad, on_pad)
+            contacts.append(NS(collision1=NS(name=f"panda::{first}"), collision2=NS(name=second),
+                               positions=[vec(c.pos)],
+                               wrenches=[NS(body_1_wrench=NS(force=vec(f1)),
+                                            body_2_wrench=NS(force=vec(f2)))]))
+        image = gazebo.contacts_image(pad, contacts, pos, rot)
+        taxels = world.tactile(pad.name)
+        assert taxels.sum() > 1.0
+        touched = taxels > 1e-6
+        np.testing.assert_allclose(image[touched], taxels[touched], rtol=5e-3)

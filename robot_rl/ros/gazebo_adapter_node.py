@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 from robot_rl.config import Config
 from robot_rl.ros import messages as m
 from robot_rl.sim import gazebo
-from robot_rl.sim.contact_taxels import LinkPoser, taxel_image, to_link_frame
+from robot_rl.sim.contact_taxels import LinkPoser
 from robot_rl.sim.placement import random_object_pose
 from robot_rl.sim.scene_description import scene_description
 
@@ -93,18 +93,7 @@ class GazeboAdapterNode(Node):
         if not joints:
             return  # no finger pose yet: nothing can be placed on the pad
         pos, rot = self.poser.pose(pad.link, joints)
-        collision = gazebo.pad_collision(pad.name)
-        points, forces = [], []
-        for contact in msg.contacts:
-            first = collision in contact.collision1.name
-            for i, p in enumerate(contact.positions):
-                points.append([p.x, p.y, p.z])
-                wrench = contact.wrenches[i] if i < len(contact.wrenches) else None
-                f = (wrench.body_1_wrench.force if first else wrench.body_2_wrench.force) \
-                    if wrench is not None else None
-                forces.append([0.0, 0.0, 0.0] if f is None else [f.x, f.y, f.z])
-        image = taxel_image(pad, to_link_frame(np.array(points).reshape(-1, 3), pos, rot),
-                            np.array(forces).reshape(-1, 3) @ rot)
+        image = gazebo.contacts_image(pad, msg.contacts, pos, rot)
         with self._lock:
             total, count = self._pending.get(pad.name, (0.0, 0))
             self._pending[pad.name] = (total + image, count + 1)

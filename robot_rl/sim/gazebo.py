@@ -279,6 +279,29 @@ def robot_urdf(cfg: Config, controllers_file: str | Path, desc: SceneDescription
     return text
 
 
+def contacts_image(pad, contacts, link_pos, link_rot) -> np.ndarray:
+    """A pad's taxel image from one ros_gz_interfaces/Contacts message's ``contacts`` (world
+    frame positions; per position a JointWrench whose ``body_1_wrench`` acts on collision1): the
+    force on the pad's side of each contact, binned in the pad link's frame (``link_rot``:
+    world <- link)."""
+    from robot_rl.sim.contact_taxels import taxel_image, to_link_frame
+    collision = pad_collision(pad.name)
+    points, forces = [], []
+    for contact in contacts:
+        pad_is_first = collision in contact.collision1.name
+        for i, p in enumerate(contact.positions):
+            points.append([p.x, p.y, p.z])
+            if i < len(contact.wrenches):
+                w = contact.wrenches[i]
+                f = w.body_1_wrench.force if pad_is_first else w.body_2_wrench.force
+                forces.append([f.x, f.y, f.z])
+            else:
+                forces.append([0.0, 0.0, 0.0])
+    points = np.array(points, dtype=float).reshape(-1, 3)
+    forces = np.array(forces, dtype=float).reshape(-1, 3)
+    return taxel_image(pad, to_link_frame(points, link_pos, link_rot), forces @ link_rot)
+
+
 # -- ros_gz_bridge ----------------------------------------------------------------------------------
 def bridge_config(cfg: Config, desc: SceneDescription | None = None) -> list[dict]:
     """The ros_gz_bridge entries (its YAML file is this list), every one Gazebo -> ROS."""
