@@ -184,6 +184,12 @@ def test_vector_env_reproduces_n_mujoco_envs_step_by_step():
             for k in ref_obs:
                 np.testing.assert_allclose(infos["final_obs"][i][k], ref_infos["final_obs"][i][k], atol=1e-6)
     assert ends == 2 * n  # both envs truncated twice: autoreset was exercised
+    # Gymnasium's own vector wrappers take it (they read the autoreset mode and the info layout).
+    stats = gym.wrappers.vector.RecordEpisodeStatistics(env)
+    stats.reset(seed=0)
+    for _ in range(cfg.task.max_episode_steps):
+        _, _, _, _, infos = stats.step(np.zeros((n, 4), np.float32))
+    assert list(infos["episode"]["l"]) == [cfg.task.max_episode_steps] * n
     env.sim.close()
     reference.close()
 
