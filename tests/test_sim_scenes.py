@@ -440,3 +440,20 @@ def test_gazebo_contacts_message_binned_with_the_adapters_finger_pose(world_fact
         assert taxels.sum() > 1.0
         touched = taxels > 1e-6
         np.testing.assert_allclose(image[touched], taxels[touched], rtol=5e-3)
+
+
+def test_an_mjcf_scene_keeps_its_own_world_cameras(tmp_path):
+    """A user's MJCF scene with a camera of another name still builds (only described scenes
+    refuse cameras they have no mount for), with the robot's wrist camera and taxels added."""
+    from robot_rl.sim.scene import build_model, world_mjcf
+    desc = scene_description(Config())
+    text = world_mjcf(desc).replace('<camera name="front"', '<camera name="top"')
+    path = tmp_path / "my_scene.xml"
+    path.write_text(text)
+    cfg = load_config(None, {"sim.scene": str(path),
+                             "cameras": [{"name": "top"}, {"name": "wrist"}]})
+    model = build_model(cfg)
+    assert {model.camera(i).name for i in range(model.ncam)} == {"top", "wrist"}
+    assert model.nsensor == sum(t.rows * t.cols for t in cfg.tactile)
+    with pytest.raises(ValueError, match="'top'.*no mount"):
+        scene_description(load_config(None, {"cameras": [{"name": "top"}]}))

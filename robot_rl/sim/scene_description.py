@@ -215,10 +215,10 @@ _CAMERA_MOUNTS = {
 _DEFAULT_RENDER_SIZE = (640, 480)
 
 
-def _cameras(cfg: Config) -> tuple[CameraSpec, ...]:
+def _cameras(cfg: Config, strict: bool = True) -> tuple[CameraSpec, ...]:
     sizes = {cam.name: (cam.width, cam.height) for cam in cfg.cameras if cam.backend == "sim"}
     unknown = sorted(set(sizes) - set(_CAMERA_MOUNTS))
-    if unknown:
+    if unknown and strict:
         raise ValueError(f"simulated camera(s) {unknown} have no mount in scene 'pick_cube'; "
                          f"expected camera names among {sorted(_CAMERA_MOUNTS)}")
     return tuple(CameraSpec(name=name, width=sizes.get(name, _DEFAULT_RENDER_SIZE)[0],
@@ -228,11 +228,12 @@ def _cameras(cfg: Config) -> tuple[CameraSpec, ...]:
 
 def robot_mounts(cfg: Config) -> tuple[list[CameraSpec], tuple[TactilePad, ...]]:
     """What rides on the robot in every scene: its cameras (not on "world") and the tactile pads
-    of ``cfg.tactile`` with backend ``sim``."""
+    of ``cfg.tactile`` with backend ``sim``. An MJCF scene may bring world cameras of other
+    names, so those are not refused here."""
     pads = tuple(TactilePad(name=t.name, link=t.sim_body, centre=PANDA_PAD_CENTRE,
                             half=PANDA_PAD_HALF, rows=t.rows, cols=t.cols)
                  for t in cfg.tactile if t.backend == "sim")
-    return [cam for cam in _cameras(cfg) if cam.parent != "world"], pads
+    return [cam for cam in _cameras(cfg, strict=False) if cam.parent != "world"], pads
 
 
 def pick_cube_description(cfg: Config) -> SceneDescription:
