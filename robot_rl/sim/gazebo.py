@@ -48,19 +48,19 @@ WORLD_SYSTEMS = (
 
 
 def gz_camera_topic(name: str) -> str:
-    return f"camera/{name}/image"
+    return f"/camera/{name}/image"
 
 
 def gz_camera_info_topic(name: str) -> str:
-    return f"camera/{name}/camera_info"
+    return f"/camera/{name}/camera_info"
 
 
 def gz_contact_topic(pad: str) -> str:
-    return f"tactile/{pad}/contacts"
+    return f"/tactile/{pad}/contacts"
 
 
 def gz_object_pose_topic(desc: SceneDescription) -> str:
-    return f"model/{desc.object.name}/pose"
+    return f"/model/{desc.object.name}/pose"
 
 
 def set_pose_service(desc: SceneDescription) -> str:
