@@ -32,6 +32,7 @@ from robot_rl.sim.scene_description import scene_description
 
 try:
     import isaaclab.sim as sim_utils
+    from isaaclab.actuators import ImplicitActuatorCfg
     from isaaclab.assets import Articulation, ArticulationCfg, RigidObject, RigidObjectCfg
     from isaaclab.controllers import OperationalSpaceController, OperationalSpaceControllerCfg
     from isaaclab.scene import InteractiveScene, InteractiveSceneCfg
@@ -99,7 +100,15 @@ class IsaacLabPickSim:
                 pos=tuple(spec["robot"]["base_position"]),
                 joint_pos={**dict(zip(spec["robot"]["arm_joints"], spec["robot"]["home"])),
                            **{j: spec["robot"]["gripper_open"] for j in spec["robot"]["gripper_joints"]}}),
-            actuators={})
+            # The arm is torque-driven (zero-gain drives: the controller's efforts act alone); the
+            # fingers are a force-limited position servo, as MuJoCo's gripper actuator.
+            actuators={
+                "arm": ImplicitActuatorCfg(joint_names_expr=list(spec["robot"]["arm_joints"]),
+                                           stiffness=0.0, damping=0.0, effort_limit=87.0),
+                "fingers": ImplicitActuatorCfg(joint_names_expr=list(spec["robot"]["gripper_joints"]),
+                                               stiffness=2000.0, damping=40.0,
+                                               effort_limit=self.cfg.robot.gripper_force),
+            })
 
         def cuboid(box, dynamic: bool):
             return sim_utils.CuboidCfg(
@@ -111,8 +120,7 @@ class IsaacLabPickSim:
                     static_friction=box["static_friction"], dynamic_friction=box["dynamic_friction"]),
                 visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=tuple(box["color"])))
 
-        fields = {
-            "num_envs": num_envs, "env_spacing": env_spacing,
+        entities = {
             "robot": robot,
             "table": RigidObjectCfg(prim_path="{ENV_REGEX_NS}/table", spawn=cuboid(spec["table"], False),
                                     init_state=RigidObjectCfg.InitialStateCfg(pos=tuple(spec["table"]["position"]))),
@@ -120,11 +128,14 @@ class IsaacLabPickSim:
                                      init_state=RigidObjectCfg.InitialStateCfg(pos=tuple(spec["object"]["position"]))),
         }
         for pad in desc.pads:
-            fields[f"pad_{pad.name}"] = ContactSensorCfg(
+            entities[f"pad_{pad.name}"] = ContactSensorCfg(
                 prim_path="{ENV_REGEX_NS}/panda/" + pad.link, track_contact_points=True,
                 filter_prim_paths_expr=["{ENV_REGEX_NS}/object"], max_contact_data_count_per_prim=16)
-        cfg_cls = type("PickSceneCfg", (InteractiveSceneCfg,), {})
-        return cfg_cls(**fields)
+        # InteractiveScene spawns every asset / sensor config it finds among the cfg's attributes.
+        scene_cfg = InteractiveSceneCfg(num_envs=num_envs, env_spacing=env_spacing)
+        for name, entity in entities.items():
+            setattr(scene_cfg, name, entity)
+        return scene_cfg
 
     def _home_tcp_quat(self) -> np.ndarray:
         from robot_rl.robot.controller import matrix_to_quat_xyzw
