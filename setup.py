@@ -22,6 +22,8 @@ NODES = {
     "teleop": "robot_rl.ros.teleop_node:main",
     "recorder": "robot_rl.ros.recorder_node:main",
     "replay": "robot_rl.ros.replay_node:main",
+    "gazebo_adapter": "robot_rl.ros.gazebo_adapter_node:main",
+    "isaac_adapter": "robot_rl.ros.isaac_adapter_node:main",
 }
 
 setup(
@@ -35,6 +37,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/sim", glob("sim/*.xml")),
         (f"share/{PACKAGE}/sim/assets", glob("sim/assets/*")),
+        (f"share/{PACKAGE}/sim/isaac", glob("sim/isaac/*.py")),
         # Exported policies put here before the build are found from any directory (models/README.md).
         (f"share/{PACKAGE}/models", ["models/README.md"] + glob("models/*.onnx") + glob("models/*.json")),
         (f"share/{PACKAGE}/calibration", ["calibration/README.md"]),

@@ -50,8 +50,10 @@ class Contract:
     sim: bool                           # the config names the MuJoCo stand-in
 
 
-def contract(cfg: Config) -> Contract:
-    """What a backend run with ``cfg`` must provide (docs/architecture.md, Interfaces)."""
+def contract(cfg: Config, sim_clock: bool = False) -> Contract:
+    """What a backend run with ``cfg`` must provide (docs/architecture.md, Interfaces).
+    ``sim_clock``: a simulator behind the ros2_control path (Gazebo, Isaac Sim) stamps on its
+    ``/clock``, which it must then publish (docs/simulators.md)."""
     from robot_rl.ros import messages as t  # the contract's names (imports rclpy.qos)
     sim = cfg.driver.adapter == "sim"
     control = cfg.control_rate_hz
@@ -67,7 +69,7 @@ def contract(cfg: Config) -> Contract:
     for sensor in cfg.tactile:
         rate = control if sensor.backend == "sim" else sensor.fps
         streams.append(Stream(t.tactile_topic(sensor.name), IMAGE, rate))
-    if sim:
+    if sim or sim_clock:
         streams.append(Stream(topics.CLOCK, CLOCK, control, sensor=False))
     return Contract(streams=streams,
                     commands={t.EE_TARGET: POSE, t.JOINT_TARGET: JOINT_STATE,
@@ -319,3 +321,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-motion", action="store_true",
                         help="skip the command probes (they move the arm briefly) and the reset")
     parser.add_argument("--markdown", default="", help="also write the table as Markdown here")
+    parser.add_argument("--sim-clock", action="store_true",
+                        help="the backend is a simulator on its own /clock behind the ros2_control "
+                             "path (Gazebo, Isaac Sim): /clock is part of the contract and stamps "
+                             "must follow it")

@@ -344,6 +344,8 @@ DELEGATED = {
     "calibrate": ("robot_rl.calibration.cli", "camera intrinsics, hand-eye, tactile baselines"),
     "dataset": ("robot_rl.data.dataset_cli", "export/import LeRobot v3.0 datasets (and MCAP demos)"),
     "view": ("robot_rl.ros.view_node", "live 3D/image view of a running graph in the browser (Rerun)"),
+    "sim-scene": ("robot_rl.sim.scene_cli", "write the MuJoCo / Gazebo / Isaac Sim scene files "
+                                            "generated from the scene description"),
 }
 
 

@@ -106,6 +106,36 @@ def teleop_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     return nodes
 
 
+def gazebo_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """What launch/gazebo.launch.py adds to a profile: the adapter turning Gazebo's pad contacts
+    into the tactile topics and placing the object when the reset node awaits the human
+    (robot_rl/ros/gazebo_adapter_node.py). Gazebo itself, the bridge and the controllers are
+    other packages' nodes (robot_rl/sim/gazebo.py: launch_plan)."""
+    return [NodeSpec("gazebo_adapter", "gazebo_adapter", "robot_rl.ros.gazebo_adapter_node",
+                     {"config_file": config_file}, composed=True)]
+
+
+def isaac_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
+    """What runs beside the Isaac Sim app (sim/isaac/app.py): the adapter that puts the object
+    back through the ROS 2 simulation interfaces when the reset node awaits the human."""
+    return [NodeSpec("isaac_adapter", "isaac_adapter", "robot_rl.ros.isaac_adapter_node",
+                     {"config_file": config_file})]
+
+
+SIMULATOR_NODES = {"gazebo": gazebo_nodes, "isaac": isaac_nodes}
+
+
+def simulator_graph(cfg: Config, config_file: str, profile: str, simulator: str) -> list[NodeSpec]:
+    """The profile's nodes plus the simulator's adapter, all on the simulator's /clock
+    (``use_sim_time``): what launch/gazebo.launch.py and launch/isaac.launch.py start."""
+    if simulator not in SIMULATOR_NODES:
+        raise ValueError(f"unknown simulator {simulator!r}; expected one of {sorted(SIMULATOR_NODES)}")
+    nodes = graph(cfg, config_file, profile) + SIMULATOR_NODES[simulator](cfg, config_file)
+    for spec in nodes:
+        spec.parameters["use_sim_time"] = True
+    return nodes
+
+
 def recorder_node(config_file: str, output: str) -> NodeSpec:
     """The MCAP recorder (robot_rl/ros/recorder_node.py) writing ``output``."""
     return NodeSpec("recorder", "recorder", "robot_rl.ros.recorder_node",

@@ -39,6 +39,11 @@ BENCH_ONLY = {"stable_baselines3"}
 TEST_ONLY = {"websockets": "drives Chromium (tests/ros/headless_browser.py)",
              "ledataset": "lerobot-dataset: LeRobot's own loader reads our exports (tests/data)",
              "torchvision": "imported by LeRobot's loader when it can be (tests/data)"}
+# Only on a simulator's own machine, installed with the simulator (docs/simulators.md); the
+# modules that need them say so when they are missing.
+SIMULATOR_ONLY = {"isaaclab": "Isaac Lab in Isaac Sim's Python (robot_rl/sim/isaac/lab_env.py)",
+                  "simulation_interfaces": "apt, beside Isaac Sim (robot_rl/ros/isaac_adapter_node.py)",
+                  "ros_gz_interfaces": "apt ros-jazzy-ros-gz, beside Gazebo (robot_rl/ros/gazebo_adapter_node.py)"}
 # Started by launch/real_panda.launch.py (robot_rl/bringup.py) or named as controller types in
 # config/ros2_controllers_panda.yaml (no import).
 LAUNCHED = {"robot_state_publisher", "rviz2", "controller_manager", "joint_state_broadcaster",
@@ -99,7 +104,8 @@ def keys_for(modules, tests: bool = False) -> tuple[set[str], list[str]]:
     """rosdep keys the modules need, and the modules nothing accounts for."""
     keys, unknown = set(), []
     for module in modules:
-        if module in FROM_SOURCE or module in BENCH_ONLY or (tests and module in TEST_ONLY):
+        if (module in FROM_SOURCE or module in BENCH_ONLY or module in SIMULATOR_ONLY
+                or (tests and module in TEST_ONLY)):
             continue
         if is_ros(module):
             keys.add(module)

@@ -246,7 +246,7 @@ def reset_check(probe: BackendProbe, cfg: Config) -> cb.Result:
 
 
 def run(cfg: Config, args) -> tuple[list[cb.Result], cb.Contract]:
-    spec = cb.contract(cfg)
+    spec = cb.contract(cfg, sim_clock=getattr(args, "sim_clock", False))
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = BackendProbe(spec, cfg, context)

@@ -1,7 +1,9 @@
-"""Builds the MuJoCo model: scene MJCF + the robot's URDF + wrist camera, taxels, actuators.
+"""Builds the MuJoCo model: scene + the robot's URDF + wrist camera, taxels, actuators.
 
-The arm is torque-controlled (our impedance controller closes the loop every physics step, as a
-real torque-controlled arm would); the gripper is a force-limited position servo, as a Panda hand.
+A described scene (robot_rl/sim/scene_description.py, which the Gazebo and Isaac Sim scenes are
+generated from too) becomes MJCF here; any other scene is an MJCF file in sim/ or a path. The
+arm is torque-controlled (our impedance controller closes the loop every physics step, as a real
+torque-controlled arm would); the gripper is a force-limited position servo, as a Panda hand.
 """
 from __future__ import annotations
 
@@ -12,18 +14,15 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from robot_rl.config import Config, TactileConfig
+from robot_rl.config import Config
 from robot_rl.paths import shared_file
 from robot_rl.robot.description import resolve_urdf, urdf_text_for_mujoco
+from robot_rl.sim.scene_description import (DESCRIBED_SCENES, SceneDescription, TactilePad,
+                                            robot_mounts, scene_description)
 
 # Robot geoms collide with the world (bit 1) but not with each other: self-collision of an arm
 # under a Cartesian controller is prevented by joint limits, as on the real robot.
 ROBOT_CONTYPE, ROBOT_CONAFFINITY = 2, 1
-
-# Fingertip pad of the Panda finger in its link frame (from the URDF's "rubber tip" box):
-# centre and half sizes along x (width), y (toward the object), z (along the finger).
-PAD_CENTRE = np.array([0.0, 0.0, 0.04525])
-PAD_HALF = np.array([0.00875, 0.002, 0.00925])
 
 
 @dataclass
@@ -65,38 +64,85 @@ def _prepare_robot(cfg: Config) -> mujoco.MjSpec:
     return robot
 
 
-def _add_taxels(spec: mujoco.MjSpec, tactile: TactileConfig) -> None:
-    body = spec.body(tactile.sim_body)
+def _add_taxels(spec: mujoco.MjSpec, pad: TactilePad) -> None:
+    body = spec.body(pad.link)
     if body is None:
-        raise ValueError(f"tactile sensor '{tactile.name}': sim_body '{tactile.sim_body}' is "
+        raise ValueError(f"tactile sensor '{pad.name}': sim_body '{pad.link}' is "
                          f"not a body of the robot")
-    width, length = 2 * PAD_HALF[0], 2 * PAD_HALF[2]
-    for r in range(tactile.rows):
-        for c in range(tactile.cols):
-            x = -PAD_HALF[0] + (c + 0.5) * width / tactile.cols
-            z = PAD_CENTRE[2] + PAD_HALF[2] - (r + 0.5) * length / tactile.rows
-            site = body.add_site(name=f"taxel_{tactile.name}_{r}_{c}", type=mujoco.mjtGeom.mjGEOM_BOX,
-                                 pos=[x, 0.0, z],
-                                 size=[width / tactile.cols / 2, PAD_HALF[1],
-                                       length / tactile.rows / 2],
-                                 rgba=[0.1, 0.6, 0.9, 0.3], group=4)
+    half, centres = pad.taxel_half_size(), pad.taxel_centres()
+    for r in range(pad.rows):
+        for c in range(pad.cols):
+            site = body.add_site(name=f"taxel_{pad.name}_{r}_{c}", type=mujoco.mjtGeom.mjGEOM_BOX,
+                                 pos=centres[r, c], size=half, rgba=[0.1, 0.6, 0.9, 0.3], group=4)
             spec.add_sensor(name=site.name, type=mujoco.mjtSensor.mjSENS_TOUCH,
                             objtype=mujoco.mjtObj.mjOBJ_SITE, objname=site.name)
 
 
+def _numbers(values) -> str:
+    return " ".join(repr(float(v)) for v in values)
+
+
+def world_mjcf(desc: SceneDescription) -> str:
+    """The MJCF of a described scene without the robot (attached at the site "robot_base")."""
+    table, obj = desc.table, desc.object
+    cameras = "".join(
+        f'    <camera name="{cam.name}" pos="{_numbers(cam.pos)}" '
+        + (f'xyaxes="{_numbers(cam.xyaxes)}"' if cam.xyaxes is not None
+           else f'quat="{_numbers(cam.quat)}"') + f' fovy="{cam.fovy_deg!r}"/>\n'
+        for cam in desc.cameras if cam.parent == "world")
+    offwidth = max([640] + [c.width for c in desc.cameras])
+    offheight = max([480] + [c.height for c in desc.cameras])
+    # No shadows: they cost ~10x the render time on a CPU rasteriser.
+    return f"""<mujoco model="{desc.name}">
+  <option timestep="{desc.physics_dt!r}" gravity="{_numbers(desc.gravity)}" integrator="implicitfast"
+          cone="elliptic" impratio="10"/>
+  <visual>
+    <headlight diffuse="0.6 0.6 0.6" ambient="0.3 0.3 0.3" specular="0 0 0"/>
+    <global offwidth="{offwidth}" offheight="{offheight}"/>
+  </visual>
+  <asset>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.25 0.3 0.35" rgb2="0.2 0.25 0.3"
+             width="256" height="256"/>
+    <material name="floor" texture="grid" texrepeat="8 8"/>
+    <material name="{table.name}" rgba="{_numbers(table.rgba)}"/>
+    <material name="{obj.name}" rgba="{_numbers(obj.rgba)}"/>
+  </asset>
+  <worldbody>
+    <light pos="0.4 0 1.8" dir="0 0 -1" diffuse="0.6 0.6 0.6" castshadow="false"/>
+    <geom name="floor" type="plane" size="{_numbers(desc.floor_half_size)} 0.05"
+          pos="0 0 {desc.floor_z!r}" material="floor" contype="1" conaffinity="3"/>
+    <geom name="{table.name}" type="box" size="{_numbers(table.half_size)}"
+          pos="{_numbers(table.pos)}" material="{table.name}" contype="1" conaffinity="3"
+          friction="{_numbers(table.friction)}"/>
+    <site name="robot_base" pos="{_numbers(desc.robot_base)}"/>
+{cameras}    <body name="{obj.name}" pos="{_numbers(obj.pos)}">
+      <freejoint name="{desc.object_joint}"/>
+      <geom name="{obj.name}" type="box" size="{_numbers(obj.half_size)}" mass="{obj.mass!r}"
+            material="{obj.name}" contype="1" conaffinity="3" friction="{_numbers(obj.friction)}"
+            condim="4"/>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
 def build_model(cfg: Config) -> mujoco.MjModel:
-    scene = mujoco.MjSpec.from_file(str(scene_path(cfg.sim.scene)))
+    if cfg.sim.scene in DESCRIBED_SCENES:
+        scene = mujoco.MjSpec.from_string(world_mjcf(scene_description(cfg)))
+    else:  # an MJCF file brings its own world and world cameras
+        scene = mujoco.MjSpec.from_file(str(scene_path(cfg.sim.scene)))
+    robot_cameras, pads = robot_mounts(cfg)
     scene.option.timestep = cfg.sim.physics_dt
     robot = _prepare_robot(cfg)
 
-    hand = robot.body("panda_hand")
-    # The wrist camera looks along the gripper's approach axis (+z of the hand frame), offset
-    # so the fingertips are in view, like a RealSense on a Panda wrist mount.
-    hand.add_camera(name="wrist", pos=[0.06, 0.0, 0.03], quat=[0, 0.9659258, 0, 0.258819],
-                    fovy=70)
-    for tactile in cfg.tactile:
-        if tactile.backend == "sim":
-            _add_taxels(robot, tactile)
+    for cam in robot_cameras:
+        mount = robot.body(cam.parent)
+        if mount is None:
+            raise ValueError(f"camera {cam.name!r} is mounted on {cam.parent!r}, which is not a "
+                             f"body of the robot {cfg.robot.urdf}")
+        mount.add_camera(name=cam.name, pos=list(cam.pos), quat=list(cam.quat), fovy=cam.fovy_deg)
+    for pad in pads:
+        _add_taxels(robot, pad)
 
     for name in cfg.robot.arm_joints:
         joint = robot.joint(name)
