@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robot_rl import topics as T
 from robot_rl.config import Config
 from robot_rl.graph import graph
 
@@ -35,7 +36,7 @@ RVIZ_FILE = "robot_rl.rviz"
 EFFORT_CONTROLLER = "effort_controller"
 GRIPPER_CONTROLLER = "gripper_controller"
 FORWARD_COMMAND = "forward_command_controller/ForwardCommandController"
-WORKSPACE_TOPIC = "/robot_rl/workspace_box"
+WORKSPACE_TOPIC = T.WORKSPACE_BOX
 
 
 @dataclass

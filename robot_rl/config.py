@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from robot_rl import topics as T
 from robot_rl.deploy.config import DeployConfig
 from robot_rl.deploy.safety import SafetyConfig
 from robot_rl.hil.config import HILConfig, check_reward_source
@@ -105,9 +106,9 @@ class DriverConfig:
     # ros2_control: joint_state_broadcaster output and a forward_command_controller with the
     # effort interface of the arm joints (order given by the controller's `joints` list, which
     # must be robot.arm_joints), plus a forward position controller for the gripper.
-    hardware_state_topic: str = "/hardware/joint_states"
-    effort_command_topic: str = "/effort_controller/commands"
-    gripper_command_topic: str = "/gripper_controller/commands"
+    hardware_state_topic: str = T.HARDWARE_JOINT_STATES
+    effort_command_topic: str = T.EFFORT_COMMANDS
+    gripper_command_topic: str = T.GRIPPER_COMMANDS
     loop_rate_hz: float = 1000.0      # impedance loop on the driver's own thread
     publish_rate_hz: float = 100.0    # JointState / end-effector publication (real hardware)
     state_timeout: float = 0.05       # s without hardware state -> hold and report
@@ -143,11 +144,16 @@ class SimConfig:
     # policy like hil.sim_human, or "off". It re-arranges the cube when the reset node waits.
     rehearsal: bool = False
     operator: Literal["off", "demonstrate", "correct"] = "correct"
+    # demonstrate: every Nth episode (0: never) the operator misses on purpose, as a person
+    # recording classifier data does: closes beside the cube, lifts, presses failure. The
+    # recorder discards the episode; its frames are labelled not-success (hard negatives).
+    operator_miss_every: int = 0
 
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
         check(self.real_time_factor > 0, "real_time_factor must be > 0")
         require_positive(self, "lockstep_timeout")
+        check(self.operator_miss_every >= 0, "operator_miss_every must be >= 0 (0: never)")
         for name in ("object_x_range", "object_y_range", "object_yaw_range"):
             lo_hi = getattr(self, name)
             check(len(lo_hi) == 2 and lo_hi[0] <= lo_hi[1], f"{name} needs [low, high]")

@@ -34,6 +34,7 @@ from robot_rl.config import Config, load_config, save_config
 REHEARSAL_STAGES = ("demos", "classifier", "train", "export", "deploy", "report")
 CAMERA_SIZE = 64  # px, both cameras (docs/benchmarks.md, "Issue 17 — rehearsal")
 DEMO_SUCCESS_HOLD = 6  # control periods the operator holds success before a demo ends
+DEMO_MISS_EVERY = 3  # every 3rd demos-stage episode the operator misses on purpose
 
 
 def rehearsal_config(args) -> Config:
@@ -85,7 +86,10 @@ def stage_config(cfg: Config, stage: str, run_dir: Path) -> Config:
         # 1-4 % between runs; docs/benchmarks.md, "Issue 17 — rehearsal").
         reward = replace(cfg.hil.reward, source="human", record_dir=str(run_dir / "frames"),
                          consecutive=max(cfg.hil.reward.consecutive, DEMO_SUCCESS_HOLD))
-        return replace(cfg, sim=replace(cfg.sim, operator="demonstrate"),
+        # Every third episode a deliberate miss (closes beside the cube, lifts air, presses
+        # failure): the recorder discards it; its frames are the classifier's hard negatives.
+        return replace(cfg, sim=replace(cfg.sim, operator="demonstrate",
+                                        operator_miss_every=DEMO_MISS_EVERY),
                        hil=replace(cfg.hil, reward=reward))
     if stage == "deploy":
         # Scoring needs the simulator's truth: the plain stand-in publishes /sim/object_pose

@@ -41,13 +41,13 @@ CONTROLLER_SERVICES = T.CONTROLLER_SERVICES
 # within DDS topic names). Composed processes (the sim) hold all their nodes' rights.
 POLICY: Dict[str, Dict[str, List[str]]] = {
     # sim.rehearsal: the simulated operator in the sim process presses the joy pad
-    "mujoco_sim": {"publish": SENSORS + [T.DRIVER_STATUS, "/joy"],
+    "mujoco_sim": {"publish": SENSORS + [T.DRIVER_STATUS, T.JOY],
                    "subscribe": COMMANDS + [TOKEN, T.RESET_STATE],
                    "serve": [T.SCENE_RESET, T.tactile_zero_service("*")], "call": []},
     "joint_driver": {"publish": [T.JOINT_STATES, T.EE_POSE, T.EE_TWIST,
-                                 T.DRIVER_STATUS, "/effort_controller/commands",
-                                 "/gripper_controller/commands"],
-                     "subscribe": COMMANDS + ["/hardware/joint_states"], "serve": [],
+                                 T.DRIVER_STATUS, T.EFFORT_COMMANDS,
+                                 T.GRIPPER_COMMANDS],
+                     "subscribe": COMMANDS + [T.HARDWARE_JOINT_STATES], "serve": [],
                      "call": []},
     "camera": {"publish": [T.camera_image_topic("*"), T.camera_info_topic("*")], "subscribe": [],
                "serve": [], "call": []},
@@ -59,14 +59,14 @@ POLICY: Dict[str, Dict[str, List[str]]] = {
     "actor": {"publish": [T.TRANSITIONS, T.EPISODE_EVENT, T.ACTOR_STATUS, TOKEN]
               + COMMANDS,
               "subscribe": [T.ACTOR_WEIGHTS, T.TRANSITION_ACKS, T.INTERVENTION, T.RESET_STATE,
-                            "/task/success"] + SENSORS, "serve": [], "call": [T.SCENE_RESET]},
+                            T.TASK_SUCCESS] + SENSORS, "serve": [], "call": [T.SCENE_RESET]},
     "intervention": {"publish": [T.INTERVENTION],
                      "subscribe": [T.EE_POSE, T.OBJECT_POSE, T.JOINT_STATES,
-                                   T.EPISODE_EVENT, "/joy"], "serve": [], "call": []},
+                                   T.EPISODE_EVENT, T.JOY], "serve": [], "call": []},
     "reset": {"publish": [T.EE_TARGET, T.GRIPPER_TARGET, T.RESET_STATE],
               "subscribe": [T.EE_POSE, T.INTERVENTION, TOKEN],
-              "serve": [T.SCENE_RESET, "/scene/confirm"], "call": []},
-    "reward": {"publish": ["/task/success", "/task/reward", "/task/success_probability"],
+              "serve": [T.SCENE_RESET, T.SCENE_CONFIRM], "call": []},
+    "reward": {"publish": [T.TASK_SUCCESS, T.TASK_REWARD, T.TASK_SUCCESS_PROBABILITY],
                "subscribe": [T.camera_image_topic("*"), T.OBJECT_POSE, T.EE_POSE,
                              T.INTERVENTION, T.EPISODE_EVENT],
                "serve": [T.REWARD_SAVE], "call": []},
@@ -76,7 +76,7 @@ POLICY: Dict[str, Dict[str, List[str]]] = {
     "operator": {"publish": [TOKEN], "subscribe": [T.LEARNER_STATUS, T.ACTOR_STATUS,
                                                    T.CONTROLLER_STATUS, T.EPISODE_EVENT,
                                                    T.DRIVER_STATUS, T.RESET_STATE],
-                 "serve": [], "call": CONTROLLER_SERVICES + [T.SCENE_RESET, "/scene/confirm",
+                 "serve": [], "call": CONTROLLER_SERVICES + [T.SCENE_RESET, T.SCENE_CONFIRM,
                                                              T.REWARD_SAVE, T.tactile_zero_service("*")]},
 }
 

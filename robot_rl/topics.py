@@ -15,6 +15,7 @@ DRIVER_STATUS = "/robot/status"
 CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
 SCENE_RESET = "/scene/reset"
+SCENE_CONFIRM = "/scene/confirm"  # the person confirms the re-arranged scene (reset node)
 # The reset node's state (std_msgs/String JSON {"state", "resets", "stamp"}; RESET_STATE_QOS).
 RESET_STATE = "/scene/reset_state"
 # Simulator-only names (topics and services a real robot cannot offer) all start with this, so
@@ -38,6 +39,19 @@ def tactile_topic(name: str) -> str:
 def tactile_zero_service(name: str) -> str:
     return f"/tactile/{name}/zero"
 
+
+# -- hardware behind a ros2_control driver (the defaults of driver.*_topic) -------------------------
+HARDWARE_JOINT_STATES = "/hardware/joint_states"
+EFFORT_COMMANDS = "/effort_controller/commands"
+GRIPPER_COMMANDS = "/gripper_controller/commands"
+STANDIN_STATUS = "/standin_hardware/status"  # the ros2_control stand-in's own status
+
+# -- task success (the defaults of hil.reward.*_topic) and the person's pad -----------------------
+TASK_SUCCESS = "/task/success"
+TASK_REWARD = "/task/reward"
+TASK_SUCCESS_PROBABILITY = "/task/success_probability"
+JOY = "/joy"  # sensor_msgs/Joy of the ROS joy node (the default of hil.joy.topic)
+WORKSPACE_BOX = "/robot_rl/workspace_box"  # the safety box as RViz markers (bringup)
 
 # -- learning traffic -------------------------------------------------------------------------------
 TRANSITIONS = "/rl/transitions"  # transition batches, actors -> learner

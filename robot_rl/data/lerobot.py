@@ -57,6 +57,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from robot_rl.topics import TRANSITIONS
+
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 DATA_FILE_SIZE_MB = 100
@@ -586,7 +588,7 @@ def _import_mcap(path: Path, buf, obs_spec, action_dim: int, intervened_only: bo
     from robot_rl.data.mcap_io import open_recording
     from robot_rl.transport import TransitionAssembler, TransportError, decode_transitions
 
-    topic = "/rl/transitions"
+    topic = TRANSITIONS
     counts = {"episodes": 0, "transitions": 0, "frames": 0}
     assembler = TransitionAssembler()
     with open_recording(path) as rec:

@@ -58,8 +58,8 @@ CONTRACT_TYPES: dict[str, str] = {
     T.EPISODE_EVENT: "std_msgs/msg/String",
     T.INTERVENTION: "sensor_msgs/msg/Joy",
     T.CONTROLLER_STATUS: "std_msgs/msg/String",
-    "/task/success": "std_msgs/msg/Bool",
-    "/task/reward": "std_msgs/msg/Float32",
+    T.TASK_SUCCESS: "std_msgs/msg/Bool",
+    T.TASK_REWARD: "std_msgs/msg/Float32",
     T.ACTOR_STATUS: "std_msgs/msg/String",
     T.LEARNER_STATUS: "std_msgs/msg/String",
     # The actor's transitions (robot_rl/transport.py format): what the learner trains on, so a

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from robot_rl import topics as T
 from robot_rl.schema import ConfigError, FieldError, check, require, require_positive
 
 DEVICES = ("sim_human", "spacemouse", "joy", "gamepad", "keyboard", "none")
@@ -69,7 +70,7 @@ class GamepadConfig:
 
 @dataclass
 class JoyConfig:
-    topic: str = "/joy"               # sensor_msgs/Joy from the ROS `joy` node
+    topic: str = T.JOY                # sensor_msgs/Joy from the ROS `joy` node
     timeout: float = 0.5              # s without a message -> the device is reported stale
 
     def validate(self) -> None:
@@ -125,8 +126,8 @@ class SimHumanConfig:
 @dataclass
 class ResetConfig:
     """The reset node for real robots (the MuJoCo stand-in serves /scene/reset itself)."""
-    service: str = "/scene/reset"
-    confirm_service: str = "/scene/confirm"
+    service: str = T.SCENE_RESET
+    confirm_service: str = T.SCENE_CONFIRM
     # move: to home + random offset; human: wait for a human to reset the scene and confirm;
     # move_then_human: both.
     mode: Literal["move", "human", "move_then_human"] = "move"
@@ -188,9 +189,9 @@ class RewardConfig:
     # classifier/topic: s a step waits for a message received after its command (the answer to
     # its frame; std_msgs/Bool has no stamp); 0: take what has arrived (it may come steps late)
     wait_s: float = 0.0
-    success_topic: str = "/task/success"
-    reward_topic: str = "/task/reward"
-    probability_topic: str = "/task/success_probability"
+    success_topic: str = T.TASK_SUCCESS
+    reward_topic: str = T.TASK_REWARD
+    probability_topic: str = T.TASK_SUCCESS_PROBABILITY
     record_dir: str = ""              # non-empty: record labelled frames (.npz) instead of serving
 
     def validate(self) -> None:
@@ -222,7 +223,7 @@ def check_reward_source(cfg) -> None:
 class HILConfig:
     device: Literal["sim_human", "spacemouse", "joy", "gamepad", "keyboard", "none"] = "sim_human"
     deadzone: float = 0.05            # device noise below this (of full scale) is ignored
-    topic: str = "/intervention/action"
+    topic: str = T.INTERVENTION
     rate_hz: float = 0.0              # Joy publication rate; 0: twice control_rate_hz
     frame: Literal["base", "ee"] = "base"  # frame the operator moves in (ee: tool frame)
     device_rpy: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # device -> frame

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_rl.topics import JOY
+
 
 class DeviceError(RuntimeError):
     """The device failed or stopped answering; the message says what to check."""
@@ -313,7 +315,7 @@ class JoyTopicDevice(Device):
     from when DDS received it: one that waited out a stall of this process is already old."""
     name = "Joy topic"
 
-    def __init__(self, node, topic: str = "/joy", timeout: float = 0.5):
+    def __init__(self, node, topic: str = JOY, timeout: float = 0.5):
         from sensor_msgs.msg import Joy
         self.topic, self.timeout = topic, timeout
         self._lock = threading.Lock()

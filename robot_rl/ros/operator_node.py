@@ -48,7 +48,8 @@ class OperatorNode(Node):
         op = self.operator
         self.diagnostics = Diagnostics(self, lambda: tracker.assess(
             {"published": self.published, "placements": op.placements,
-             "successes_seen": op.successes_seen, "retries": op.retries},
+             "successes_seen": op.successes_seen, "retries": op.retries,
+             "misses": op.misses},
             values={"mode": op.mode, "reset_state": op.reset_state or "unknown"}))
         self.get_logger().info(f"simulated operator ({cfg.sim.operator}) on {cfg.hil.joy.topic}")
 
@@ -75,7 +76,7 @@ class OperatorNode(Node):
 
     def _encode(self, act: OperatorAction, ee_quat) -> Joy:
         axes, buttons = self.layout.encode(act.action, act.active, act.confirm, act.success,
-                                           ee_quat=ee_quat)
+                                           act.failure, ee_quat=ee_quat)
         msg = Joy()
         msg.axes, msg.buttons = axes, buttons
         return msg

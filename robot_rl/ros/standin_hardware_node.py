@@ -23,12 +23,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from robot_rl import topics as T
 from robot_rl.deploy.control_loop import RateLoop
 from robot_rl.ros import messages as m
 from robot_rl.ros.node_utils import declare_config, run_nodes
 from robot_rl.sim.standin_hardware import StandinArmHardware
 
-STATUS_TOPIC = "/standin_hardware/status"
+STATUS_TOPIC = T.STANDIN_STATUS
 
 
 class StandinHardwareNode(Node):

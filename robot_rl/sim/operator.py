@@ -10,6 +10,9 @@ by hand. Everything it does reaches the robot stack the way a person's actions w
 * ``demonstrate``: it drives every episode with the scripted pick expert (dead-man held);
   ``correct``: it watches the policy like :class:`~robot_rl.hil.sim_human.SimHuman` and takes
   over when it drifts; ``off``: it only resets the scene and labels success;
+* ``demonstrate`` with ``sim.operator_miss_every`` N: every Nth episode a deliberate miss (the
+  expert aims beside the cube, closes on air, lifts, then the failure button): labelled
+  not-success frames of what a policy's failures look like, for the reward classifier;
 * while the world shows the task's success it holds the pad's success button (labels for the
   reward classifier, the ``human`` reward source, the demo recorder);
 * when the reset node says it awaits confirmation (``/scene/reset_state``) it re-arranges the
@@ -28,6 +31,9 @@ from robot_rl.hil.mapping import quat_matrix, rpy_matrix
 # sensor_msgs/Joy of an Xbox-style pad from the ROS joy node: 8 axes, 11 buttons.
 JOY_AXES = 8
 JOY_BUTTONS = 11
+# m in front of / behind the cube's centre (the fingers close across y): they close on air,
+# clear of the cube's faces and of its corners at any yaw
+MISS_OFFSET = 0.06
 
 
 class JoyLayout:
@@ -113,6 +119,7 @@ class OperatorAction:
     active: bool = False                # holds the dead-man
     confirm: bool = False               # presses confirm (the scene is ready)
     success: bool = False               # presses success (the world shows success)
+    failure: bool = False               # presses failure (a deliberate miss is over)
     place: tuple[float, float, float] | None = None  # puts the cube at (x, y, yaw) first
 
 
@@ -141,6 +148,10 @@ class SimulatedOperator:
         self.successes_seen = 0        # episodes in which the operator pressed success
         self._success_this_episode = False
         self.retries = 0
+        self.miss_every = int(getattr(cfg.sim, "operator_miss_every", 0))
+        self.episodes = 0              # episodes begun (reset node moved the arm)
+        self.misses = 0                # deliberate misses begun
+        self._miss_offset: np.ndarray | None = None  # this episode's aim beside the cube
 
     # -- the reset node ------------------------------------------------------------------------
     def on_reset_state(self, state: str) -> None:
@@ -148,6 +159,13 @@ class SimulatedOperator:
             self._placed = False
             self._success_this_episode = False
             self.expert.reset()
+            self.episodes += 1
+            self._miss_offset = None
+            if self.mode == "demonstrate" and self.miss_every and \
+                    self.episodes % self.miss_every == 0:
+                self.misses += 1
+                self._miss_offset = np.array(
+                    [self.rng.choice([-1.0, 1.0]) * MISS_OFFSET, 0.0, 0.0])
             if self.sim_human is not None:
                 self.sim_human.reset()
         self.reset_state = state
@@ -174,6 +192,8 @@ class SimulatedOperator:
         if success and not self._success_this_episode:
             self._success_this_episode = True
             self.successes_seen += 1
+        if self.mode == "demonstrate" and self._miss_offset is not None:
+            return self._miss(snap, success)
         if self.mode == "demonstrate":
             return OperatorAction(self._demonstrate(snap), active=True, success=success)
         if self.mode == "correct":
@@ -181,6 +201,14 @@ class SimulatedOperator:
             return OperatorAction(np.asarray(cmd.action, np.float32), active=bool(cmd.active),
                                   success=success)
         return OperatorAction(idle, success=success)
+
+    def _miss(self, snap: Snapshot, success: bool) -> OperatorAction:
+        aimed = Snapshot(**{**snap.__dict__, "object_pos": snap.object_pos + self._miss_offset})
+        action = self.expert.act(aimed, self.action_dim)
+        lifted_air = (self.expert.phase == "lift"
+                      and snap.ee_pos[2] > CUBE_HALF + 0.5 * self.cfg.task.lift_height + 0.02)
+        return OperatorAction(action, active=True, success=success,
+                              failure=lifted_air and not success)
 
     def _demonstrate(self, snap: Snapshot) -> np.ndarray:
         lifted = snap.object_pos[2] - CUBE_HALF > 0.01

@@ -157,3 +157,43 @@ def test_awaiting_confirmation_re_arranges_the_cube_once_then_confirms(env):
 def test_unknown_mode_is_refused(env):
     with pytest.raises(ValueError, match="demonstrate"):
         SimulatedOperator(env.cfg, env.task, "teach")
+
+
+def test_a_deliberate_miss_lifts_air_and_presses_failure(env):
+    """sim.operator_miss_every: every Nth demonstration aims beside the cube, closes on air,
+    lifts, then presses failure through the pad; the world never shows success meanwhile."""
+    cfg = load_config(None, {"task.observations": ["state"], "cameras": [], "tactile": [],
+                             "sim.operator_miss_every": 2})
+    layout = JoyLayout.from_config(cfg)
+    mapper = ActionMapper(cfg.hil.joy.mapping, cfg.hil.deadzone, 4)
+    operator = SimulatedOperator(cfg, env.task, "demonstrate", seed=1)
+    outcomes = []
+    for episode in range(2):
+        env.reset(seed=10 + episode)
+        operator.on_reset_state("moving")
+        operator.on_reset_state("idle")
+        cube_z = env.snapshot.object_pos[2]
+        pressed = []
+        for _ in range(80):
+            snap = env.snapshot
+            act = operator.step(snap)
+            cmd = _round_trip(layout, mapper, act.action, act.active, ee_quat=snap.ee_quat,
+                              success=act.success, failure=act.failure)
+            _, _, _, _, info = env.step(cmd.action)
+            pressed.append((cmd.success, cmd.failure, info["success"]))
+            if cmd.success or cmd.failure:
+                break
+        outcomes.append((pressed[-1], env.snapshot.object_pos[2] - cube_z, env.snapshot.ee_pos[2]))
+    (ok, _, _), _, _ = outcomes[0]
+    assert ok, "the first (normal) demonstration did not succeed"
+    (success, failure, world), cube_rise, tcp_z = outcomes[1]
+    assert failure and not success and not world
+    assert cube_rise < 0.005, "the miss moved the cube up"
+    assert tcp_z > 0.05, "the gripper was not lifted before the failure press"
+    assert operator.misses == 1 and operator.episodes == 2
+
+
+def test_operator_miss_every_must_not_be_negative():
+    from robot_rl.schema import ConfigError
+    with pytest.raises(ConfigError, match="operator_miss_every"):
+        load_config(None, {"sim.operator_miss_every": -1})
