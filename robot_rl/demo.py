@@ -23,6 +23,7 @@ from pathlib import Path
 
 from robot_rl import topics as T
 from robot_rl.config import Config, load_config, save_config
+from robot_rl.demo_rehearsal import RehearsalMixin
 from robot_rl.parsing import InputError, parse_episode_event, parse_status
 from robot_rl.paths import atomic_write_text
 from robot_rl.report import EpisodeLog, EpisodeRecord, plot_training, write_summary
@@ -83,7 +84,7 @@ def demo_config(args) -> Config:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robot-rl demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default="runs/demo")
@@ -104,42 +105,30 @@ def main(argv: list[str] | None = None) -> int:
                              "simulated operator demonstrates and corrects through the joy pad, "
                              "rewards come from a classifier trained in the run "
                              "(robot_rl/demo_rehearsal.py)")
-    args = parser.parse_args(argv)
-    from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
-    from robot_rl.shutdown import exit_code, stop_on_signals
-    stop_on_signals()  # SIGTERM (kill, a service manager) stops the demo like Ctrl-C
-    local_ros_defaults()
-    run_dir = Path(args.run_dir).resolve()
-    if args.fresh and run_dir.exists():
-        import shutil
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        if args.rehearsal:
-            from robot_rl.demo_rehearsal import rehearsal_config
-            cfg = rehearsal_config(args)
-            # Every process of the graph (reward node and classifier included) on one torch
-            # thread: they share 2 cores (see agent.num_threads in rehearsal_config).
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
-        else:
-            cfg = demo_config(args)
-    except ConfigError as exc:
-        print(f"robot-rl demo: error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def _run_config(args, run_dir: Path) -> tuple[Config, Path]:
+    """The run's configuration, saved in ``run_dir`` (a resumed run keeps the one it started
+    with); raises ConfigError."""
+    if args.rehearsal:
+        from robot_rl.demo_rehearsal import rehearsal_config
+        cfg = rehearsal_config(args)
+        # Every process of the graph (reward node and classifier included) on one torch
+        # thread: they share 2 cores (see agent.num_threads in rehearsal_config).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    else:
+        cfg = demo_config(args)
     config_file = run_dir / "config.yaml"
     if not config_file.exists():
         save_config(cfg, config_file)
     else:
-        cfg = load_config(config_file)  # a resumed run keeps the settings it started with
-    from robot_rl.graph import graph
-    cfg = secure_run(str(config_file), cfg, str(run_dir),
-                     actor_ids(graph(cfg, str(config_file), "train")))
-    state = RunState.load(run_dir / "state.json")
-    if args.rehearsal:
-        from robot_rl.demo_rehearsal import rehearsal_stages
-        stages = rehearsal_stages(Stages)(cfg, str(config_file), run_dir, args, state)
-    else:
-        stages = Stages(cfg, str(config_file), run_dir, args, state)
+        cfg = load_config(config_file)
+    return cfg, config_file
+
+
+def _run_stages(stages, state: "RunState") -> int:
+    from robot_rl.shutdown import exit_code
     for name in stages.names:
         if name in state.done:
             print(f"[demo] {name}: done earlier ({state.done[name]:.0f} s), skipped")
@@ -157,8 +146,37 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         state.done[name] = time.perf_counter() - start
         state.save()
-    total = state.elapsed
-    print(f"[demo] all stages done in {total / 60:.1f} min; report: {run_dir / 'report.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from robot_rl.cli import actor_ids, local_ros_defaults, secure_run
+    from robot_rl.shutdown import stop_on_signals
+    stop_on_signals()  # SIGTERM (kill, a service manager) stops the demo like Ctrl-C
+    local_ros_defaults()
+    run_dir = Path(args.run_dir).resolve()
+    if args.fresh and run_dir.exists():
+        import shutil
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cfg, config_file = _run_config(args, run_dir)
+    except ConfigError as exc:
+        print(f"robot-rl demo: error: {exc}", file=sys.stderr)
+        return 2
+    from robot_rl.graph import graph
+    cfg = secure_run(str(config_file), cfg, str(run_dir),
+                     actor_ids(graph(cfg, str(config_file), "train")))
+    state = RunState.load(run_dir / "state.json")
+    if args.rehearsal:
+        stages = RehearsalStages(cfg, str(config_file), run_dir, args, state)
+    else:
+        stages = Stages(cfg, str(config_file), run_dir, args, state)
+    code = _run_stages(stages, state)
+    if code:
+        return code
+    print(f"[demo] all stages done in {state.elapsed / 60:.1f} min; report: {run_dir / 'report.md'}")
     final = state.numbers.get("deployed_success_rate")
     if final is not None:
         print(f"[demo] deployed ONNX policy: {final:.0%} success over "
@@ -418,3 +436,7 @@ class Stages:
                          "or `robot-rl replay`)")
         write_summary(self.run_dir / "report.md", "robot-rl demo report", numbers, plots, notes)
         print((self.run_dir / "report.md").read_text())
+
+
+class RehearsalStages(RehearsalMixin, Stages):
+    """``robot-rl demo --rehearsal``: the stages of robot_rl/demo_rehearsal.py."""

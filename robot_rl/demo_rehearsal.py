@@ -233,114 +233,111 @@ class TrainingWatcher:
             pass
 
 
-def rehearsal_stages(base_cls):
-    """The rehearsal's stages on top of the main demo's (``robot_rl.demo.Stages``)."""
+class RehearsalMixin:
+    """The rehearsal's stages on top of the main demo's: ``robot_rl.demo`` composes
+    ``class RehearsalStages(RehearsalMixin, Stages)`` (so this module does not import the demo)."""
+    names = REHEARSAL_STAGES
 
-    class RehearsalStages(base_cls):
-        names = REHEARSAL_STAGES
+    def __init__(self, cfg, config_file, run_dir, args, state):
+        super().__init__(cfg, config_file, run_dir, args, state)
+        self.train_steps = args.train_steps or (200 if args.quick else 5_000)
 
-        def __init__(self, cfg, config_file, run_dir, args, state):
-            super().__init__(cfg, config_file, run_dir, args, state)
-            self.train_steps = args.train_steps or (200 if args.quick else 5_000)
+    # -- demos: the operator through the joy pad; labelled frames alongside -------------
+    def demos(self) -> None:
+        import shutil
 
-        # -- demos: the operator through the joy pad; labelled frames alongside -------------
-        def demos(self) -> None:
-            import shutil
+        from robot_rl.graph import NodeSpec, graph
+        from robot_rl.launcher import NodeGraph
+        from robot_rl.ros.demo_recorder import record_teleop
+        out = Path(self.cfg.learner.demos)
+        for folder in (out, Path(f"{out}.rejected"), self.run_dir / "frames"):
+            if folder.exists():
+                shutil.rmtree(folder)  # an interrupted recording restarts cleanly
+        path = write_stage_config(self.cfg, "demos", self.run_dir)
+        cfg = load_config(path)
+        specs = graph(cfg, path, "demos") + [
+            NodeSpec("reward", "reward", "robot_rl.ros.reward_node", {"config_file": path})]
+        log_dir = self.run_dir / "logs/demos"
+        # robot-rl record-demos --device joy, in this process, while the graph runs.
+        with NodeGraph(specs, log_dir=log_dir):
+            summary = record_teleop(cfg, str(out), self.demo_count, device="joy",
+                                    verbose=False)
+        saved = sorted((self.run_dir / "frames").glob("frames_*.npz"))
+        if not saved:
+            raise RuntimeError(f"the reward node saved no labelled frames in "
+                               f"{self.run_dir / 'frames'}; see {log_dir / 'reward.log'}")
+        self.state.numbers["demonstrations"] = summary["episodes"]
+        self.state.numbers["demonstration_transitions"] = summary["transitions"]
+        self.state.numbers["demonstrations_discarded"] = summary["discarded"]
+        print(f"[demo] recorded {summary['episodes']} demonstrations through the joy pad "
+              f"({summary['transitions']} transitions, {summary['discarded']} discarded) "
+              f"and labelled frames {[p.name for p in saved]}")
 
-            from robot_rl.graph import NodeSpec, graph
-            from robot_rl.launcher import NodeGraph
-            from robot_rl.ros.demo_recorder import record_teleop
-            out = Path(self.cfg.learner.demos)
-            for folder in (out, Path(f"{out}.rejected"), self.run_dir / "frames"):
-                if folder.exists():
-                    shutil.rmtree(folder)  # an interrupted recording restarts cleanly
-            path = write_stage_config(self.cfg, "demos", self.run_dir)
-            cfg = load_config(path)
-            specs = graph(cfg, path, "demos") + [
-                NodeSpec("reward", "reward", "robot_rl.ros.reward_node", {"config_file": path})]
-            log_dir = self.run_dir / "logs/demos"
-            # robot-rl record-demos --device joy, in this process, while the graph runs.
-            with NodeGraph(specs, log_dir=log_dir):
-                summary = record_teleop(cfg, str(out), self.demo_count, device="joy",
-                                        verbose=False)
-            saved = sorted((self.run_dir / "frames").glob("frames_*.npz"))
-            if not saved:
-                raise RuntimeError(f"the reward node saved no labelled frames in "
-                                   f"{self.run_dir / 'frames'}; see {log_dir / 'reward.log'}")
-            self.state.numbers["demonstrations"] = summary["episodes"]
-            self.state.numbers["demonstration_transitions"] = summary["transitions"]
-            self.state.numbers["demonstrations_discarded"] = summary["discarded"]
-            print(f"[demo] recorded {summary['episodes']} demonstrations through the joy pad "
-                  f"({summary['transitions']} transitions, {summary['discarded']} discarded) "
-                  f"and labelled frames {[p.name for p in saved]}")
+    # -- classifier: trained on this run's frames --------------------------------------
+    def classifier(self) -> None:
+        from robot_rl.hil import reward_classifier as rc
+        data = rc.load_frames(sorted((self.run_dir / "frames").glob("frames_*.npz")))
+        positives = int(data["labels"].sum())
+        if positives == 0:
+            raise RuntimeError(f"no frame of {self.run_dir / 'frames'} is labelled success: "
+                               f"the operator never pressed the success button")
+        clf = rc.train(data, [c.name for c in self.cfg.cameras], steps=600,
+                       negative_weight=4.0, threshold=self.cfg.hil.reward.threshold,
+                       log=lambda line: print(f"[classifier] {line}", flush=True))
+        clf.save(self.cfg.hil.reward.model)
+        train_metrics = clf.meta["train"]
+        self.state.numbers["classifier_frames"] = int(len(data["labels"]))
+        self.state.numbers["classifier_positive_frames"] = positives
+        self.state.numbers["classifier_train_false_positive_rate"] = train_metrics[
+            "false_positive_rate"]
+        print(f"[demo] classifier: {len(data['labels'])} frames, {positives} success; on "
+              f"its training frames false-positive rate "
+              f"{train_metrics['false_positive_rate']:.3f}")
 
-        # -- classifier: trained on this run's frames --------------------------------------
-        def classifier(self) -> None:
-            from robot_rl.hil import reward_classifier as rc
-            data = rc.load_frames(sorted((self.run_dir / "frames").glob("frames_*.npz")))
-            positives = int(data["labels"].sum())
-            if positives == 0:
-                raise RuntimeError(f"no frame of {self.run_dir / 'frames'} is labelled success: "
-                                   f"the operator never pressed the success button")
-            clf = rc.train(data, [c.name for c in self.cfg.cameras], steps=600,
-                           negative_weight=4.0, threshold=self.cfg.hil.reward.threshold,
-                           log=lambda line: print(f"[classifier] {line}", flush=True))
-            clf.save(self.cfg.hil.reward.model)
-            train_metrics = clf.meta["train"]
-            self.state.numbers["classifier_frames"] = int(len(data["labels"]))
-            self.state.numbers["classifier_positive_frames"] = positives
-            self.state.numbers["classifier_train_false_positive_rate"] = train_metrics[
-                "false_positive_rate"]
-            print(f"[demo] classifier: {len(data['labels'])} frames, {positives} success; on "
-                  f"its training frames false-positive rate "
-                  f"{train_metrics['false_positive_rate']:.3f}")
+    # -- train: HIL-SERL on classifier rewards; audited, the classifier scored ----------
+    def train(self) -> None:
+        watcher = TrainingWatcher(self.cfg)
+        try:
+            super().train()
+        finally:
+            watcher.close()
+        if watcher.audits < 2:
+            raise RuntimeError(f"the graph was audited {watcher.audits} time(s) while "
+                               f"training; expected at least 2")
+        links = sorted(watcher.links)
+        scorer = watcher.scorer
+        numbers = self.state.numbers
+        numbers["privileged_subscriptions"] = len(links)
+        numbers["privileged_links"] = links
+        numbers["graph_audits"] = watcher.audits
+        numbers["classifier_training_loop_confusion"] = dict(scorer.counts)
+        numbers["classifier_training_loop_unscored_frames"] = scorer.unscored
+        numbers["classifier_false_positive_rate"] = scorer.false_positive_rate
+        print(f"[demo] graph audit during training ({watcher.audits} audits): {len(links)} "
+              f"link(s) to simulator-only names {links}; classifier in the loop "
+              f"{scorer.counts} ({scorer.unscored} frames unscored)")
 
-        # -- train: HIL-SERL on classifier rewards; audited, the classifier scored ----------
-        def train(self) -> None:
-            watcher = TrainingWatcher(self.cfg)
-            try:
-                super().train()
-            finally:
-                watcher.close()
-            if watcher.audits < 2:
-                raise RuntimeError(f"the graph was audited {watcher.audits} time(s) while "
-                                   f"training; expected at least 2")
-            links = sorted(watcher.links)
-            scorer = watcher.scorer
-            numbers = self.state.numbers
-            numbers["privileged_subscriptions"] = len(links)
-            numbers["privileged_links"] = links
-            numbers["graph_audits"] = watcher.audits
-            numbers["classifier_training_loop_confusion"] = dict(scorer.counts)
-            numbers["classifier_training_loop_unscored_frames"] = scorer.unscored
-            numbers["classifier_false_positive_rate"] = scorer.false_positive_rate
-            print(f"[demo] graph audit during training ({watcher.audits} audits): {len(links)} "
-                  f"link(s) to simulator-only names {links}; classifier in the loop "
-                  f"{scorer.counts} ({scorer.unscored} frames unscored)")
+    # -- deploy: the controller node; the scorer alone reads the simulator's truth -------
+    def deploy(self) -> None:
+        path = write_stage_config(self.cfg, "deploy", self.run_dir)
+        cfg, self.cfg = self.cfg, load_config(path)
+        try:
+            super().deploy()
+        finally:
+            self.cfg = cfg
 
-        # -- deploy: the controller node; the scorer alone reads the simulator's truth -------
-        def deploy(self) -> None:
-            path = write_stage_config(self.cfg, "deploy", self.run_dir)
-            cfg, self.cfg = self.cfg, load_config(path)
-            try:
-                super().deploy()
-            finally:
-                self.cfg = cfg
+    def report(self) -> None:
+        path = write_stage_config(self.cfg, "deploy", self.run_dir)
+        train_cfg, self.cfg = self.cfg, load_config(path)  # media from the deploy recording
+        try:
+            super().report()
+        finally:
+            self.cfg = train_cfg
 
-        def report(self) -> None:
-            path = write_stage_config(self.cfg, "deploy", self.run_dir)
-            train_cfg, self.cfg = self.cfg, load_config(path)  # media from the deploy recording
-            try:
-                super().report()
-            finally:
-                self.cfg = train_cfg
-
-        def _deployment_media(self) -> list:
-            media = super()._deployment_media()  # the classifier's confusion on deployed frames
-            self.state.numbers.update(rehearsal_figures(self.state.numbers, self.state.elapsed))
-            return media
-
-    return RehearsalStages
+    def _deployment_media(self) -> list:
+        media = super()._deployment_media()  # the classifier's confusion on deployed frames
+        self.state.numbers.update(rehearsal_figures(self.state.numbers, self.state.elapsed))
+        return media
 
 
 def rehearsal_figures(numbers: dict, elapsed_s: float) -> dict:
