@@ -150,7 +150,8 @@ class RewardNode(Node):
         self.recorder = FrameRecorder(self.cameras)
         self.positives = self.rejected_frames = 0
         self._label = (0.0, False)
-        self._episode = 0
+        self.episode = 0  # /episode/event's episode: the number recorded frames carry
+        self.rejected_events = 0
         for i, cam in enumerate(self.cameras):
             self.create_subscription(Image, m.camera_image_topic(cam),
                                      lambda msg, c=cam, first=(i == 0): self._on_record(c, msg, first),
@@ -166,8 +167,9 @@ class RewardNode(Node):
 
     def _on_event(self, msg: String) -> None:
         try:
-            self._episode = parse_episode_event(msg.data).episode
-        except InputError as exc:
+            self.episode = parse_episode_event(msg.data).episode
+        except InputError as exc:  # anyone on the domain can publish here: log, count, go on
+            self.rejected_events += 1
             self.get_logger().warning(f"{m.EPISODE_EVENT}: ignored ({exc})", throttle_duration_sec=2.0)
 
     def _on_record(self, camera: str, msg: Image, first: bool) -> None:
@@ -186,7 +188,7 @@ class RewardNode(Node):
             when, pressed = self._label
             label = pressed and time.monotonic() - when < 0.5
             try:
-                self.recorder.add(dict(self._latest), label, self._episode,
+                self.recorder.add(dict(self._latest), label, self.episode,
                                   m.from_time(msg.header.stamp))
             except ValueError as exc:
                 self.rejected_frames += 1
