@@ -289,6 +289,7 @@ def train(
     update_time = 0.0
     t0 = time.perf_counter()
     step, stopped = 0, False
+    start_s = 0.0  # seconds the vector env's sub-envs took to start
 
     def evaluate_now(step: int) -> bool:
         """One evaluation; keeps the best actor; True when the callback asks to stop."""
@@ -311,6 +312,8 @@ def train(
             envs = env_id_or_env
         else:
             envs = make_vector_env(env_id_or_env, cfg.num_envs, "sync" if cfg.vector_env == "sync" else "async")
+        start_s = time.perf_counter() - t0
+        t0 = time.perf_counter()  # wall_s: training, not the sub-envs' start (start_s)
         try:
             run = train_vector(envs, agent, online, buffers, cfg, steps, learning_starts, eval_fn=evaluate_now,
                                writer=writer, callback=callback)
@@ -391,6 +394,7 @@ def train(
         "critic_updates_per_s": (n_updates * u / update_time) if update_time > 0 else 0.0,
         "wall_s": time.perf_counter() - t0,
         "num_envs": envs.num_envs if vectorised else 1,
+        "vector_env_start_s": start_s,
         "last_update": last,
     }
 

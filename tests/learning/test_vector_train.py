@@ -6,6 +6,8 @@ except where the episode ended, the final observation is never the reset one, an
 truncated are the env's own.
 """
 import functools
+import json
+import logging
 import multiprocessing
 import os
 
@@ -191,3 +193,59 @@ def test_bad_parallel_settings_are_refused_by_name():
     finally:
         envs.close()
     assert multiprocessing.active_children() == []
+
+
+class NeverRaised(Exception):
+    """The in-process MuJoCo env has no stream to time out and no clock to jump back."""
+
+
+def test_ros_learner_core_takes_interleaved_steps_of_two_actors(tmp_path):
+    """The ROS path's N: actor processes with distinct actor ids, one learner. Each received
+    env step buys one update, whichever actor sent it, and each actor's episodes stay whole."""
+    from robot_rl.learning.actor_core import ActorCore
+    from robot_rl.learning.learner_core import LearnerCore
+
+    small = {"task.observations": ["state", "object"], "cameras": [], "tactile": [], "task.max_episode_steps": 8,
+             "agent.hidden_dims": [32, 32], "agent.num_critics": 2, "agent.batch_size": 8, "agent.utd_ratio": 2,
+             "learner.tensorboard": False, "learner.min_online": 4, "learner.run_dir": str(tmp_path / "run")}
+    messages = {0: [], 1: []}
+    actors = {}
+    learner = LearnerCore(load_config(None, small))
+    try:
+        for i in (0, 1):
+            actors[i] = ActorCore(load_config(None, {**small, "actor.actor_id": i}), messages[i].append,
+                                  lambda text: None)
+            episode_ends = []
+
+            def on_event(text, actor=actors[i], ends=episode_ends):
+                if json.loads(text)["event"] in ("success", "failure", "timeout"):
+                    ends.append(1)
+                    if len(ends) == 2:
+                        actor.stop.set()
+
+            actors[i]._send_event = on_event
+            env = PickCubeEnv(actors[i].cfg)
+            try:
+                actors[i].run(env, NeverRaised, NeverRaised, logging.getLogger("actor"))
+            finally:
+                env.close()
+        assert len(messages[0]) == len(messages[1]) == 16
+        for m0, m1 in zip(messages[0], messages[1]):  # as two actors' messages arrive
+            assert learner.receive(m0) is None and learner.receive(m1) is None
+            learner.step(wait=0.0)
+        while learner.step(wait=0.0).updated:
+            pass
+        assert learner.env_steps == 32 and len(learner.online) == 32
+        assert learner.updates == 32 - 4 + 1  # from min_online on, one update per env step of either actor
+        t = learner.online.get(np.arange(32))
+        actor = t["actor_id"].numpy()
+        for i in (0, 1):
+            sel = actor == i
+            obs, nxt = t["obs"]["state"].numpy()[sel], t["next_obs"]["state"].numpy()[sel]
+            done = (t["terminated"].numpy() + t["truncated"].numpy())[sel] > 0
+            assert sel.sum() == 16 and done.sum() == 2
+            np.testing.assert_array_equal(nxt[:-1][~done[:-1]], obs[1:][~done[:-1]])
+    finally:
+        for a in actors.values():
+            a.close()
+        learner.close()
