@@ -9,7 +9,6 @@ import functools
 import json
 import logging
 import multiprocessing
-import os
 
 import gymnasium as gym
 import numpy as np
