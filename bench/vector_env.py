@@ -96,7 +96,8 @@ def to_success(cfg, n: int, demo_dir: str, budget: int, eval_every: int, target:
         clock["eval_s"] += now - clock["eval_start"]
         clock["eval_start"] = None
         evals.append({"env_steps": progress["step"], "success_rate": progress["success_rate"],
-                      "wall_s": round(now - t_start, 1), "wall_s_without_evals": round(now - t_start - clock["eval_s"], 1)})
+                      "wall_s": round(now - t_start, 1),
+                      "wall_s_without_evals": round(now - t_start - clock["eval_s"], 1)})
         print("  " + json.dumps(evals[-1]), flush=True)
         return progress["success_rate"] < target  # False stops training
 

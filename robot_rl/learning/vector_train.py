@@ -83,11 +83,13 @@ def autoreset_mode_of(envs: gym.vector.VectorEnv) -> gym.vector.AutoresetMode:
 
 
 def _to_numpy(x: Any) -> Any:
+    """A numpy copy: a vector env made with ``copy=False`` reuses its output arrays at the next
+    step, while this step's observations are still to be stored."""
     if isinstance(x, Mapping):
         return {k: _to_numpy(v) for k, v in x.items()}
     if hasattr(x, "detach"):  # a torch tensor from a GPU-batched env without a numpy wrapper
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+        return x.detach().cpu().numpy().copy()
+    return np.array(x, copy=True)
 
 
 def _sub_obs(batched: Any, i: int) -> Any:

@@ -137,7 +137,9 @@ class Counter(gym.Env):
 
 @pytest.mark.parametrize("mode", ["SameStep", "NextStep", "Disabled"])
 def test_every_autoreset_mode_stores_final_observations_and_bootstrap_flags(mode, tmp_path):
-    envs = gym.vector.SyncVectorEnv([functools.partial(Counter, k) for k in range(3)], autoreset_mode=mode)
+    # copy=False: the env reuses its output arrays, as a GPU-batched env does with its buffers.
+    envs = gym.vector.SyncVectorEnv([functools.partial(Counter, k) for k in range(3)], autoreset_mode=mode,
+                                    copy=False)
     steps = 90
     cfg = TrainGymConfig(agent=RLPDConfig(**SMALL), learning_starts=10, verbose=False,
                          replay_dir=str(tmp_path / "replay"), flush_every=16)
