@@ -250,3 +250,25 @@ def test_ros_learner_core_takes_interleaved_steps_of_two_actors(tmp_path):
         for a in actors.values():
             a.close()
         learner.close()
+
+
+def test_demonstrations_evaluations_and_checkpoints_work_from_a_vector_env(tmp_path):
+    from robot_rl.learning.checkpoint import load_agent, save_agent
+    from robot_rl.learning.demos import record_episodes
+    from robot_rl.learning.rlpd import RLPDAgent
+
+    demos = record_episodes(Counter(0), lambda obs: np.zeros(1, np.float32), episodes=2)  # the 3rd, 6th: successes
+    assert len(demos.buffer) == 4
+    envs = gym.vector.SyncVectorEnv([functools.partial(Counter, k) for k in range(2)], autoreset_mode="SameStep")
+    seen = []
+    cfg = TrainGymConfig(agent=RLPDConfig(**SMALL), verbose=False, eval_every=20, eval_episodes=2)
+    res = train(envs, cfg, 60, demos=demos, eval_env=Counter(0), callback=lambda p: seen.append(p["event"]) and None)
+    envs.close()
+    assert res["agent"].num_actor_updates == 60  # with demonstrations: no warm-up
+    assert [e["step"] for e in res["evaluations"]] == [20, 40, 60] and seen.count("eval") == 3
+    assert res["best"] is not None and "actor_state" in res["best"]
+    save_agent(str(tmp_path / "ckpt"), res["agent"])
+    again = RLPDAgent(envs.single_observation_space, envs.single_action_space, cfg.agent)
+    load_agent(str(tmp_path / "ckpt"), again)
+    obs = np.array([0, 1, 0], np.float32)
+    np.testing.assert_allclose(again.act(obs, deterministic=True), res["agent"].act(obs, deterministic=True))
