@@ -20,8 +20,10 @@ early (never served with a wrong frame).
 Continuation is detected, not assumed: when ``add`` is called with an ``obs``
 equal to the previous transition's ``next_obs`` (and the previous transition
 did not end the episode) the frame is reused; otherwise a new frame is written.
-Interleaving actors or sparse interventions therefore stay correct, they just
-share fewer frames.
+Interleaving actors or sparse interventions therefore stay correct. The chain is kept per
+``actor_id`` (a vector env's sub-env index, or an actor node's id), so the interleaved
+episodes of several sub-envs or actors still share their frames in memory; on disk a frame is
+shared only with the transition recorded just before it.
 
 On-disk format (pickle-free, also the demo file format) -- a directory:
 
@@ -365,7 +367,9 @@ class ReplayBuffer:
         self.n_frames = 0  # global frame counter
         self.n_added = 0  # global transition counter
         self._oldest = 0  # global id of oldest valid transition
-        self._chain: Optional[int] = None  # gid of the last next_obs frame if episode continues
+        # Per actor_id: gid of the last next_obs frame while that actor's episode continues.
+        self._chains: Dict[int, int] = {}
+        self._last_actor: Optional[int] = None  # actor of the last add (the writer's chain)
         self.rng = np.random.default_rng(seed)
         self.writer: Optional[ChunkWriter] = None
         if persist_dir is not None:
@@ -474,8 +478,9 @@ class ReplayBuffer:
         reward = float(reward)
         if not abs(reward) <= _FLOAT32_MAX:  # also False for NaN
             raise ValueError(f"{self.name}.add: reward is {reward}, expected a finite float32 value")
-        shared = self._chain is not None and self._frame_alive(self._chain) and self._same_frame(self._chain, obs)
-        ogid = self._chain if shared else self._write_frame(obs)
+        chain = self._chains.get(int(actor_id))
+        shared = chain is not None and self._frame_alive(chain) and self._same_frame(chain, obs)
+        ogid = chain if shared else self._write_frame(obs)
         ngid = self._write_frame(next_obs)
         i = self.n_added % self.capacity
         self.obs_gid[i] = ogid
@@ -487,13 +492,21 @@ class ReplayBuffer:
         self.actor_id[i] = actor_id
         self.intervened[i] = bool(intervened)
         self.n_added += 1
-        self._chain = None if (terminated or truncated) else ngid
+        if terminated or truncated:
+            self._chains.pop(int(actor_id), None)
+        else:
+            self._chains[int(actor_id)] = ngid
         if self.writer is not None:
-            self.writer.record(shared, obs, next_obs, action, reward, terminated, truncated, actor_id, intervened, origin)
+            # The on-disk chain links only consecutive records: another actor's transition between
+            # two of this actor's means a new frame there.
+            on_disk_shared = shared and self._last_actor == int(actor_id)
+            self.writer.record(on_disk_shared, obs, next_obs, action, reward, terminated, truncated, actor_id,
+                               intervened, origin)
+        self._last_actor = int(actor_id)
 
     def end_episode(self) -> None:
-        """Break the frame chain (e.g. after an env reset without a done flag)."""
-        self._chain = None
+        """Break the frame chains of all actors (e.g. after an env reset without a done flag)."""
+        self._chains.clear()
 
     # -- reading ------------------------------------------------------------ #
     def _advance_oldest(self) -> int:
@@ -592,7 +605,7 @@ class ReplayBuffer:
 
                 for j in range(len(c["obs_frame"])):
                     if intervened_only and not c["intervened"][j]:
-                        self._chain = None
+                        self._chains.pop(int(c["actor_id"][j]), None)
                         continue
                     self.add(
                         frame(int(c["obs_frame"][j])), c["action"][j], float(c["reward"][j]), frame(int(c["next_frame"][j])),
@@ -602,7 +615,7 @@ class ReplayBuffer:
                 prev, prev_chunk = cur, c
         finally:
             self.writer = writer
-            self._chain = None
+            self._chains.clear()
         return added
 
     @classmethod

@@ -8,7 +8,13 @@ Python API::
     res["agent"], res["evaluations"], res["best"]
 
 CLI: ``robot-rl train-gym Pendulum-v1 --steps 5000 [--demos DIR] [--config FILE.yaml]
-[--set eval_every=1000]`` (``load_train_config``: the project's schema loader and ``--set``).
+[--set eval_every=1000] [--num-envs 4]`` (``load_train_config``: the project's schema loader and
+``--set``).
+
+``num_envs`` > 1 (or a ``gymnasium.vector.VectorEnv`` as the env) trains from N environments
+stepping in parallel (``vector_train``): sub-envs in subprocesses (``AsyncVectorEnv``), or
+in-process with ``vector_env: sync``; ``steps``, ``learning_starts``, ``eval_every`` and the
+update-to-data ratio all count environment steps summed over the sub-envs.
 
 The loop is the online part of RLPD/SERL: act, store the transition (with ``terminated`` /
 ``truncated`` kept apart), and once ``learning_starts`` steps are collected do one
@@ -25,21 +31,24 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import gymnasium as gym
 import numpy as np
 import yaml
 
-from robot_rl.schema import ConfigError, deep_merge, from_dict, unflatten
+from robot_rl.schema import ConfigError, FieldError, deep_merge, from_dict, require, unflatten
 
 from .demos import DemoRecording, episode_success
 from .replay import DemoOnlineBuffers, ReplayBuffer, read_manifest
 from .rlpd import RLPDAgent, RLPDConfig
+from .vector_train import make_vector_env, train_vector
 
 __all__ = ["TrainGymConfig", "train", "main", "evaluate", "evaluate_policy"]
 
 RANDOM_WARMUP_STEPS = 1000  # learning_starts without demonstrations
+VECTOR_ENV_MODES = ("auto", "async", "sync")
+EnvSource = Union[str, gym.Env, gym.vector.VectorEnv, Callable[[], gym.Env]]
 
 
 @dataclass
@@ -58,6 +67,12 @@ class TrainGymConfig:
     eval_episodes: int = 0  # episodes per evaluation, and after training
     seed: int = 0
     verbose: bool = True
+    # Environments stepping in parallel (docs/learning.md, "Parallel environments"). 1: the
+    # single env in this process. vector_env: "auto" (1 -> single env, N > 1 -> subprocesses),
+    # "async" (gymnasium AsyncVectorEnv, one subprocess per env) or "sync" (SyncVectorEnv,
+    # in-process, one after another).
+    num_envs: int = 1
+    vector_env: str = "auto"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainGymConfig":
@@ -79,16 +94,66 @@ class TrainGymConfig:
             raise ValueError(f"TrainGymConfig.learning_starts must be >= 0 or None, got {self.learning_starts}")
         if self.eval_every and not self.eval_episodes:
             raise ValueError("TrainGymConfig.eval_every needs eval_episodes >= 1 (episodes per evaluation)")
+        require(self, 1, "num_envs")
+        if self.vector_env not in VECTOR_ENV_MODES:
+            raise FieldError("vector_env", f"must be one of {list(VECTOR_ENV_MODES)}, got {self.vector_env!r}")
 
 
-def _make_env(env_id_or_env: Union[str, gym.Env], seed: int) -> gym.Env:
-    env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) else env_id_or_env
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise ValueError(f"train: env action space must be a Box, got {env.action_space}")
-    if not isinstance(env.observation_space, (gym.spaces.Box, gym.spaces.Dict)):
-        raise ValueError(f"train: env observation space must be Box or Dict, got {env.observation_space}")
+def _check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ValueError(f"train: env action space must be a Box, got {action_space}")
+    if not isinstance(observation_space, (gym.spaces.Box, gym.spaces.Dict)):
+        raise ValueError(f"train: env observation space must be Box or Dict, got {observation_space}")
+
+
+def _instance(env_source: EnvSource) -> gym.Env:
+    """An env from an id, a factory or an env (returned as it is)."""
+    if isinstance(env_source, str):
+        return gym.make(env_source)
+    if callable(env_source) and not isinstance(env_source, gym.Env):
+        return env_source()
+    return env_source
+
+
+def _make_env(env_id_or_env: EnvSource, seed: int) -> gym.Env:
+    env = _instance(env_id_or_env)
+    _check_spaces(env.observation_space, env.action_space)
     env.action_space.seed(seed)
     return env
+
+
+def _runs_vectorised(env_source: EnvSource, cfg: TrainGymConfig) -> bool:
+    if isinstance(env_source, gym.vector.VectorEnv):
+        if cfg.num_envs not in (1, env_source.num_envs):
+            raise FieldError("num_envs", f"is {cfg.num_envs} but the given vector env has "
+                                         f"{env_source.num_envs} sub-envs (leave it at 1 or make them equal)")
+        return True
+    if isinstance(env_source, gym.Env) and cfg.num_envs > 1:
+        raise FieldError("num_envs", f"is {cfg.num_envs}: parallel environments need an env id, a no-argument "
+                                     f"env factory or a gymnasium VectorEnv, got an env instance of "
+                                     f"{type(env_source).__name__}, which cannot be copied into subprocesses")
+    return cfg.num_envs > 1 or cfg.vector_env != "auto"
+
+
+def _vector_spaces(env_source: EnvSource, cfg: TrainGymConfig,
+                   eval_env: Optional[gym.Env]) -> Tuple[gym.Space, gym.Space, Optional[gym.Env]]:
+    """The sub-env spaces and the evaluation env of a vectorised run. Evaluations run on their
+    own env (a vector env's sub-envs cannot be stopped mid-episode one by one): for an id or a
+    factory the instance read for the spaces, for a given VectorEnv ``eval_env``."""
+    if isinstance(env_source, gym.vector.VectorEnv):
+        if cfg.eval_episodes and eval_env is None:
+            raise ValueError("train: evaluating a run on a given VectorEnv needs eval_env= (a single env "
+                             "for the evaluation episodes), or eval_episodes: 0")
+        spaces = env_source.single_observation_space, env_source.single_action_space
+    else:
+        probe = _instance(env_source)
+        spaces = probe.observation_space, probe.action_space
+        if eval_env is None and cfg.eval_episodes:
+            eval_env = probe
+        else:
+            probe.close()
+    _check_spaces(*spaces)
+    return spaces[0], spaces[1], eval_env
 
 
 def evaluate_policy(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> Dict[str, Any]:
@@ -144,7 +209,7 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def train(
-    env_id_or_env: Union[str, gym.Env],
+    env_id_or_env: EnvSource,
     config: Union[TrainGymConfig, RLPDConfig, Mapping[str, Any], None],
     steps: int,
     demos_path: Optional[str] = None,
@@ -164,6 +229,10 @@ def train(
     weights are kept (``res["best"]``). ``callback(progress)`` is called after each episode
     (``progress["event"] == "episode"``) and each evaluation (``"eval"``) with the step, the
     live agent and the figures; returning ``False`` stops training there.
+
+    ``env_id_or_env`` may also be a no-argument env factory, or a ``gymnasium.vector.VectorEnv``
+    (trained from as it is, and not closed here); with ``cfg.num_envs`` > 1 an id or a factory
+    makes that many sub-envs (``vector_train``), which are closed when training ends.
     """
     if config is None:
         cfg = TrainGymConfig()
@@ -181,12 +250,18 @@ def train(
         raise ValueError("train: give demos or demos_path, not both")
     cfg.validate()
     acfg = cfg.agent
-    env = _make_env(env_id_or_env, cfg.seed)
+    vectorised = _runs_vectorised(env_id_or_env, cfg)
+    if vectorised:
+        env = None
+        observation_space, action_space, eval_env = _vector_spaces(env_id_or_env, cfg, eval_env)
+    else:
+        env = _make_env(env_id_or_env, cfg.seed)
+        observation_space, action_space = env.observation_space, env.action_space
     if eval_env is None:  # an env id makes a second instance, so evaluations interrupt nothing
         eval_env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) and cfg.eval_episodes else env
-    agent = RLPDAgent(env.observation_space, env.action_space, acfg)
-    adim = env.action_space.shape[0]
-    online = ReplayBuffer(env.observation_space, adim, cfg.buffer_capacity, persist_dir=cfg.replay_dir,
+    agent = RLPDAgent(observation_space, action_space, acfg)
+    adim = action_space.shape[0]
+    online = ReplayBuffer(observation_space, adim, cfg.buffer_capacity, persist_dir=cfg.replay_dir,
                           flush_every=cfg.flush_every, seed=cfg.seed, verbose=cfg.verbose, name="online")
     demo = _demo_buffer(demos if demos is not None else demos_path, online, cfg.seed, cfg.verbose)
     if demo is not None:
@@ -204,8 +279,6 @@ def train(
 
     u, bs = acfg.utd_ratio, acfg.batch_size
     buffers = DemoOnlineBuffers(demo, online, acfg.demo_ratio)  # the learner's sampling too
-    obs, _ = env.reset(seed=cfg.seed)
-    ep_ret, ep_len = 0.0, 0
     returns: List[float] = []
     lengths: List[int] = []
     successes: List[bool] = []
@@ -216,62 +289,86 @@ def train(
     update_time = 0.0
     t0 = time.perf_counter()
     step, stopped = 0, False
-    while step < steps and not stopped:
-        if step < learning_starts:
-            action = env.action_space.sample()
+    start_s = 0.0  # seconds the vector env's sub-envs took to start
+
+    def evaluate_now(step: int) -> bool:
+        """One evaluation; keeps the best actor; True when the callback asks to stop."""
+        nonlocal best
+        result = evaluate_policy(agent, eval_env, cfg.eval_episodes)
+        result = {"step": step, **{k: v for k, v in result.items() if k != "returns"}}
+        evaluations.append(result)
+        if best is None or (result["success_rate"], result["return_mean"]) > (best["success_rate"], best["return_mean"]):
+            best = {**result, "actor_state": agent.actor_state_dict()}
+        if writer is not None:
+            writer.add_scalar("eval/return", result["return_mean"], step)
+            writer.add_scalar("eval/success_rate", result["success_rate"], step)
+        if cfg.verbose:
+            print(f"[train-gym] step {step}: eval success {result['success_rate']:.0%}, "
+                  f"return {result['return_mean']:.2f}", flush=True)
+        return callback is not None and callback({"event": "eval", "agent": agent, **result}) is False
+
+    if vectorised:
+        if isinstance(env_id_or_env, gym.vector.VectorEnv):
+            envs = env_id_or_env
         else:
-            action = agent.act(obs)
-        next_obs, reward, term, trunc, info = env.step(action)
-        online.add(obs, action, float(reward), next_obs, bool(term), bool(trunc))
-        ep_ret += float(reward)
-        ep_len += 1
-        obs = next_obs
-        if step + 1 >= learning_starts and len(online) >= 1:
-            ts = time.perf_counter()
-            last = agent.update(*buffers.sample(bs, u))
-            update_time += time.perf_counter() - ts
-            n_updates += 1
-        step += 1
-        if term or trunc:
-            success = episode_success(info, term, trunc)
-            returns.append(ep_ret)
-            lengths.append(ep_len)
-            successes.append(success)
-            if writer is not None:
-                writer.add_scalar("episode/return", ep_ret, step)
-                writer.add_scalar("episode/length", ep_len, step)
-                writer.add_scalar("episode/success", float(success), step)
-            if callback is not None:
-                stopped = callback({"event": "episode", "step": step, "agent": agent, "return": ep_ret,
-                                    "length": ep_len, "success": success}) is False
-            ep_ret, ep_len = 0.0, 0
-            obs, _ = env.reset()
-        if cfg.eval_every and step % cfg.eval_every == 0 and not stopped:
-            result = evaluate_policy(agent, eval_env, cfg.eval_episodes)
-            result = {"step": step, **{k: v for k, v in result.items() if k != "returns"}}
-            evaluations.append(result)
-            if best is None or (result["success_rate"], result["return_mean"]) > (best["success_rate"], best["return_mean"]):
-                best = {**result, "actor_state": agent.actor_state_dict()}
-            if writer is not None:
-                writer.add_scalar("eval/return", result["return_mean"], step)
-                writer.add_scalar("eval/success_rate", result["success_rate"], step)
-            if cfg.verbose:
-                print(f"[train-gym] step {step}: eval success {result['success_rate']:.0%}, "
-                      f"return {result['return_mean']:.2f}", flush=True)
-            if callback is not None:
-                stopped = callback({"event": "eval", "agent": agent, **result}) is False
-            if eval_env is env:  # the evaluation used the training env: start a fresh episode
-                online.end_episode()
-                obs, _ = env.reset()
+            envs = make_vector_env(env_id_or_env, cfg.num_envs, "sync" if cfg.vector_env == "sync" else "async")
+        start_s = time.perf_counter() - t0
+        t0 = time.perf_counter()  # wall_s: training, not the sub-envs' start (start_s)
+        try:
+            run = train_vector(envs, agent, online, buffers, cfg, steps, learning_starts, eval_fn=evaluate_now,
+                               writer=writer, callback=callback)
+        finally:
+            if envs is not env_id_or_env:  # sub-envs made here end here, subprocesses included
+                envs.close()
+        step, returns, lengths, successes = run["steps"], run["returns"], run["lengths"], run["successes"]
+        last, n_updates, update_time = run["last"], run["n_updates"], run["update_time"]
+    else:
+        obs, _ = env.reset(seed=cfg.seed)
+        ep_ret, ep_len = 0.0, 0
+        while step < steps and not stopped:
+            if step < learning_starts:
+                action = env.action_space.sample()
+            else:
+                action = agent.act(obs)
+            next_obs, reward, term, trunc, info = env.step(action)
+            online.add(obs, action, float(reward), next_obs, bool(term), bool(trunc))
+            ep_ret += float(reward)
+            ep_len += 1
+            obs = next_obs
+            if step + 1 >= learning_starts and len(online) >= 1:
+                ts = time.perf_counter()
+                last = agent.update(*buffers.sample(bs, u))
+                update_time += time.perf_counter() - ts
+                n_updates += 1
+            step += 1
+            if term or trunc:
+                success = episode_success(info, term, trunc)
+                returns.append(ep_ret)
+                lengths.append(ep_len)
+                successes.append(success)
+                if writer is not None:
+                    writer.add_scalar("episode/return", ep_ret, step)
+                    writer.add_scalar("episode/length", ep_len, step)
+                    writer.add_scalar("episode/success", float(success), step)
+                if callback is not None:
+                    stopped = callback({"event": "episode", "step": step, "agent": agent, "return": ep_ret,
+                                        "length": ep_len, "success": success}) is False
                 ep_ret, ep_len = 0.0, 0
-        if writer is not None and step % cfg.log_every == 0:
-            for k, v in last.items():
-                writer.add_scalar(f"train/{k}", v, step)
-            if update_time > 0:
-                writer.add_scalar("perf/critic_updates_per_s", n_updates * u / update_time, step)
-            writer.add_scalar("buffer/online", len(online), step)
-            writer.add_scalar("buffer/demo", len(demo) if demo is not None else 0, step)
-            writer.add_scalar("perf/env_steps_per_s", step / (time.perf_counter() - t0), step)
+                obs, _ = env.reset()
+            if cfg.eval_every and step % cfg.eval_every == 0 and not stopped:
+                stopped = evaluate_now(step)
+                if eval_env is env:  # the evaluation used the training env: start a fresh episode
+                    online.end_episode()
+                    obs, _ = env.reset()
+                    ep_ret, ep_len = 0.0, 0
+            if writer is not None and step % cfg.log_every == 0:
+                for k, v in last.items():
+                    writer.add_scalar(f"train/{k}", v, step)
+                if update_time > 0:
+                    writer.add_scalar("perf/critic_updates_per_s", n_updates * u / update_time, step)
+                writer.add_scalar("buffer/online", len(online), step)
+                writer.add_scalar("buffer/demo", len(demo) if demo is not None else 0, step)
+                writer.add_scalar("perf/env_steps_per_s", step / (time.perf_counter() - t0), step)
     online.close()
     final = evaluate_policy(agent, eval_env, cfg.eval_episodes) if cfg.eval_episodes > 0 else None
     eval_returns = final["returns"] if final else []
@@ -296,6 +393,8 @@ def train(
         "best": best,
         "critic_updates_per_s": (n_updates * u / update_time) if update_time > 0 else 0.0,
         "wall_s": time.perf_counter() - t0,
+        "num_envs": envs.num_envs if vectorised else 1,
+        "vector_env_start_s": start_s,
         "last_update": last,
     }
 
@@ -332,11 +431,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override, e.g. --set agent.num_critics=2 --set learning_starts=500 (YAML values)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--num-envs", type=int, default=None, metavar="N",
+                   help="environments stepping in parallel (num_envs; > 1: one subprocess each)")
+    p.add_argument("--vector-env", choices=VECTOR_ENV_MODES, default=None,
+                   help="vector_env: auto (default), async (subprocesses) or sync (in-process)")
     p.add_argument("--checkpoint", default=None,
                    help="save the full agent checkpoint (pickle-free directory, robot_rl.learning.checkpoint) here at the end")
     args = p.parse_args(argv)
     seed = [f"seed={args.seed}", f"agent.seed={args.seed}"] if args.seed is not None else []
-    cfg = load_train_config(args.config, [*args.set, *seed])
+    vector = [f"num_envs={args.num_envs}"] if args.num_envs is not None else []
+    vector += [f"vector_env={args.vector_env}"] if args.vector_env is not None else []
+    cfg = load_train_config(args.config, [*args.set, *seed, *vector])
     res = train(args.env_id, cfg, args.steps, demos_path=args.demos, log_dir=args.log_dir)
     if args.checkpoint:
         from .checkpoint import save_agent

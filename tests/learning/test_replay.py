@@ -88,17 +88,34 @@ def test_short_episodes_evict_but_never_serve_wrong_frames():
     _check_against(buf, record)
 
 
-def test_non_continuing_obs_gets_its_own_frame():
+def test_non_continuing_obs_gets_its_own_frame(tmp_path):
     buf = ReplayBuffer(_space(), 2, capacity=50, seed=0, verbose=False)
-    rec = []
-    # Interleave two "actors" whose transitions do not chain.
+    # One actor id, two interleaved episodes: no transition continues the one before it.
     for t in range(5):
         for ep in (0, 1):
-            buf.add(_frame(ep, t), np.array([ep, t], np.float32), float(ep + t), _frame(ep, t + 1), False, False,
-                    actor_id=ep % 3, intervened=(t % 2 == 0))
-            rec.append((ep, t, False, False))
-    _check_against(buf, rec)
+            buf.add(_frame(ep, t), np.array([ep, t], np.float32), 0.0, _frame(ep, t + 1), False, False, actor_id=0)
+    b = buf.get(np.arange(10))
+    assert b["obs"]["state"].tolist() == [[ep, t] for t in range(5) for ep in (0, 1)]
+    assert b["next_obs"]["state"].tolist() == [[ep, t + 1] for t in range(5) for ep in (0, 1)]
     assert buf.n_frames == 20  # no sharing possible, but still correct
+
+
+def test_interleaved_actors_share_frames_per_actor_in_memory_and_on_disk(tmp_path):
+    """A vector env's sub-envs (or several actor nodes) add in turn; each actor_id keeps its
+    own frame chain, so every episode still stores L+1 frames, and the persisted copy reads
+    back the same transitions."""
+    buf = ReplayBuffer(_space(), 2, capacity=50, seed=0, verbose=False, persist_dir=str(tmp_path / "r"),
+                       flush_every=3)
+    rec = []
+    for t in range(5):
+        for ep in (0, 1):
+            buf.add(_frame(ep, t), np.array([ep, t], np.float32), float(ep + t), _frame(ep, t + 1), False, t == 4,
+                    actor_id=ep % 3, intervened=(t % 2 == 0))
+            rec.append((ep, t, False, t == 4))
+    _check_against(buf, rec)
+    assert buf.n_frames == 12  # 2 episodes x (5 + 1)
+    buf.close()
+    _check_against(ReplayBuffer.load(str(tmp_path / "r"), resume=False, verbose=False), rec)
 
 
 def test_bytes_per_transition_two_128_cameras():
