@@ -194,6 +194,28 @@ def test_vector_env_reproduces_n_mujoco_envs_step_by_step():
     reference.close()
 
 
+def test_train_gym_learns_from_the_batched_vector_env(tmp_path):
+    """The Isaac Lab side feeds the learner's vector interface: train() (issue 23's vector
+    trainer) takes the batched env as it is, stores every sub-env's transitions and updates."""
+    from robot_rl.learning.replay import ReplayBuffer
+    from robot_rl.learning.train_gym import TrainGymConfig, train
+    from robot_rl.learning.rlpd import RLPDConfig
+    from robot_rl.sim.isaac.vector_env import MujocoBatchSim, PickVectorEnv
+    cfg = load_config(None, {"task.max_episode_steps": 10})
+    env = PickVectorEnv(cfg, MujocoBatchSim(cfg, 2))
+    try:
+        res = train(env, TrainGymConfig(agent=RLPDConfig(hidden_dims=[32, 32], num_critics=2,
+                                                         batch_size=16),
+                                        learning_starts=20, replay_dir=str(tmp_path / "replay"),
+                                        verbose=False), steps=60)
+    finally:
+        env.sim.close()
+    assert res["steps"] == 60 and res["num_envs"] == 2
+    assert res["episodes"] == 6  # 2 sub-envs x 3 truncations of 10 steps
+    online = ReplayBuffer.load(str(tmp_path / "replay"), capacity=100, resume=True, verbose=False)
+    assert len(online) == 60
+
+
 class _TinyActor(torch.nn.Module):
     def __init__(self, flat_dim: int, action_dim: int):
         super().__init__()
