@@ -19,6 +19,7 @@ from robot_rl.hil.config import HILConfig, check_reward_source
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
+from robot_rl.sim.randomization_config import PhysicsConfig, RandomizationConfig
 from robot_rl.schema import (ConfigError, FieldError, check, deep_merge, from_dict, require,
                              require_positive, to_dict, unflatten)
 
@@ -143,6 +144,9 @@ class SimConfig:
     # policy like hil.sim_human, or "off". It re-arranges the cube when the reset node waits.
     rehearsal: bool = False
     operator: Literal["off", "demonstrate", "correct"] = "correct"
+    # Per-episode domain randomisation and solver settings (robot_rl/sim/randomization.py).
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
 
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")
