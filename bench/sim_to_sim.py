@@ -102,6 +102,18 @@ def evaluate_on(agent, cfg, episodes: int) -> float:
         env.close()
 
 
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'seed':>4}  {'train':<8} {'nominal':>8} {'shifted':>8} {'gap':>6}")
+    for row in sorted(rows, key=lambda r: (r["train_dr"], r["seed"])):
+        print(f"{row['seed']:>4}  {'DR' if row['train_dr'] else 'no DR':<8} {row['nominal']:>8.0%} "
+              f"{row['shifted']:>8.0%} {row['gap']:>+6.0%}")
+    for dr in sorted({r["train_dr"] for r in rows}):
+        mine = [r for r in rows if r["train_dr"] == dr]
+        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("nominal", "shifted", "gap")}
+        print(f"{'mean':>4}  {'DR' if dr else 'no DR':<8} {mean['nominal']:>8.0%} "
+              f"{mean['shifted']:>8.0%} {mean['gap']:>+6.0%}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -111,9 +123,30 @@ def main(argv=None) -> int:
     p.add_argument("--demos", type=int, default=20)
     p.add_argument("--randomized", default=os.path.join(REPO, "config", "sim_randomized.yaml"))
     p.add_argument("--shifted", default=os.path.join(REPO, "config", "sim_shifted.yaml"))
+    p.add_argument("--conditions", nargs="+", choices=("nominal", "dr"), default=["nominal", "dr"],
+                   help="which agents to train: on the nominal sim, with randomisation")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="", help="also write the results as JSON here")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier "
+                   "--out files or printed outputs (runs split over processes)")
     args = p.parse_args(argv)
+    if args.table:
+        rows = []
+        for path in args.table:
+            with open(path) as f:
+                text = f.read()
+            if path.endswith(".json"):
+                result = json.loads(text)
+                print(f"# {path}: expert {result['expert']}, {result['args']['eval_episodes']} "
+                      f"evaluation episodes per cell, {result['args']['steps']} training steps")
+                rows += result["rows"]
+            else:  # this script's printed output: its result lines
+                rows += [json.loads(line) for line in text.splitlines()
+                         if line.startswith('{"seed"')]
+                print("\n".join(f"# {path}: {line[2:]}" for line in text.splitlines()
+                                if line.startswith("# scripted expert")))
+        print_table(rows)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     nominal = load_config(None, STATE_TASK)
@@ -130,7 +163,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         demo_dir = os.path.join(tempfile.mkdtemp(prefix="robot_rl_s2s_"), "demos")
         record(nominal, demo_dir, args.demos, seed=seed + 50_000, verbose=False)
-        for dr in (False, True):
+        for dr in [c == "dr" for c in args.conditions]:
             t0 = time.perf_counter()
             print(f"# seed {seed}, train {'with' if dr else 'without'} randomisation", flush=True)
             agent, curve = train(randomized if dr else nominal, demo_dir, args.steps, seed,
@@ -143,15 +176,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
 
-    print(f"\n{'seed':>4}  {'train':<8} {'nominal':>8} {'shifted':>8} {'gap':>6}")
-    for row in rows:
-        print(f"{row['seed']:>4}  {'DR' if row['train_dr'] else 'no DR':<8} {row['nominal']:>8.0%} "
-              f"{row['shifted']:>8.0%} {row['gap']:>+6.0%}")
-    for dr in (False, True):
-        mine = [r for r in rows if r["train_dr"] == dr]
-        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("nominal", "shifted", "gap")}
-        print(f"{'mean':>4}  {'DR' if dr else 'no DR':<8} {mean['nominal']:>8.0%} "
-              f"{mean['shifted']:>8.0%} {mean['gap']:>+6.0%}")
+    print_table(rows)
     print(f"# {args.eval_episodes} evaluation episodes per cell, {args.steps} training steps, "
           f"total {time.perf_counter() - t_start:.0f} s, load average {os.getloadavg()[0]:.2f}")
     if args.out:
