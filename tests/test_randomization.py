@@ -284,3 +284,23 @@ def test_profiles_are_valid_yaml_sections():
     for name in ("sim_randomized.yaml", "sim_shifted.yaml"):
         data = yaml.safe_load((REPO / "config" / name).read_text())
         assert set(data) == {"sim"}, name
+
+
+def test_camera_light_and_colour_randomisation_reach_the_rendered_image():
+    world = SimWorld(cfg(**{"cameras": [{"name": "front", "width": 48, "height": 48}],
+                            R + "enabled": True, R + "camera_pos_jitter": 0.02,
+                            R + "light_scale": [0.5, 0.6], R + "color_jitter": 0.2}))
+    try:
+        camera = world.cfg.cameras[0]
+        randomizer = world.randomizer()
+        world.reset(seed=0, randomization=nominal_values(randomizer.camera_names))
+        nominal, K = world.camera_frame(camera)
+        world.reset(seed=0)  # drawn: darker, other colours, the camera moved
+        randomized, _ = world.camera_frame(camera)
+        assert np.abs(randomized.astype(int) - nominal.astype(int)).mean() > 5
+        assert randomized.mean() < nominal.mean()  # lights at 50-60 %
+        world.reset(seed=0, randomization=nominal_values(randomizer.camera_names))
+        again, K_again = world.camera_frame(camera)
+        assert np.array_equal(again, nominal) and np.array_equal(K_again, K)
+    finally:
+        world.close()
