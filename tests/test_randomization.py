@@ -186,6 +186,18 @@ def test_a_logged_episode_replays_with_the_same_physics(tmp_path):
     assert np.array_equal(qpos_again, qpos)
     assert np.array_equal(trace_again, trace)  # latency and noise too
     assert info["randomization"]["friction_scale"] != 1.0
+    # A nominal world replays it too, and its next plain reset is nominal again.
+    plain = SimTaskEnv(cfg())
+    try:
+        fresh = model_arrays(plain.world.model)
+        _, _, qpos_plain = run_episode(plain, actions, options={"replay": record})
+        assert np.array_equal(qpos_plain, qpos)
+        _, info = plain.reset(seed=0)
+        assert "randomization" not in info
+        for name, array in fresh.items():
+            assert np.array_equal(getattr(plain.world.model, name), array), name
+    finally:
+        plain.close()
 
 
 def test_latency_delays_actions_and_observations():

@@ -79,6 +79,9 @@ class SimWorld:
             values = randomization if randomization is not None else randomizer.draw(seed)
             randomizer.apply(values)
             self.episode_randomization = values
+        elif self._randomizer is not None:  # a replay in a nominal world: back to nominal
+            self._randomizer.restore()
+            self._randomizer, self.episode_randomization = None, None
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
         self.data.time = now  # sim time never runs backwards: it stamps every ROS message
