@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from robot_rl.config import load_config  # noqa: E402
+from robot_rl.schema import to_dict  # noqa: E402
 from robot_rl.envs.pick_cube import PickCubeEnv  # noqa: E402
 from robot_rl.learning.config import EncoderConfig  # noqa: E402
 from robot_rl.learning.record_demos import ExpertPolicy, record  # noqa: E402
@@ -125,6 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("--shifted", default=os.path.join(REPO, "config", "sim_shifted.yaml"))
     p.add_argument("--conditions", nargs="+", choices=("nominal", "dr"), default=["nominal", "dr"],
                    help="which agents to train: on the nominal sim, with randomisation")
+    p.add_argument("--decompose", action="store_true",
+                   help="also evaluate on the shifted sim's halves: its solver settings alone "
+                        "(shifted_physics) and its parameter values alone (shifted_params)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="", help="also write the results as JSON here")
     p.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of earlier "
@@ -152,13 +156,20 @@ def main(argv=None) -> int:
     nominal = load_config(None, STATE_TASK)
     randomized = load_config(args.randomized, STATE_TASK)
     shifted = load_config(args.shifted, STATE_TASK)
+    sims = {"nominal": nominal, "shifted": shifted}
+    if args.decompose:
+        sims["shifted_physics"] = load_config(args.shifted, {
+            **STATE_TASK, "sim.randomization.enabled": False})
+        sims["shifted_params"] = load_config(args.shifted, {
+            **STATE_TASK, "sim.physics_dt": nominal.sim.physics_dt,
+            **{f"sim.physics.{k}": v for k, v in to_dict(nominal.sim.physics).items()}})
     if not randomized.sim.randomization.enabled:
         raise SystemExit(f"--randomized {args.randomized}: sim.randomization.enabled is false")
 
-    reference = {"nominal": expert_success(nominal, args.eval_episodes),
-                 "shifted": expert_success(shifted, args.eval_episodes)}
-    print(f"# scripted expert: nominal {reference['nominal']:.0%}, shifted "
-          f"{reference['shifted']:.0%} ({args.eval_episodes} episodes each)", flush=True)
+    reference = {name: expert_success(sim_cfg, args.eval_episodes)
+                 for name, sim_cfg in sims.items()}
+    print("# scripted expert: " + ", ".join(f"{name} {sr:.0%}" for name, sr in reference.items())
+          + f" ({args.eval_episodes} episodes each)", flush=True)
     rows, t_start = [], time.perf_counter()
     for seed in args.seeds:
         demo_dir = os.path.join(tempfile.mkdtemp(prefix="robot_rl_s2s_"), "demos")
@@ -169,8 +180,8 @@ def main(argv=None) -> int:
             agent, curve = train(randomized if dr else nominal, demo_dir, args.steps, seed,
                                  nominal, args.eval_every, args.eval_episodes)
             row = {"seed": seed, "train_dr": dr, "steps": args.steps,
-                   "nominal": evaluate_on(agent, nominal, args.eval_episodes),
-                   "shifted": evaluate_on(agent, shifted, args.eval_episodes),
+                   **{name: evaluate_on(agent, sim_cfg, args.eval_episodes)
+                      for name, sim_cfg in sims.items()},
                    "wall_s": round(time.perf_counter() - t0, 1), "curve": curve}
             row["gap"] = row["nominal"] - row["shifted"]
             rows.append(row)
