@@ -176,7 +176,7 @@ def test_a_logged_episode_replays_with_the_same_physics(tmp_path):
     assert len(records) == 3  # construction + two episodes
     record = records[-1]
     assert record["values"] == info["randomization"]
-    # Another process, another randomisation seed and episode count: the log alone decides.
+    # Another env, another randomisation seed and episode count: the log alone decides.
     replayer = SimTaskEnv(cfg(**WIDE, **{R + "seed": 99}))
     try:
         run_episode(replayer, actions[:4], seed=5)
