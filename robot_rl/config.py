@@ -20,6 +20,7 @@ from robot_rl.hil.config import HILConfig, check_reward_source
 from robot_rl.learning.config import ActorConfig, LearnerConfig, RLPDConfig
 from robot_rl.paths import shared_file
 from robot_rl.sensors.config import CameraConfig, TactileConfig
+from robot_rl.sim.randomization_config import PhysicsConfig, RandomizationConfig
 from robot_rl.schema import (ConfigError, FieldError, check, deep_merge, from_dict, require,
                              require_positive, to_dict, unflatten)
 
@@ -148,6 +149,9 @@ class SimConfig:
     # recording classifier data does: closes beside the cube, lifts, presses failure. The
     # recorder discards the episode; its frames are labelled not-success (hard negatives).
     operator_miss_every: int = 0
+    # Per-episode domain randomisation and solver settings (robot_rl/sim/randomization.py).
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
 
     def validate(self) -> None:
         check(0 < self.physics_dt <= 0.01, "physics_dt must be in (0, 0.01] s")

@@ -11,6 +11,7 @@ import gymnasium as gym
 
 from robot_rl.config import Config
 from robot_rl.envs.task import Snapshot, make_task
+from robot_rl.sim.randomization import CommandDelay, ObservationChannel
 from robot_rl.sim.world import SimWorld
 
 
@@ -29,7 +30,13 @@ def snapshot_from_world(world: SimWorld, cfg: Config, images: bool) -> Snapshot:
 class SimTaskEnv(gym.Env):
     """The configured task on the in-process MuJoCo world: reward and success from the
     task's simulator-state test, episodes end on ``task.terminated`` or are truncated after
-    ``task.max_episode_steps``."""
+    ``task.max_episode_steps``.
+
+    With ``sim.randomization`` (docs/sim_to_real.md) the policy sees the snapshots through the
+    episode's ``ObservationChannel`` (latency, noise, tactile gain) and its actions take effect
+    through a ``CommandDelay``; reward and success are judged on the true state. ``info`` of
+    ``reset`` carries the episode's values under ``"randomization"``; ``reset(options={"replay":
+    record})`` starts the logged episode ``record`` again (its values and cube pose)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
@@ -43,25 +50,46 @@ class SimTaskEnv(gym.Env):
         self._images = "images" in self.cfg.task.observations
         self._steps = 0
         self._snap: Snapshot | None = None
+        self._seen: Snapshot | None = None   # what the policy observes of self._snap
+        self._channel: ObservationChannel | None = None
+        self._delay: CommandDelay | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.world.reset(seed=seed)
+        replay = (options or {}).get("replay")
+        if replay is not None:  # a line of sim.randomization.log_file: that episode again
+            self.world.replay(replay)
+        else:
+            self.world.reset(seed=seed)
         self._steps = 0
         self._snap = snapshot_from_world(self.world, self.cfg, self._images)
-        self.task.reset(self._snap, self.np_random)
-        return self.task.observe(self._snap), {"success": False}
+        values = self.world.episode_randomization
+        self._channel = ObservationChannel(values) if values is not None else None
+        self._delay = CommandDelay(values) if values is not None else None
+        self._seen = self._observed(self._snap)
+        self.task.reset(self._seen, self.np_random)
+        info = {"success": False}
+        if values is not None:
+            info["randomization"] = values
+        return self.task.observe(self._seen), info
 
     def step(self, action):
         if self._snap is None:
             raise RuntimeError("call reset() before step()")
-        self.advance(*self.task.command(action, self._snap))
+        command = self.task.command(action, self._seen)
+        if self._delay is not None:
+            command = self._delay.push(command) or (None, None, None)
+        self.advance(*command)
+        self._seen = self._observed(self._snap)
         self._steps += 1
         success = self.task.success(self._snap)
         terminated = self.task.terminated(self._snap, success)
         truncated = not terminated and self._steps >= self.task.max_episode_steps
-        return (self.task.observe(self._snap), self.task.reward(self._snap), terminated,
+        return (self.task.observe(self._seen), self.task.reward(self._snap), terminated,
                 truncated, {"success": success})
+
+    def _observed(self, snap: Snapshot) -> Snapshot:
+        return snap if self._channel is None else self._channel.observe(snap)
 
     def advance(self, target=None, quat=None, width: float | None = None) -> Snapshot:
         """Command a TCP target (position, orientation x, y, z, w) and gripper opening, run one

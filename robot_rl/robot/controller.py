@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pinocchio as pin
@@ -98,6 +98,16 @@ class ImpedanceController:
         self.target_rot = pose.rotation.copy()
         self.target_q = self.home.copy()
         self.last_pose = pose
+
+    def set_stiffness(self, stiffness_pos: float, stiffness_rot: float) -> None:
+        """New Cartesian spring gains (N/m, N m/rad); the damping follows by damping_ratio.
+        The simulator's domain randomisation varies them per episode."""
+        if not (stiffness_pos > 0 and stiffness_rot > 0):
+            raise ValueError(f"stiffness must be > 0, got {stiffness_pos}, {stiffness_rot}")
+        self.cfg = replace(self.cfg, stiffness_pos=float(stiffness_pos),
+                           stiffness_rot=float(stiffness_rot))
+        self._k = np.array([self.cfg.stiffness_pos] * 3 + [self.cfg.stiffness_rot] * 3)
+        self._d = 2.0 * self.cfg.damping_ratio * np.sqrt(self._k)
 
     # -- commands ---------------------------------------------------------------------------
     def set_cartesian_target(self, position, quat_xyzw=None) -> ClampReport:

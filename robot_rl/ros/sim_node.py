@@ -17,6 +17,7 @@ follows the wall clock scaled by ``sim.real_time_factor``; ``max`` free-runs.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from functools import partial
@@ -143,6 +144,9 @@ class MujocoSimNode(Node):
                     self._reset_request.clear()
                     with self.lock:
                         self._last_reset = self.world.reset()
+                    if self.world.episode_randomization is not None:  # replayable from the log
+                        self.get_logger().info("episode randomisation: " + json.dumps(
+                            self.world.episode_randomization))
                     self._command.clear()
                     self._publish()
                     self._reset_done.set()

@@ -15,6 +15,7 @@ from robot_rl.robot.controller import ImpedanceController, matrix_to_quat_xyzw
 from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.sensors.base import CameraIntrinsics
 from robot_rl.sensors.image_ops import ImageTransform
+from robot_rl.sim.randomization import DomainRandomizer, append_log, apply_physics
 from robot_rl.sim.scene import build_model, taxel_layouts
 
 CUBE_HALF = 0.025
@@ -30,6 +31,7 @@ class SimWorld:
     def __init__(self, cfg: Config, seed: int | None = None):
         self.cfg = cfg
         self.model = build_model(cfg)
+        apply_physics(self.model, cfg.sim.physics)
         self.data = mujoco.MjData(self.model)
         m = self.model
         arm = cfg.robot.arm_joints
@@ -60,13 +62,26 @@ class SimWorld:
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._transforms: dict[str, ImageTransform] = {}
         self.gripper_width_cmd = cfg.robot.gripper_max_width
+        self._randomizer: DomainRandomizer | None = None
+        # The values applied at the last reset (sim.randomization); None: the nominal model.
+        self.episode_randomization: dict | None = None
         self.reset()
 
     # -- episode ----------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Arm to home, gripper open, cube at a random pose within the configured bounds."""
+    def reset(self, seed: int | None = None, randomization: dict | None = None) -> np.ndarray:
+        """Arm to home, gripper open, cube at a random pose within the configured bounds.
+        With sim.randomization enabled, the episode's values are drawn (from ``seed`` when
+        given) and applied; ``randomization``: apply these logged values instead (a replay)."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+        if randomization is not None or self.cfg.sim.randomization.enabled:
+            randomizer = self.randomizer()
+            values = randomization if randomization is not None else randomizer.draw(seed)
+            randomizer.apply(values)
+            self.episode_randomization = values
+        elif self._randomizer is not None:  # a replay in a nominal world: back to nominal
+            self._randomizer.restore()
+            self._randomizer, self.episode_randomization = None, None
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
         self.data.time = now  # sim time never runs backwards: it stamps every ROS message
@@ -78,7 +93,28 @@ class SimWorld:
         self.controller.reset(home)
         self.set_gripper(self.cfg.robot.gripper_max_width)
         mujoco.mj_forward(self.model, self.data)
+        log_file = self.cfg.sim.randomization.log_file
+        if log_file and self.episode_randomization is not None:
+            append_log(log_file, {"sim_time": now, "reset_seed": seed, "object_pose": [x, y, yaw],
+                                  "values": self.episode_randomization})
         return np.array([x, y, yaw])
+
+    def randomizer(self) -> DomainRandomizer:
+        """The domain randomiser of this world's model (made on first use)."""
+        if self._randomizer is None:
+            m = self.model
+            robot = [b for b in range(1, m.nbody) if b != self._cube_body]
+            self._randomizer = DomainRandomizer(m, self.cfg.sim.randomization,
+                                                object_body=self._cube_body, robot_bodies=robot,
+                                                arm_dofs=self._arm_dof, controller=self.controller)
+        return self._randomizer
+
+    def replay(self, record: dict) -> np.ndarray:
+        """Reset into a logged episode (a line of sim.randomization.log_file): its values and
+        its cube pose."""
+        self.reset(randomization=record["values"])
+        self.place_object(*record["object_pose"])
+        return np.array(record["object_pose"])
 
     def random_object_pose(self) -> tuple[float, float, float]:
         """x, y, yaw drawn uniformly within sim.object_*_range."""
