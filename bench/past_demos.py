@@ -26,6 +26,7 @@ policy's figure is not the lucky draw that selected it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -221,7 +222,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             window_eps, window_ok = 0, 0
             key = (ev["success_rate"], -(ev["mean_steps_to_success"] or float("inf")))
             if best is None or key > best["key"]:
-                best = {"key": key, "step": step, "actor": agent.actor_state_dict()}
+                best = {"key": key, "step": step, "actor": copy.deepcopy(agent.actor_state_dict())}  # not the live weights
     out["rl_curve"] = curve
     summary = summarise(curve) if curve else {}
     last_fresh = evaluate_policy(agent, eval_env, args.final_episodes, FINAL_SEED)
