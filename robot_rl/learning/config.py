@@ -78,6 +78,15 @@ class RLPDConfig:
     # Weight of a behaviour-cloning term on the demo half of each actor minibatch (0 = plain
     # RLPD). Demonstration actions are in the normalised [-1, 1] action space.
     bc_weight: float = 0.0
+    # Q-filtered BC (Nair et al., ICRA 2018): clone a demonstration's action only on the demo
+    # states where the critic ensemble rates it above the policy's own action, Q(s, a_demo) >
+    # Q(s, pi(s)); where the policy already does better, BC would only pull it back to the
+    # demonstrator's (slower) behaviour. docs/learning.md, "Past the demonstrations".
+    bc_q_filter: bool = False
+    # > 0: the BC weight falls linearly from bc_weight to bc_final_weight over this many actor
+    # updates (one per env step), then stays there; 0 keeps bc_weight throughout.
+    bc_decay_updates: int = 0
+    bc_final_weight: float = 0.0
     critic_layer_norm: bool = True
     actor_layer_norm: bool = False  # RLPD/SERL: LayerNorm in the critic only
     log_std_min: float = -5.0
@@ -127,6 +136,7 @@ class RLPDConfig:
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
         require_positive(self, "actor_lr", "critic_lr", "temp_lr", "gripper_lr")
+        require(self, 0, "bc_weight", "bc_decay_updates", "bc_final_weight")
         if self.num_threads is not None:
             require(self, 1, "num_threads")
 

@@ -562,17 +562,41 @@ class RLPDAgent:
 
     def _actor_step(self, feat: torch.Tensor, demo_feat: Optional[torch.Tensor] = None,
                     demo_action: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        # A tensor, not a float: a changing Python float would recompile a compiled loss.
+        bc_weight = torch.tensor(self.bc_weight_now(), device=feat.device)
         with self._precision():
-            actor_loss, temp_loss, bc, logp_d = self._actor_loss_fn(feat, self._noise(feat.shape[0]), demo_feat, demo_action)
+            actor_loss, temp_loss, bc, logp_d, cloned = self._actor_loss_fn(
+                feat, self._noise(feat.shape[0]), demo_feat, demo_action, bc_weight)
         alpha = self.alpha
         self.actor_opt.zero_grad(set_to_none=True)
         (actor_loss + temp_loss).backward()
         self.actor_opt.step()
         self.num_actor_updates += 1
         return {"actor_loss": actor_loss.detach(), "entropy": -logp_d.mean(), "temperature": alpha,
-                "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach()}
+                "temperature_loss": temp_loss.detach(), "bc_loss": bc.detach(), "bc_weight": bc_weight,
+                "bc_cloned_fraction": cloned}
 
-    def _actor_loss(self, feat, eps, demo_feat, demo_action):
+    def bc_weight_now(self) -> float:
+        """The BC weight of the next actor update: ``bc_weight``, or on its linear way to
+        ``bc_final_weight`` over ``bc_decay_updates`` actor updates."""
+        cfg = self.config
+        if cfg.bc_decay_updates <= 0:
+            return float(cfg.bc_weight)
+        frac = min(1.0, self.num_actor_updates / cfg.bc_decay_updates)
+        return float(cfg.bc_weight + frac * (cfg.bc_final_weight - cfg.bc_weight))
+
+    @torch.no_grad()
+    def q_filter_mask(self, demo_feat: torch.Tensor, demo_action: torch.Tensor, policy_action: torch.Tensor) -> torch.Tensor:
+        """1.0 where the critic ensemble (mean over members, as the actor loss uses) rates the
+        demonstration's action above the policy's, ``Q(s, a_demo) > Q(s, pi(s))``, else 0.0.
+        Actions are the continuous part, normalised to [-1, 1]."""
+        params = [p.detach() for p in self.critic.param_list()]
+        q = self.critic.forward_with(params, torch.cat([torch.cat([demo_feat, demo_action], -1),
+                                                        torch.cat([demo_feat, policy_action], -1)], 0)).mean(0)
+        q_demo, q_pi = q.chunk(2)
+        return (q_demo > q_pi).to(demo_feat.dtype)
+
+    def _actor_loss(self, feat, eps, demo_feat, demo_action, bc_weight):
         """Actor (+ BC) and temperature losses; pure in its tensor arguments like ``_critic_loss``."""
         a, logp = self.actor.sample(feat, eps)
         params = [p.detach() for p in self.critic.param_list()]
@@ -580,15 +604,25 @@ class RLPDAgent:
         alpha = self.alpha
         actor_loss = (alpha * logp - q).mean()
         bc = feat.new_zeros(())
-        if self.config.bc_weight > 0 and demo_feat is not None:
+        cloned = feat.new_zeros(())
+        uses_bc = self.config.bc_weight > 0 or (self.config.bc_decay_updates > 0 and self.config.bc_final_weight > 0)
+        if uses_bc and demo_feat is not None:
             # Behaviour cloning on the demo half of the minibatch (as in TD3+BC): keeps the
             # policy near the demonstrations until the critic has seen enough to improve on them.
-            bc = (self.actor.deterministic(demo_feat) - demo_action).pow(2).sum(-1).mean()
-            actor_loss = actor_loss + self.config.bc_weight * bc
+            pi_demo = self.actor.deterministic(demo_feat)
+            sq = (pi_demo - demo_action).pow(2).sum(-1)
+            if self.config.bc_q_filter:
+                # Mean over the whole demo half, not over the kept states: the term fades as the
+                # policy overtakes the demonstrations on more of them.
+                mask = self.q_filter_mask(demo_feat, demo_action, pi_demo.detach())
+                bc, cloned = (mask * sq).mean(), mask.mean()
+            else:
+                bc, cloned = sq.mean(), feat.new_ones(())
+            actor_loss = actor_loss + bc_weight * bc
         logp_d = logp.detach()
         # SAC temperature loss: raises alpha when entropy < target, lowers it otherwise.
         temp_loss = -(self.log_alpha * (logp_d + self.target_entropy)).mean()
-        return actor_loss, temp_loss, bc, logp_d
+        return actor_loss, temp_loss, bc, logp_d, cloned
 
     def fit_input_normalization(self, obs: Any) -> bool:
         """Fit the encoder's state/tactile normalisation to a batch of observations (typically

@@ -27,6 +27,7 @@ Success is read from ``info["is_success"]`` or ``info["success"]`` (``demos.epis
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -65,6 +66,9 @@ class TrainGymConfig:
     replay_dir: Optional[str] = None  # persist the online buffer here
     eval_every: int = 0  # env steps between deterministic evaluations (0: none during training)
     eval_episodes: int = 0  # episodes per evaluation, and after training
+    # With evaluations: the returned agent (and --checkpoint) acts with the best-evaluated actor
+    # (the final evaluation competes too), not merely the last one; res["kept_step"] says which.
+    keep_best: bool = True
     seed: int = 0
     verbose: bool = True
     # Environments stepping in parallel (docs/learning.md, "Parallel environments"). 1: the
@@ -208,6 +212,24 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def evaluation_rank(result: Mapping[str, Any]) -> tuple:
+    """Order of evaluations: success, then return, then fewer steps to success."""
+    steps = result.get("mean_steps_to_success")
+    return (result["success_rate"], result["return_mean"], -(steps if steps is not None else math.inf))
+
+
+def _keep_best(agent: RLPDAgent, cfg: TrainGymConfig, best: Optional[Dict[str, Any]],
+               final: Optional[Dict[str, Any]], step: int) -> Optional[int]:
+    """With ``keep_best``, put the best-evaluated actor into ``agent`` unless the final
+    evaluation ranks at least as high; returns the step of the actor the agent now holds."""
+    if not cfg.keep_best or best is None or final is None:
+        return step if final is not None else None
+    if evaluation_rank(final) >= evaluation_rank(best):
+        return step
+    agent.load_actor_state_dict(best["actor_state"])
+    return best["step"]
+
+
 def train(
     env_id_or_env: EnvSource,
     config: Union[TrainGymConfig, RLPDConfig, Mapping[str, Any], None],
@@ -297,8 +319,10 @@ def train(
         result = evaluate_policy(agent, eval_env, cfg.eval_episodes)
         result = {"step": step, **{k: v for k, v in result.items() if k != "returns"}}
         evaluations.append(result)
-        if best is None or (result["success_rate"], result["return_mean"]) > (best["success_rate"], best["return_mean"]):
-            best = {**result, "actor_state": agent.actor_state_dict()}
+        if best is None or evaluation_rank(result) > evaluation_rank(best):
+            # A copy: the state dict's tensors are the live parameters, which training goes on
+            # to change in place.
+            best = {**result, "actor_state": copy.deepcopy(agent.actor_state_dict())}
         if writer is not None:
             writer.add_scalar("eval/return", result["return_mean"], step)
             writer.add_scalar("eval/success_rate", result["success_rate"], step)
@@ -372,6 +396,7 @@ def train(
     online.close()
     final = evaluate_policy(agent, eval_env, cfg.eval_episodes) if cfg.eval_episodes > 0 else None
     eval_returns = final["returns"] if final else []
+    kept_step = _keep_best(agent, cfg, best, final, step)
     if writer is not None:
         if final:
             writer.add_scalar("eval/return", final["return_mean"], step)
@@ -391,6 +416,7 @@ def train(
         "eval_success_rate": final["success_rate"] if final else float("nan"),
         "evaluations": evaluations,
         "best": best,
+        "kept_step": kept_step,
         "critic_updates_per_s": (n_updates * u / update_time) if update_time > 0 else 0.0,
         "wall_s": time.perf_counter() - t0,
         "num_envs": envs.num_envs if vectorised else 1,
