@@ -21,6 +21,7 @@ def _actions(context):
     from launch_ros.actions import Node
 
     from robot_rl.config import load_config
+    from robot_rl.graph import launch_node_arguments
     from robot_rl.sim.gazebo import launch_plan, write_gazebo_files
 
     def arg(name):
@@ -48,12 +49,7 @@ def _actions(context):
         actions.append(Node(package=item.package, executable=item.executable,
                             arguments=item.arguments, parameters=[item.parameters],
                             output="screen", **name))
-    for spec in nodes:
-        # A composed process keeps the names of the nodes it hosts (NodeSpec.composed).
-        name = {} if spec.composed else {"name": spec.name}
-        actions.append(Node(package="robot_rl", executable=spec.executable, output="screen",
-                            parameters=[spec.parameters], emulate_tty=True, **name))
-    return actions
+    return actions + [Node(**launch_node_arguments(spec)) for spec in nodes]
 
 
 def generate_launch_description():

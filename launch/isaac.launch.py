@@ -17,7 +17,7 @@ def _actions(context):
     from launch_ros.actions import Node
 
     from robot_rl.config import load_config
-    from robot_rl.graph import simulator_graph
+    from robot_rl.graph import launch_node_arguments, simulator_graph
 
     def arg(name):
         return LaunchConfiguration(name).perform(context)
@@ -31,11 +31,8 @@ def _actions(context):
             cmd=[str(Path(arg("isaac_python")).expanduser()), str(share / "sim" / "isaac" / "app.py"),
                  "--config", config_file] + (["--headless"] if arg("headless") == "true" else []),
             output="screen"))
-    for spec in simulator_graph(cfg, config_file, arg("profile"), "isaac"):
-        name = {} if spec.composed else {"name": spec.name}
-        actions.append(Node(package="robot_rl", executable=spec.executable, output="screen",
-                            parameters=[spec.parameters], emulate_tty=True, **name))
-    return actions
+    return actions + [Node(**launch_node_arguments(spec))
+                      for spec in simulator_graph(cfg, config_file, arg("profile"), "isaac")]
 
 
 def generate_launch_description():

@@ -12,21 +12,12 @@ from launch_ros.actions import Node
 
 def _nodes(context):
     from robot_rl.config import default_config_path, load_config
-    from robot_rl.graph import graph
-    from robot_rl.sros2 import enclave_of, security_enabled
+    from robot_rl.graph import graph, launch_node_arguments
 
     config_file = LaunchConfiguration("config").perform(context) or str(default_config_path())
     profile = LaunchConfiguration("profile").perform(context)
     cfg = load_config(config_file)
-    actions = []
-    for spec in graph(cfg, config_file, profile):
-        # A composed process keeps the names of the nodes it hosts (see NodeSpec.composed).
-        name = {} if spec.composed else {"name": spec.name}
-        if security_enabled():  # SROS2: docs/security.md (`robot-rl keys sros2`)
-            name["ros_arguments"] = ["--enclave", enclave_of(spec.executable)]
-        actions.append(Node(package="robot_rl", executable=spec.executable, output="screen",
-                            parameters=[spec.parameters], emulate_tty=True, **name))
-    return actions
+    return [Node(**launch_node_arguments(spec)) for spec in graph(cfg, config_file, profile)]
 
 
 def generate_launch_description():

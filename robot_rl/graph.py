@@ -19,6 +19,21 @@ class NodeSpec:
     composed: bool = False
 
 
+def launch_node_arguments(spec: NodeSpec, env=None) -> dict:
+    """The keyword arguments of ``launch_ros.actions.Node`` for ``spec``: what every launch
+    file of the package starts a robot_rl node with. A composed process keeps the names of the
+    nodes it hosts; with SROS2 on (``ROS_SECURITY_ENABLE=true``) each process runs in its enclave
+    (docs/security.md), and an executable without a policy is an error naming it."""
+    from robot_rl.sros2 import enclave_of, security_enabled
+    kwargs = {"package": "robot_rl", "executable": spec.executable, "output": "screen",
+              "parameters": [spec.parameters], "emulate_tty": True}
+    if not spec.composed:
+        kwargs["name"] = spec.name
+    if security_enabled(env):
+        kwargs["ros_arguments"] = ["--enclave", enclave_of(spec.executable)]
+    return kwargs
+
+
 def robot_nodes(cfg: Config, config_file: str) -> list[NodeSpec]:
     """Hardware contract: the MuJoCo stand-in, or one driver/camera/tactile process each."""
     base = {"config_file": config_file}

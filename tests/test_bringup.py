@@ -151,3 +151,22 @@ def test_teleop_profile_on_a_real_robot_needs_a_persons_device():
     with pytest.raises(ValueError, match="hil.device"):
         plan(BringupOptions(robot_ip="172.16.0.2", profile="teleop"),
              {"hil.device": "sim_human"})
+
+
+def test_every_launch_file_starts_a_node_spec_the_same_way():
+    """graph.launch_node_arguments: the one NodeSpec -> launch_ros Node conversion of
+    robot_rl.launch.py, gazebo.launch.py and isaac.launch.py (names, parameters, SROS2 enclave)."""
+    from robot_rl.graph import NodeSpec, launch_node_arguments
+    plain = NodeSpec("learner", "learner", "robot_rl.ros.learner_node", {"config_file": "c.yaml"})
+    composed = NodeSpec("mujoco_sim", "mujoco_sim", "robot_rl.ros.sim_node", {}, composed=True)
+    args = launch_node_arguments(plain, env={})
+    assert args["name"] == "learner" and args["parameters"] == [{"config_file": "c.yaml"}]
+    assert args["package"] == "robot_rl" and "ros_arguments" not in args
+    assert "name" not in launch_node_arguments(composed, env={})  # keeps its nodes' own names
+    secure = launch_node_arguments(plain, env={"ROS_SECURITY_ENABLE": "true"})
+    assert secure["ros_arguments"] == ["--enclave", "/robot_rl/learner"]
+    with pytest.raises(ValueError, match="no SROS2 policy for executable 'nope'"):
+        launch_node_arguments(NodeSpec("x", "nope", "m"), env={"ROS_SECURITY_ENABLE": "true"})
+    for launch_file in ("robot_rl.launch.py", "gazebo.launch.py", "isaac.launch.py"):
+        text = (REPO / "launch" / launch_file).read_text()
+        assert "Node(**launch_node_arguments(spec))" in text, launch_file
