@@ -16,6 +16,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
 
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import graph
@@ -118,14 +119,28 @@ def test_isaac_io_speaks_the_ros2_control_topics_the_joint_driver_drives(tmp_pat
     stop = threading.Event()
     frames_every = round(1.0 / cfg.control_rate_hz / cfg.sim.physics_dt)
 
-    def physics():  # Isaac Sim's physics callback + step + render cadence, in real time
-        step, start = 0, time.monotonic()
+    efforts = threading.Condition()
+    sent = [0]  # effort commands the driver has sent
+
+    def on_effort(_msg) -> None:
+        with efforts:
+            sent[0] += 1
+            efforts.notify_all()
+
+    def physics():  # Isaac Sim's physics callback + step + render cadence, at most real time
+        step, start, seen = 0, time.monotonic(), 0
         while not stop.is_set():
             io.on_physics_step(cfg.sim.physics_dt)
             mujoco.mj_step(world.model, world.data)
             step += 1
             if step % frames_every == 0:
                 io.publish_frame(io.sim_time)
+            # Lockstep with the driver (at most 0.1 s of wall time per step): a loaded 2-core
+            # machine cannot close a torque loop over DDS in Python in real time, and an arm
+            # stepped on stale efforts falls (fresh-clone CI: 0.3 m below the goal).
+            with efforts:
+                efforts.wait_for(lambda: sent[0] > seen or stop.is_set(), timeout=0.1)
+                seen = sent[0]
             lag = start + step * cfg.sim.physics_dt - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
@@ -137,6 +152,7 @@ def test_isaac_io_speaks_the_ros2_control_topics_the_joint_driver_drives(tmp_pat
                               lambda msg: received.__setitem__("tactile", msg), m.SENSOR_QOS)
     probe.create_subscription(PoseStamped, m.OBJECT_POSE,
                               lambda msg: received.__setitem__("object", msg), m.SENSOR_QOS)
+    probe.create_subscription(Float64MultiArray, cfg.driver.effort_command_topic, on_effort, 10)
     target_pub = probe.create_publisher(PoseStamped, m.EE_TARGET, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
