@@ -136,13 +136,22 @@ def test_joint_targets_are_matched_by_name(env, listener):
                      position=[float(goal[i]) for i in order])
     pub = env.node.create_publisher(JointState, m.JOINT_TARGET, m.COMMAND_QOS)
     time.sleep(0.5)
-    for _ in range(30):  # each command also advances the lockstep sim by one period
+
+    def error() -> float:
+        state = listener.messages[m.JOINT_STATES][-1]
+        return float(np.max(np.abs(m.joint_positions_by_name(state, cfg.robot.arm_joints) - goal)))
+
+    # Each command also advances the lockstep sim by one period; a loaded machine drops or
+    # merges some, so commands go on until the arm arrives (fresh-clone CI: 30 commands in a
+    # fixed window left the last joint 0.046 rad short) or 20 s pass.
+    deadline = time.monotonic() + 20.0
+    for sent in range(1, 10_000):
         pub.publish(msg)
         time.sleep(0.03)
+        if (sent >= 30 and error() < 0.02) or time.monotonic() > deadline:
+            break
     time.sleep(0.5)
-    state = listener.messages[m.JOINT_STATES][-1]
-    reached = m.joint_positions_by_name(state, cfg.robot.arm_joints)
-    assert np.max(np.abs(reached - goal)) < 0.02
+    assert error() < 0.02
     env.node.destroy_publisher(pub)
 
 
