@@ -35,6 +35,11 @@ class Outcome:
     failure: bool = False
 
 
+def _check_consecutive(consecutive) -> None:
+    if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
+        raise ValueError(f"consecutive must be an integer >= 1, got {consecutive!r}")
+
+
 class RewardSource:
     def reset(self) -> None:
         """A new episode starts: forget what was said about the previous one."""
@@ -49,8 +54,7 @@ class ConsecutiveSuccess(RewardSource):
     a False message starts the count again. Success, once reached, holds until the reset."""
 
     def __init__(self, consecutive: int = 1):
-        if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
-            raise ValueError(f"consecutive must be an integer >= 1, got {consecutive!r}")
+        _check_consecutive(consecutive)
         self.consecutive = consecutive
         self._lock = threading.Condition()
         self.run = 0          # True messages in a row, this episode
@@ -94,8 +98,7 @@ class HumanLabels(RewardSource):
 
     def __init__(self, success_button: int = SUCCESS_BUTTON,
                  failure_button: int = FAILURE_BUTTON, consecutive: int = 1):
-        if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
-            raise ValueError(f"consecutive must be an integer >= 1, got {consecutive!r}")
+        _check_consecutive(consecutive)
         self.buttons = (success_button, failure_button)
         self.consecutive = consecutive
         self._lock = threading.Lock()
