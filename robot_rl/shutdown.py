@@ -8,6 +8,10 @@ no child behind.
 * :func:`stop_on_signals` makes SIGTERM (and SIGHUP) raise :class:`Terminated`, a
   ``KeyboardInterrupt``, in the main thread, like Ctrl-C. Install it before ``rclpy.init``:
   rclpy's own handler (which shuts the ROS context down) then chains to it.
+* :func:`stop_requested` stays true once a stop signal arrived, even where the interrupt it
+  raised was turned into another error: a signal landing while rclpy's C++ code converts a
+  message to Python surfaces as pybind11's ``RuntimeError`` ("Unable to convert call
+  argument"), not as the ``KeyboardInterrupt`` it was.
 * :func:`signals_deferred` is for the teardown that follows: a second signal (a user pressing
   Ctrl-C twice, or a group signal reaching a process that already stops) is recorded in
   :attr:`Deferred.count` instead of interrupting the save with a traceback.
@@ -35,8 +39,22 @@ def exit_code(exc: BaseException) -> int:
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+_stop = threading.Event()
+
+
+def stop_requested() -> bool:
+    """Whether SIGINT/SIGTERM/SIGHUP asked this process to stop (see the module docstring)."""
+    return _stop.is_set()
+
+
 def _raise_terminated(signum, _frame) -> None:
+    _stop.set()
     raise Terminated(signum)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    _stop.set()
+    signal.default_int_handler(signum, frame)
 
 
 def stop_on_signals() -> None:
@@ -47,7 +65,7 @@ def stop_on_signals() -> None:
         signal.signal(sig, _raise_terminated)
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
         return  # started with SIGINT ignored on purpose (nohup, background job): keep that
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 class Deferred:
@@ -56,6 +74,7 @@ class Deferred:
         self.last = 0
 
     def __call__(self, signum, _frame) -> None:
+        _stop.set()
         self.count += 1
         self.last = signum
 

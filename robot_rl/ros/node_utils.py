@@ -109,11 +109,16 @@ class NodeFailed(RuntimeError):
 
 
 def _shutting_down(exc: BaseException) -> bool:
-    """An error that only says the ROS context went away under a wait (a signal shut it down
-    between the executor's checks), not that anything failed."""
+    """An error that only says a stop signal arrived: the ROS context went away under a wait
+    (between the executor's checks), or the signal's interrupt landed inside rclpy's C++
+    message conversion and came out as a ``RuntimeError`` (seen in CI: the intervention node
+    printed a traceback on SIGTERM). Not that anything failed."""
     from rclpy._rclpy_pybind11 import RCLError
+
+    from robot_rl.shutdown import stop_requested
     return isinstance(exc, ExternalShutdownException) or (
-        isinstance(exc, RCLError) and not rclpy.ok())
+        isinstance(exc, RCLError) and not rclpy.ok()) or (
+        isinstance(exc, RuntimeError) and stop_requested())
 
 
 def _quiet_shutdown_in_threads() -> None:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rosgraph_msgs.msg import Clock
@@ -19,6 +20,10 @@ from robot_rl.data.mcap_io import CONTRACT_TYPES, RecordingError, open_recording
 from robot_rl.graph import NodeSpec, graph, recorder_node
 from robot_rl.launcher import NodeGraph
 from robot_rl.ros import messages as m
+from robot_rl.topics import DIAGNOSTICS
+
+
+WARN = DiagnosticStatus.WARN
 
 
 def wait_until(condition, timeout, what):
@@ -44,8 +49,8 @@ class Spinner:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory, ros_context):
-    """A few seconds of the sim graph (realtime, two 128x128 cameras) recorded by the CLI,
-    plus a second recorder that is killed with SIGKILL."""
+    """A few seconds of the sim graph (realtime, two 128x128 cameras) recorded by the CLI until
+    the driver has refused a command and recovered, plus a second recorder killed with SIGKILL."""
     tmp = tmp_path_factory.mktemp("recording")
     # nice 0: these tests check what is recorded; a machine shared with other jobs could
     # otherwise starve the recorder into losing samples (its diagnostics count them).
@@ -57,27 +62,48 @@ def recorded(tmp_path_factory, ros_context):
                       recorder_node(str(config_file), str(tmp / "killed.mcap")).parameters)
     sim = NodeGraph(graph(cfg, str(config_file)) + [killed], log_dir=tmp / "logs").start()
     spinner = Spinner("test_recording_probe")
-    joints = []
+    joints, driver_health = [], []
     spinner.node.create_subscription(JointState, m.JOINT_STATES, joints.append, m.SENSOR_QOS)
+    spinner.node.create_subscription(
+        DiagnosticArray, DIAGNOSTICS, lambda msg: driver_health.extend(
+            s for s in msg.status if s.name == "robot_rl: joint_driver"), 50)
     bad_target = spinner.node.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
     output = tmp / "run.mcap"
+    cli = None
     try:
         wait_until(lambda: len(joints) > 5, 90, "the sim's /joint_states")
         cli = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "record", "--config",
-                                str(config_file), "--output", str(output), "--duration", "6",
-                                "--run-dir", str(tmp / "cli")],
+                                str(config_file), "--output", str(output),
+                                "--run-dir", str(tmp / "cli")],  # no --duration: SIGINT stops
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_until(lambda: output.with_name("run.mcap.partial").exists() or cli.poll() is not None,
                    60, "the recorder to start")
-        time.sleep(2.0)
-        # A command in the wrong frame: the driver refuses it and counts it (-> WARN).
+        # Events, not windows: the recorder's /diagnostics subscription is in the graph, the
+        # driver is subscribed to the target topic and has published twice since.
+        wait_until(lambda: any(i.node_name in ("recorder", "recorder_inputs") for i in
+                               spinner.node.get_subscriptions_info_by_topic(DIAGNOSTICS)),
+                   30, "the recorder's /diagnostics subscription")
+        wait_until(lambda: any(i.node_name == "joint_driver" for i in
+                               spinner.node.get_subscriptions_info_by_topic(m.EE_TARGET)),
+                   30, "the driver's target subscription")
+        seen = len(driver_health)
+        wait_until(lambda: len(driver_health) >= seen + 2, 30, "the driver's diagnostics")
+        # A command in the wrong frame: the driver refuses it and counts it (-> WARN), then
+        # reports OK again; the recording stops once the probe has seen both.
         pose = m.pose_msg([0.5, 0.0, 0.3], [1.0, 0.0, 0.0, 0.0], 0.0, "world")
         bad_target.publish(pose)
+        wait_until(lambda: any(s.level == WARN for s in driver_health), 30,
+                   "the driver's WARN")
+        warned_at = next(i for i, s in enumerate(driver_health) if s.level == WARN)
+        wait_until(lambda: len(driver_health) >= warned_at + 3, 30, "the driver's OK after it")
+        cli.send_signal(signal.SIGINT)
         out, _ = cli.communicate(timeout=60)
         assert cli.returncode == 0, out
         sim.processes["recorder_killed"].send_signal(signal.SIGKILL)
         sim.processes["recorder_killed"].wait(10)
     finally:
+        if cli is not None and cli.poll() is None:
+            cli.kill()
         spinner.close()
         sim.stop()
     return {"path": output, "cli_output": out, "killed": tmp / "killed.mcap", "cfg": cfg}
