@@ -311,7 +311,7 @@ class Stages:
         try:
             graph.start()
             last_print = 0.0
-            while status.get("env_steps", 0) < self.train_steps:
+            while not self._training_done(status):
                 failed = graph.failed()
                 if failed:
                     name = next(iter(failed))
@@ -335,6 +335,23 @@ class Stages:
             self.state.numbers["train_intervention_rate_last20"] = (
                 sum(r["intervention_rate"] for r in last) / len(last))
 
+    def _training_done(self, status: dict) -> bool:
+        """``train_steps`` env steps, then (with ``actor.evaluate_every``) the evaluation round
+        that judges the weights at the end, so the export can choose among every stage of the
+        training. A round starts at the first episode end past ``train_steps``; a restarted
+        actor, which counts its steps afresh, is not waited for beyond that."""
+        steps = status.get("env_steps", 0)
+        if steps < self.train_steps:
+            return False
+        ac = self.cfg.actor
+        latest = self.train_steps + ac.evaluate_every + (
+            ac.evaluate_episodes + 1) * self.cfg.task.max_episode_steps
+        if not ac.evaluate_every or steps >= latest:
+            return True
+        from robot_rl.learning.evaluation_rounds import read_rounds
+        return any(r["started_at_step"] >= self.train_steps
+                   for r in read_rounds(self.cfg.learner.run_dir))
+
     def _progress_line(self, status: dict) -> str:
         episodes = self.log.read("train")
         rows = episodes[-10:]
@@ -348,9 +365,17 @@ class Stages:
 
     # -- stage 4: export with the parity check -----------------------------------------------
     def export(self) -> None:
-        from robot_rl.deploy.agent_export import export_agent, load_agent_checkpoint
+        from robot_rl.deploy.agent_export import (export_agent, load_agent_checkpoint,
+                                                  use_best_policy)
         from robot_rl.envs.pick_cube import PickCubeEnv
         agent = load_agent_checkpoint(Path(self.cfg.learner.run_dir, "checkpoint"), self.cfg)
+        if self.cfg.actor.evaluate_every:
+            best = use_best_policy(agent, self.cfg.learner.run_dir)
+            if best is not None:
+                self.state.numbers["exported_evaluation_round"] = best
+                print(f"[demo] exporting the best evaluation round's policy: "
+                      f"{best['successes']}/{best['episodes']} without help at env step "
+                      f"{best['started_at_step']}")
         model = self.run_dir / "policy.onnx"
         result = export_agent(agent, self.cfg, model, run_id=self.run_dir.name)
         self.state.numbers["onnx_parity_max_abs_diff"] = float(result.max_abs_diff)

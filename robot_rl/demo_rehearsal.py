@@ -38,6 +38,10 @@ REHEARSAL_TRAIN_STEPS = 8_000
 DEMO_MISS_EVERY = 3  # every 3rd demos-stage episode the operator misses on purpose
 
 
+def train_steps(args) -> int:
+    return args.train_steps or (200 if args.quick else REHEARSAL_TRAIN_STEPS)
+
+
 def rehearsal_config(args) -> Config:
     """The training stage's configuration: the stand-in as hardware, joy pad, move-then-human
     resets, cameras + proprioception (+ tactile), classifier rewards, and the learning recipe
@@ -71,6 +75,10 @@ def rehearsal_config(args) -> Config:
         # threads on a busy core wait for each other at every op (0.5 vs 14 updates/s measured).
         "agent.num_threads": 1,
         "actor.max_lead": 50, "actor.learner_timeout": 60.0,
+        # Four evaluation rounds, the last at the end of training; the export deploys the best
+        # (docs/benchmarks.md, "Issue 17 — rehearsal": the final weights alone varied 0.58-0.82)
+        "actor.evaluate_every": max(1, train_steps(args) // (2 if args.quick else 4)),
+        "actor.evaluate_episodes": 1 if args.quick else 10,
         "learner.run_dir": str(run_dir / "train"), "learner.demos": str(run_dir / "demos"),
     }
     return load_config(args.config or None, {**overrides, **parse_sets(args.set)})
@@ -243,7 +251,7 @@ class RehearsalMixin:
         super().__init__(cfg, config_file, run_dir, args, state)
         # 8,000 env steps: at 5,000 the deployed rate was 0.72-0.84 over four runs (13-22 min
         # of the 60 allowed); docs/benchmarks.md, "Issue 17 — rehearsal".
-        self.train_steps = args.train_steps or (200 if args.quick else REHEARSAL_TRAIN_STEPS)
+        self.train_steps = train_steps(args)
 
     # -- demos: the operator through the joy pad; labelled frames alongside -------------
     def demos(self) -> None:

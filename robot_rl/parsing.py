@@ -117,6 +117,7 @@ class EpisodeEvent:
     intervention_rate: float
     steps_since_intervention: int
     reason: str = ""
+    evaluation: int = -1   # the actor's evaluation round, -1 for a training episode
 
     @property
     def ended(self) -> bool:
@@ -152,7 +153,8 @@ def episode_event_from(obj: Any) -> EpisodeEvent:
         intervention_rate=get_float(obj, "intervention_rate", 0.0, 0.0, 1.0, what),
         steps_since_intervention=get_int(obj, "steps_since_intervention", -1, -1, INT64_MAX,
                                          what),
-        reason=get_str(obj, "reason", "", max_len=1024, what=what))
+        reason=get_str(obj, "reason", "", max_len=1024, what=what),
+        evaluation=get_int(obj, "evaluation", -1, -1, INT32_MAX, what))
 
 
 def parse_status(text: Any, what: str = "status") -> Dict[str, Any]:

@@ -200,6 +200,17 @@ def load_agent_checkpoint(path: str | os.PathLike, cfg: Config):
     return agent
 
 
+def use_best_policy(agent, run_dir: str | os.PathLike) -> dict | None:
+    """Load the best evaluation round's actor weights of a learner run into ``agent``
+    (``robot_rl.learning.evaluation_rounds``); the round's record, or None when the run has none."""
+    from robot_rl.learning.evaluation_rounds import load_best_policy
+    best = load_best_policy(run_dir)
+    if best is None:
+        return None
+    agent.load_actor_state_dict(best[0])
+    return best[1]
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -228,6 +239,15 @@ def export_main(args) -> int:
     run_id = args.run_id or Path(args.checkpoint).resolve().parent.name or "unknown"
     try:
         agent = load_agent_checkpoint(args.checkpoint, cfg)
+        if getattr(args, "best", False):
+            best = use_best_policy(agent, Path(args.checkpoint).resolve().parent)
+            if best is None:
+                raise FileNotFoundError(f"--best: no evaluation round was kept under "
+                                        f"{Path(args.checkpoint).resolve().parent}/actors/*/"
+                                        f"best_policy (set actor.evaluate_every while training)")
+            print(f"exporting the best evaluation round: {best['successes']}/{best['episodes']}"
+                  f" at the actor's env step {best['started_at_step']} (weights "
+                  f"v{best['weights_version']})")
         result = export_agent(agent, cfg, args.out, run_id, args.version,
                               parity_samples=args.parity_samples, atol=args.atol,
                               exporter=args.exporter, opset=args.opset, seed=args.seed)

@@ -71,6 +71,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (with --config)")
     p.add_argument("--run-id", default=None, help="with --config: training run id (default: the checkpoint's folder)")
+    p.add_argument("--best", action="store_true",
+                   help="with --config: the actor weights of the best evaluation round of the run "
+                        "(actor.evaluate_every; actors/*/best_policy beside the checkpoint) "
+                        "instead of the checkpoint's last")
     p.add_argument("--version", default="1.0.0", help="with --config: policy version recorded in the metadata")
     p.add_argument("--metadata", help="metadata JSON template (observations, action, robot, training)")
     p.add_argument("--out", required=True, help="destination .onnx path; the metadata JSON is written beside it")

@@ -9,11 +9,14 @@ applied by the acting thread before its next action. Within one run only a highe
 replaces the weights (a lower one is refused and counted: ``stale_version``); weights of
 another run are taken. Transitions: a message every ``actor.send_every`` steps and at every
 episode end, kept in the outbox until acknowledged and resent after a learner restart or when
-acks stop advancing (``robot_rl.learning.outbox``, docs/crash_safety.md).
+acks stop advancing (``robot_rl.learning.outbox``, docs/crash_safety.md). Evaluation rounds:
+every ``actor.evaluate_every`` steps a few episodes with the mean action and frozen weights; the
+best round's weights are kept for deployment (``robot_rl.learning.evaluation_rounds``).
 """
 from __future__ import annotations
 
 import collections
+import json
 import os
 import threading
 import time
@@ -26,6 +29,7 @@ from robot_rl import security, transport
 from robot_rl.config import Config
 from robot_rl.deploy.agent_export import task_spaces
 from robot_rl.hil.episode import ENDED, EpisodeState, EpisodeStateMachine
+from robot_rl.learning.evaluation_rounds import EvaluationRounds
 from robot_rl.learning.outbox import Outbox, Resender, decode_ack
 from robot_rl.learning.rlpd import RLPDAgent
 from robot_rl.learning.weight_check import WeightCheckError, WeightProbe
@@ -67,9 +71,11 @@ class ActorCore:
         self.human_sync_timeouts = 0
         self.stop = threading.Event()
         self.state = "starting"
-        self.outbox = Outbox(ac.outbox_dir or os.path.join(cfg.learner.run_dir, "actors",
-                                                           f"actor_{ac.actor_id}"),
-                             ac.outbox_max_bytes)
+        actor_dir = ac.outbox_dir or os.path.join(cfg.learner.run_dir, "actors",
+                                                  f"actor_{ac.actor_id}")
+        self.outbox = Outbox(actor_dir, ac.outbox_max_bytes)
+        self.rounds = EvaluationRounds(ac.evaluate_every, ac.evaluate_episodes,
+                                       os.path.join(actor_dir, "best_policy"))
         self.resender = Resender(self.outbox, ac.resend_after)
         self._out_lock = threading.Lock()  # outbox, resender and publishing, in order
         self.sm = EpisodeStateMachine(cfg.task.max_episode_steps, ac.actor_id,
@@ -224,7 +230,8 @@ class ActorCore:
             return action, True
         if self.weights_version == 0 and self.total_steps < self.ac.random_steps:
             return self.action_space.sample().astype(np.float32), False
-        return self.agent.act(obs, deterministic=self.ac.deterministic).astype(np.float32), False
+        deterministic = self.ac.deterministic or self.rounds.active
+        return self.agent.act(obs, deterministic=deterministic).astype(np.float32), False
 
     def send(self, pending: List[transport.StepRecord]) -> None:
         """Outbox, then send (in order after a running resend), the steps gathered so far."""
@@ -242,7 +249,25 @@ class ActorCore:
         pending.clear()
 
     def _event(self, name: Optional[str] = None) -> None:
-        self._send_event(self.sm.event_json(name))
+        event = self.sm.event(name)
+        if self.rounds.active:
+            event["evaluation"] = self.rounds.current.round
+        self._send_event(json.dumps(event))
+
+    def _start_episode(self) -> None:
+        if self.rounds.due(self.total_steps):  # judge the newest weights, frozen for the round
+            self.apply_weights()
+            self.rounds.start(self.weights_version, self.total_steps)
+        self.sm.start()
+
+    def _end_evaluation_episode(self, log) -> None:
+        result = self.rounds.episode_ended(self.sm.state == EpisodeState.SUCCESS,
+                                           self.sm.interventions)
+        if result is not None:
+            kept = self.rounds.keep(result, self.agent.actor_state_dict())
+            log.info(f"evaluation round {result.round} (weights v{result.weights_version}): "
+                     f"{result.successes}/{result.episodes} episodes succeeded without help"
+                     + (", the best so far: kept for deployment" if kept else ""))
 
     def on_reset_state(self, state: str) -> None:
         """The reset node's state (``/scene/reset_state``): while this actor's reset waits for
@@ -296,12 +321,13 @@ class ActorCore:
                 if self.state == "failed":
                     return
                 continue
-            sm.start()
+            self._start_episode()
             self.state = "running"
             self._event()
             while sm.state == EpisodeState.RUNNING and not self.stop.is_set():
                 self.wait_for_learner()
-                self.apply_weights()
+                if not self.rounds.active:
+                    self.apply_weights()
                 action, intervened = self.choose(obs, env.snapshot.stamp)
                 if intervened:  # a device pushes in the base frame; the task may act in another
                     action = env.task.action_from_base_frame(action, env.snapshot)
@@ -336,6 +362,7 @@ class ActorCore:
             if sm.state in ENDED:
                 self._event()
                 log.info(self._episode_line())
+                self._end_evaluation_episode(log)
                 sm.begin_reset()
 
     def _episode_line(self) -> str:

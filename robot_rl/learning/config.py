@@ -172,14 +172,20 @@ class ActorConfig:
     outbox_dir: str = ""
     outbox_max_bytes: int = 1073741824  # beyond this the oldest unacknowledged are dropped (counted)
     resend_after: float = 3.0         # s without acknowledgement progress before resending
+    # Every evaluate_every env steps (0: never) a round of evaluate_episodes episodes with the
+    # mean action and frozen weights, judged by the task's reward source with no intervention;
+    # the best round's weights are kept for deployment (robot_rl/learning/evaluation_rounds.py).
+    evaluate_every: int = 0
+    evaluate_episodes: int = 10
 
     def validate(self) -> None:
-        require(self, 0, "actor_id", "random_steps", "weights_timeout", "max_lead")
+        require(self, 0, "actor_id", "random_steps", "weights_timeout", "max_lead",
+                "evaluate_every")
         if self.actor_id > 2**31 - 1:  # the replay stores actor ids as int32
             raise FieldError("actor_id", f"must be <= {2**31 - 1}, got {self.actor_id}")
         require_positive(self, "send_every", "reset_timeout", "max_reset_failures",
                          "observation_timeout", "learner_timeout", "outbox_max_bytes",
-                         "resend_after")
+                         "resend_after", "evaluate_episodes")
         require(self, MIN_MESSAGE_BYTES, "max_message_bytes")
 
 

@@ -176,3 +176,36 @@ def test_rehearsal_twin_runs_the_policy_path_and_leaves_the_real_core_alone(expo
         assert twin.rehearse(snap, snap.stamp, stamps).report.forwarded
     finally:
         env.close()
+
+
+def test_cli_exports_the_best_evaluation_round_with_best(tmp_path, agent, cfg, capsys):
+    """``--best``: the actor weights an evaluation round kept, not the checkpoint's last."""
+    import torch
+
+    from robot_rl.deploy.export import main
+    from robot_rl.learning.checkpoint import save_agent
+    from robot_rl.learning.evaluation_rounds import EvaluationRounds
+
+    ckpt = tmp_path / "run" / "checkpoint"
+    save_agent(str(ckpt), agent)
+    cfg_path = tmp_path / "config.yaml"
+    save_config(cfg, cfg_path)
+    out = tmp_path / "policy.onnx"
+    args = ["--checkpoint", str(ckpt), "--config", str(cfg_path), "--out", str(out),
+            "--parity-samples", "8", "--best"]
+    assert main(args) == 1
+    assert "no evaluation round was kept" in capsys.readouterr().err
+    kept = make_agent(cfg)  # other weights than the checkpoint's
+    with torch.no_grad():
+        for p in kept.actor.parameters():
+            p.add_(0.5)
+    rounds = EvaluationRounds(10, 1, tmp_path / "run" / "actors" / "actor_0" / "best_policy")
+    rounds.start(3, 10)
+    rounds.keep(rounds.episode_ended(True, 0), kept.actor_state_dict())
+    assert main(args) == 0
+    assert "best evaluation round: 1/1" in capsys.readouterr().out
+    obs = {"state": np.ones(8, np.float32), "tactile_left": np.zeros((4, 4), np.float32),
+           "tactile_right": np.zeros((4, 4), np.float32)}
+    deployed = OnnxPolicy(out, providers="cpu")(obs)
+    np.testing.assert_allclose(deployed, kept.act(obs, deterministic=True), atol=1e-5)
+    assert not np.allclose(deployed, agent.act(obs, deterministic=True), atol=1e-3)

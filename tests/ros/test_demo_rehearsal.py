@@ -36,6 +36,14 @@ def test_quick_rehearsal_runs_every_stage_without_simulator_links(tmp_path):
     assert numbers["classifier_positive_frames"] > 0
     assert numbers["train_env_steps"] >= 200
     assert numbers["graph_audits"] >= 2
+    # evaluation rounds during training (1 episode each in --quick), the last one after the
+    # training steps; the export deployed the best round's weights
+    rounds = [json.loads(line) for folder in (run_dir / "train" / "actors").glob("*/best_policy")
+              for line in (folder / "rounds.jsonl").read_text().splitlines()]
+    assert len(rounds) >= 2 and max(r["started_at_step"] for r in rounds) >= 200
+    assert all(r["episodes"] == 1 for r in rounds)
+    kept = numbers["exported_evaluation_round"]
+    assert kept["success_rate"] == max(r["success_rate"] for r in rounds)
     assert numbers["privileged_subscriptions"] == 0, numbers["privileged_links"]
 
     report = json.loads((run_dir / "report.json").read_text())
