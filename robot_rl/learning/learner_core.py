@@ -38,7 +38,8 @@ from robot_rl.parsing import InputError, parse_episode_event
 class LearnerCore(TrainingCore):
     """The learner's core: a ``TrainingCore`` fed from transport messages (checked, logged
     durably, acknowledged) with the learner's run folder, weights publication and status.
-    ``add``/``add_episode`` (inherited) store in-process data without the wire codec."""
+    ``add``/``add_episode`` (inherited) store in-process data without the wire codec; such data
+    is not in the write-ahead log: it is durable once in a replay chunk or at ``save``."""
 
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg, self.lc = cfg, cfg.learner
