@@ -50,12 +50,8 @@ def _actions(context):
             scope = [PushRosNamespace(item.namespace)] if item.namespace else []
             scope += [SetRemap(src=src, dst=dst) for src, dst in item.remappings]
             actions.append(GroupAction(scope + [include], scoped=True))
-        else:
-            # A composed process keeps the names of the nodes it hosts (NodeSpec.composed).
-            name = {} if item.composed or not item.name else {"name": item.name}
-            actions.append(Node(package=item.package, executable=item.executable,
-                                arguments=item.arguments, parameters=item.parameters,
-                                output="screen", emulate_tty=True, **name))
+        else:  # robot_rl's graph nodes as every launch file starts them (SROS2 enclave too)
+            actions.append(Node(**item.launch_arguments()))
     return actions
 
 

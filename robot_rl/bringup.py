@@ -29,7 +29,7 @@ from pathlib import Path
 
 from robot_rl import topics as T
 from robot_rl.config import Config
-from robot_rl.graph import graph
+from robot_rl.graph import NodeSpec, graph, launch_node_arguments
 
 CONTROLLERS_FILE = "ros2_controllers_panda.yaml"
 RVIZ_FILE = "robot_rl.rviz"
@@ -67,6 +67,17 @@ class NodeAction:
     arguments: list[str] = field(default_factory=list)
     parameters: list = field(default_factory=list)   # dicts and parameter-file paths
     composed: bool = False
+    spec: NodeSpec | None = None  # a node of the robot_rl graph: started as every launch file does
+
+    def launch_arguments(self, env=None) -> dict:
+        """The keyword arguments of ``launch_ros.actions.Node`` for this action. A robot_rl
+        graph node gets ``graph.launch_node_arguments`` (its SROS2 enclave included), as in
+        robot_rl.launch.py; a composed process keeps the names of the nodes it hosts."""
+        if self.spec is not None:
+            return launch_node_arguments(self.spec, env)
+        name = {} if self.composed or not self.name else {"name": self.name}
+        return {"package": self.package, "executable": self.executable, "arguments": self.arguments,
+                "parameters": self.parameters, "output": "screen", "emulate_tty": True, **name}
 
 
 def _flag(value: bool) -> str:
@@ -141,7 +152,7 @@ def bringup_plan(cfg: Config, config_file: str, share: Path,
                                parameters=[{"config_file": config_file}]))
     for spec in graph(cfg, config_file, options.profile):
         plan.append(NodeAction("robot_rl", spec.executable, spec.name,
-                               parameters=[spec.parameters], composed=spec.composed))
+                               parameters=[spec.parameters], composed=spec.composed, spec=spec))
     return plan
 
 

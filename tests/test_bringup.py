@@ -170,3 +170,27 @@ def test_every_launch_file_starts_a_node_spec_the_same_way():
     for launch_file in ("robot_rl.launch.py", "gazebo.launch.py", "isaac.launch.py"):
         text = (REPO / "launch" / launch_file).read_text()
         assert "Node(**launch_node_arguments(spec))" in text, launch_file
+
+
+@pytest.mark.parametrize("env", [{}, {"ROS_SECURITY_ENABLE": "true"}], ids=["plain", "sros2"])
+def test_real_panda_starts_robot_rl_nodes_as_every_launch_file_does(env):
+    """real_panda.launch.py's robot_rl graph nodes get graph.launch_node_arguments (names,
+    parameters and, with SROS2 on, each process's enclave), like robot_rl.launch.py; the arm's
+    own processes keep the plan's package, arguments and parameters."""
+    from robot_rl.graph import launch_node_arguments
+    cfg, items = plan(BringupOptions(robot_ip="172.16.0.2", profile="train"))
+    specs = graph(cfg, str(REAL), "train")
+    started = {item.name: item.launch_arguments(env) for item in items
+               if isinstance(item, NodeAction) and item.spec is not None}
+    assert set(started) == {spec.name for spec in specs} and "learner" in started
+    for spec in specs:
+        assert started[spec.name] == launch_node_arguments(spec, env), spec.name
+    if env:
+        assert started["learner"]["ros_arguments"] == ["--enclave", "/robot_rl/learner"]
+    spawner = next(item for item in items if isinstance(item, NodeAction) and item.executable == "spawner")
+    args = spawner.launch_arguments(env)
+    assert (args["package"], args["name"], args["arguments"]) == \
+        ("controller_manager", "robot_rl_controllers", spawner.arguments)
+    assert "ros_arguments" not in args  # franka's and ROS's own tools have no robot_rl enclave
+    text = (REPO / "launch" / "real_panda.launch.py").read_text()
+    assert "Node(**item.launch_arguments())" in text and "Node(package=" not in text

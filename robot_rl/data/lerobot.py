@@ -269,15 +269,196 @@ def _finish(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
-                   action_names: Optional[Sequence[str]] = None, robot_type: str = "franka_panda",
-                   data_file_size_mb: float = DATA_FILE_SIZE_MB, workers: int = 0) -> Dict[str, Any]:
-    """Write replay directory ``src`` as a LeRobot v3.0 dataset at ``out`` (a new folder).
-    ``workers``: PNG-encoding threads (0: one per core, at most 4)."""
+@dataclass
+class _ExportLayout:
+    """What every episode of one export is written with."""
+
+    obs_spec: Dict[str, Dict[str, Any]]
+    action_dim: int
+    image_keys: List[str]
+    schema: Any  # pyarrow.Schema of a data file's rows (frames)
+    fps: float
+    task: str
+
+
+def _arrow_schema(obs_spec: Mapping[str, Mapping[str, Any]], image_keys: Sequence[str], action_dim: int):
+    """The parquet schema of the data files: one column per LeRobot feature."""
+    import pyarrow as pa
+
+    fields = []
+    for key, spec in obs_spec.items():
+        name = feature_name(key)
+        if key in image_keys:
+            fields.append(pa.field(name, pa.struct([("bytes", pa.binary()), ("path", pa.string())])))
+        else:
+            fields.append(pa.field(name, _list_type([int(np.prod(spec["shape"]))])))
+    fields.append(pa.field("action", pa.list_(pa.float32(), action_dim)))
+    arrow = {"float32": pa.float32(), "bool": pa.bool_(), "int64": pa.int64()}
+    for name, dtype in STEP_FEATURES.items():
+        fields.append(pa.field(name, arrow[dtype]))
+    for name in INDEX_FEATURES:
+        fields.append(pa.field(name, pa.float32() if name == "timestamp" else pa.int64()))
+    return pa.schema(fields)
+
+
+class _DataFiles:
+    """The export's parquet data files: episodes are appended to the current file, and a new
+    one starts once it holds more than ``size_mb`` (an episode is never split)."""
+
+    def __init__(self, root: Path, schema, size_mb: float):
+        self.root, self.schema, self.limit = root, schema, size_mb * 2**20
+        self.writer = None
+        self.index, self.bytes = 0, 0
+
+    def start_episode(self) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is not None and self.bytes > self.limit:
+            self.close()
+            self.index, self.bytes = self.index + 1, 0
+        if self.writer is None:
+            path = self.root / DATA_PATH.format(chunk_index=self.index // CHUNKS_SIZE,
+                                                file_index=self.index % CHUNKS_SIZE)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(path, self.schema, compression="snappy")
+
+    def write(self, columns: Dict[str, Any], nbytes: int) -> None:
+        import pyarrow as pa
+
+        self.writer.write_table(pa.table(columns, schema=self.schema))
+        self.bytes += nbytes
+
+    def location(self) -> Dict[str, int]:
+        return {"data/chunk_index": self.index // CHUNKS_SIZE, "data/file_index": self.index % CHUNKS_SIZE}
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _observation_columns(ep: Episode, layout: _ExportLayout, stats: Dict[str, _RunningStats],
+                         encoder: ThreadPoolExecutor, first_index: int) -> tuple[Dict[str, Any], int]:
+    """The observation columns of one episode (images as PNG) and their size in bytes."""
+    import pyarrow as pa
+
+    columns: Dict[str, Any] = {}
+    nbytes = 0
+    for key in layout.obs_spec:
+        name = feature_name(key)
+        stacked = np.stack(ep.observations[key])
+        if key not in layout.image_keys:  # 1-D, as LeRobot's (and Rerun's) readers expect
+            stacked = stacked.reshape(len(stacked), -1)
+        stats[name].add(stacked)
+        if key in layout.image_keys:
+            pngs = list(encoder.map(_png, stacked))
+            nbytes += sum(len(b) for b in pngs)
+            columns[name] = pa.array(
+                [{"bytes": b, "path": f"frame-{first_index + i:09d}.png"} for i, b in enumerate(pngs)],
+                type=layout.schema.field(name).type)
+        else:
+            nbytes += stacked.nbytes
+            columns[name] = pa.array(stacked.astype(np.float32).tolist(), type=layout.schema.field(name).type)
+    return columns, nbytes
+
+
+def _step_columns(ep: Episode, layout: _ExportLayout, stats: Dict[str, _RunningStats], ep_index: int,
+                  first_index: int) -> Dict[str, Any]:
+    """Action, reward, flags and index columns of one episode; the final observation frame
+    gets a zero action and no reward."""
+    import pyarrow as pa
+
+    frames, adim = ep.length + 1, layout.action_dim
+    actions = np.concatenate([np.stack(ep.actions).astype(np.float32), np.zeros((1, adim), np.float32)])
+    stats["action"].add(actions[:-1])
+    stats["next.reward"].add(np.asarray(ep.rewards, np.float32)[:, None])
+
+    def pad(values, fill):  # the final frame's value
+        return list(values) + [fill]
+
+    done = [t or u for t, u in zip(ep.terminated, ep.truncated)]
+    frame_index = np.arange(frames, dtype=np.int64)
+    return {
+        "action": pa.FixedSizeListArray.from_arrays(pa.array(actions.reshape(-1)), adim),
+        "next.reward": pa.array(pad(ep.rewards, 0.0), pa.float32()),
+        "next.done": pa.array(pad(done, True), pa.bool_()),
+        "next.terminated": pa.array(pad(ep.terminated, False), pa.bool_()),
+        "next.truncated": pa.array(pad(ep.truncated, False), pa.bool_()),
+        "intervention": pa.array(pad(ep.intervened, False), pa.bool_()),
+        "actor_id": pa.array(pad(ep.actor_ids, ep.actor_ids[-1]), pa.int64()),
+        "is_final_observation": pa.array([False] * ep.length + [True], pa.bool_()),
+        "timestamp": pa.array((frame_index / layout.fps).astype(np.float32)),
+        "frame_index": pa.array(frame_index),
+        "episode_index": pa.array(np.full(frames, ep_index, np.int64)),
+        "index": pa.array(first_index + frame_index),
+        "task_index": pa.array(np.zeros(frames, np.int64)),
+    }
+
+
+def _write_episodes(src: str, tmp: Path, layout: _ExportLayout, stats: Dict[str, _RunningStats],
+                    data_file_size_mb: float, workers: int) -> List[Dict[str, Any]]:
+    """Every episode of replay directory ``src`` into the data files; their metadata rows."""
+    episodes_meta: List[Dict[str, Any]] = []
+    files = _DataFiles(tmp, layout.schema, data_file_size_mb)
+    total = 0
+    # PNG encoding is most of the export's time; OpenCV releases the GIL while it encodes.
+    encoder = ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1)))
+    try:
+        for ep_index, ep in enumerate(iter_replay_episodes(src)):
+            files.start_episode()
+            columns, nbytes = _observation_columns(ep, layout, stats, encoder, total)
+            columns.update(_step_columns(ep, layout, stats, ep_index, total))
+            files.write(columns, nbytes)
+            frames = ep.length + 1
+            episodes_meta.append({
+                "episode_index": ep_index, "tasks": [layout.task], "length": frames, **files.location(),
+                "dataset_from_index": total, "dataset_to_index": total + frames,
+                "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+                "transitions": ep.length, "success": bool(ep.terminated[-1]),
+                "return": float(np.sum(ep.rewards)), "intervened_steps": int(np.sum(ep.intervened)),
+            })
+            total += frames
+    finally:
+        encoder.shutdown()
+        files.close()
+    if not episodes_meta:
+        raise DatasetError(f"replay directory {src} holds no transitions; nothing to export")
+    return episodes_meta
+
+
+def _write_metadata(tmp: Path, src: str, layout: _ExportLayout, features: Dict[str, Any],
+                    episodes_meta: List[Dict[str, Any]], stats: Dict[str, _RunningStats],
+                    robot_type: str, data_file_size_mb: float) -> int:
+    """The episodes, tasks, info and stats files; returns the number of frames."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    total = episodes_meta[-1]["dataset_to_index"]
+    episodes_path = tmp / EPISODES_PATH.format(chunk_index=0, file_index=0)
+    episodes_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(episodes_meta), episodes_path)
+    pd.DataFrame({"task_index": [0]}, index=pd.Index([layout.task], name="task")).to_parquet(tmp / TASKS_PATH)
+    info = {
+        "codebase_version": CODEBASE_VERSION, "robot_type": robot_type,
+        "total_episodes": len(episodes_meta), "total_frames": total, "total_tasks": 1,
+        "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": int(data_file_size_mb),
+        "video_files_size_in_mb": 200, "fps": layout.fps, "splits": {"train": f"0:{len(episodes_meta)}"},
+        "data_path": DATA_PATH, "video_path": None, "features": features,
+        "robot_rl": {"source": os.path.abspath(src), "observation": layout.obs_spec,
+                     "action_dim": layout.action_dim, "frame_layout": "final observation frame per episode"},
+    }
+    (tmp / INFO_PATH).write_text(json.dumps(info, indent=2))
+    (tmp / STATS_PATH).write_text(json.dumps({k: s.result() for k, s in stats.items() if s.n}, indent=2))
+    return total
+
+
+def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
+                   action_names: Optional[Sequence[str]] = None, robot_type: str = "franka_panda",
+                   data_file_size_mb: float = DATA_FILE_SIZE_MB, workers: int = 0) -> Dict[str, Any]:
+    """Write replay directory ``src`` as a LeRobot v3.0 dataset at ``out`` (a new folder).
+    ``workers``: PNG-encoding threads (0: one per core, at most 4). Written into a temporary
+    sibling folder that becomes ``out`` only when complete."""
     from robot_rl.learning.replay import read_manifest
 
     start = time.perf_counter()
@@ -287,109 +468,16 @@ def export_lerobot(src: str, out: str, fps: float, task: str = DEFAULT_TASK,
     obs_spec, action_dim = manifest["observation"], int(manifest["action_dim"])
     features = _spec_features(obs_spec, action_dim, action_names)
     image_keys = [k for k, s in obs_spec.items() if s["dtype"] == "uint8"]
+    layout = _ExportLayout(obs_spec, action_dim, image_keys, _arrow_schema(obs_spec, image_keys, action_dim),
+                           fps, task)
     out_path = Path(out)
     tmp = _temporary_sibling(out_path)
     try:
-        schema_fields = []
-        for key, spec in obs_spec.items():
-            name = feature_name(key)
-            if key in image_keys:
-                schema_fields.append(pa.field(name, pa.struct([("bytes", pa.binary()), ("path", pa.string())])))
-            else:
-                schema_fields.append(pa.field(name, _list_type([int(np.prod(spec["shape"]))])))
-        schema_fields.append(pa.field("action", pa.list_(pa.float32(), action_dim)))
-        arrow = {"float32": pa.float32(), "bool": pa.bool_(), "int64": pa.int64()}
-        for name, dtype in STEP_FEATURES.items():
-            schema_fields.append(pa.field(name, arrow[dtype]))
-        for name in INDEX_FEATURES:
-            schema_fields.append(pa.field(name, pa.float32() if name == "timestamp" else pa.int64()))
-        schema = pa.schema(schema_fields)
-
         stats = {feature_name(k): _RunningStats(k in image_keys) for k in obs_spec}
         stats.update({n: _RunningStats(False) for n in ("action", "next.reward")})
-        episodes_meta: List[Dict[str, Any]] = []
-        writer: Optional[pq.ParquetWriter] = None
-        file_index, file_bytes, total = 0, 0, 0
-        # PNG encoding is most of the export's time; OpenCV releases the GIL while it encodes.
-        encoder = ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1)))
-        try:
-            for ep_index, ep in enumerate(iter_replay_episodes(src)):
-                frames = ep.length + 1
-                if writer is not None and file_bytes > data_file_size_mb * 2**20:
-                    writer.close()
-                    writer, file_index, file_bytes = None, file_index + 1, 0
-                if writer is None:
-                    path = tmp / DATA_PATH.format(chunk_index=file_index // CHUNKS_SIZE,
-                                                  file_index=file_index % CHUNKS_SIZE)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    writer = pq.ParquetWriter(path, schema, compression="snappy")
-                columns: Dict[str, Any] = {}
-                for key in obs_spec:
-                    stacked = np.stack(ep.observations[key])
-                    if key not in image_keys:  # 1-D, as LeRobot's (and Rerun's) readers expect
-                        stacked = stacked.reshape(len(stacked), -1)
-                    stats[feature_name(key)].add(stacked)
-                    if key in image_keys:
-                        pngs = list(encoder.map(_png, stacked))
-                        file_bytes += sum(len(b) for b in pngs)
-                        columns[feature_name(key)] = pa.array(
-                            [{"bytes": b, "path": f"frame-{total + i:09d}.png"} for i, b in enumerate(pngs)],
-                            type=schema.field(feature_name(key)).type)
-                    else:
-                        file_bytes += stacked.nbytes
-                        columns[feature_name(key)] = pa.array(stacked.astype(np.float32).tolist(),
-                                                              type=schema.field(feature_name(key)).type)
-                actions = np.concatenate([np.stack(ep.actions).astype(np.float32),
-                                          np.zeros((1, action_dim), np.float32)])
-                stats["action"].add(actions[:-1])
-                stats["next.reward"].add(np.asarray(ep.rewards, np.float32)[:, None])
-                columns["action"] = pa.FixedSizeListArray.from_arrays(pa.array(actions.reshape(-1)), action_dim)
-                pad = lambda values, fill: list(values) + [fill]  # noqa: E731 (the final frame's value)
-                columns["next.reward"] = pa.array(pad(ep.rewards, 0.0), pa.float32())
-                done = [t or u for t, u in zip(ep.terminated, ep.truncated)]
-                columns["next.done"] = pa.array(pad(done, True), pa.bool_())
-                columns["next.terminated"] = pa.array(pad(ep.terminated, False), pa.bool_())
-                columns["next.truncated"] = pa.array(pad(ep.truncated, False), pa.bool_())
-                columns["intervention"] = pa.array(pad(ep.intervened, False), pa.bool_())
-                columns["actor_id"] = pa.array(pad(ep.actor_ids, ep.actor_ids[-1]), pa.int64())
-                columns["is_final_observation"] = pa.array([False] * ep.length + [True], pa.bool_())
-                frame_index = np.arange(frames, dtype=np.int64)
-                columns["timestamp"] = pa.array((frame_index / fps).astype(np.float32))
-                columns["frame_index"] = pa.array(frame_index)
-                columns["episode_index"] = pa.array(np.full(frames, ep_index, np.int64))
-                columns["index"] = pa.array(total + frame_index)
-                columns["task_index"] = pa.array(np.zeros(frames, np.int64))
-                writer.write_table(pa.table(columns, schema=schema))
-                episodes_meta.append({
-                    "episode_index": ep_index, "tasks": [task], "length": frames,
-                    "data/chunk_index": file_index // CHUNKS_SIZE, "data/file_index": file_index % CHUNKS_SIZE,
-                    "dataset_from_index": total, "dataset_to_index": total + frames,
-                    "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                    "transitions": ep.length, "success": bool(ep.terminated[-1]),
-                    "return": float(np.sum(ep.rewards)), "intervened_steps": int(np.sum(ep.intervened)),
-                })
-                total += frames
-        finally:
-            encoder.shutdown()
-            if writer is not None:
-                writer.close()
-        if not episodes_meta:
-            raise DatasetError(f"replay directory {src} holds no transitions; nothing to export")
-        episodes_path = tmp / EPISODES_PATH.format(chunk_index=0, file_index=0)
-        episodes_path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(episodes_meta), episodes_path)
-        pd.DataFrame({"task_index": [0]}, index=pd.Index([task], name="task")).to_parquet(tmp / TASKS_PATH)
-        info = {
-            "codebase_version": CODEBASE_VERSION, "robot_type": robot_type,
-            "total_episodes": len(episodes_meta), "total_frames": total, "total_tasks": 1,
-            "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": int(data_file_size_mb),
-            "video_files_size_in_mb": 200, "fps": fps, "splits": {"train": f"0:{len(episodes_meta)}"},
-            "data_path": DATA_PATH, "video_path": None, "features": features,
-            "robot_rl": {"source": os.path.abspath(src), "observation": obs_spec,
-                         "action_dim": action_dim, "frame_layout": "final observation frame per episode"},
-        }
-        (tmp / INFO_PATH).write_text(json.dumps(info, indent=2))
-        (tmp / STATS_PATH).write_text(json.dumps({k: s.result() for k, s in stats.items() if s.n}, indent=2))
+        episodes_meta = _write_episodes(src, tmp, layout, stats, data_file_size_mb, workers)
+        total = _write_metadata(tmp, src, layout, features, episodes_meta, stats, robot_type,
+                                data_file_size_mb)
         _finish(tmp, out_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

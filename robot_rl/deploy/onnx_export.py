@@ -317,6 +317,58 @@ def _finalise_graph(path: Path, metadata: PolicyMetadata) -> int:
 # --------------------------------------------------------------------------- export
 
 
+def _exporter_candidates(exporter: str) -> list[str]:
+    """The exporters to try, in order, for ``exporter`` ("auto", "dynamo" or "torchscript")."""
+    if exporter == "auto":
+        return available_exporters()
+    if exporter in ("dynamo", "torchscript"):
+        if exporter == "dynamo" and "dynamo" not in available_exporters():
+            raise ExportError("exporter='dynamo' needs the 'onnxscript' package (pip install onnxscript)")
+        return [exporter]
+    raise ExportError(f"unknown exporter {exporter!r}; expected 'auto', 'dynamo' or 'torchscript'")
+
+
+def _trace_args(example: Mapping[str, torch.Tensor], names: Sequence[str]) -> tuple:
+    """The positional example inputs to trace with. torch.export specialises size-1 dims to
+    constants, which would silently drop the dynamic batch axis: a batch of 1 is repeated to 2."""
+    first = next(iter(example.values()))
+    if first.shape[0] != 1:
+        return tuple(example[n] for n in names)
+    return tuple(example[n][:1].repeat(2, *([1] * (example[n].dim() - 1))) for n in names)
+
+
+def _export_with_first_working(adapter: torch.nn.Module, args: tuple, names: Sequence[str],
+                               staged: Path, candidates: Sequence[str], opset: int | None) -> str:
+    """Export with the first of ``candidates`` that succeeds; its name. Each failure is
+    logged, its partial output removed, and all are reported when none succeeds."""
+    errors = []
+    for name in candidates:
+        try:
+            _export_graph(adapter, args, names, staged, name, opset)
+            return name
+        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            log.warning("ONNX export with the %s exporter failed: %s", name, exc)
+            for f in staged.parent.iterdir():
+                f.unlink()
+    raise ExportError("ONNX export failed with every exporter:\n  " + "\n  ".join(errors))
+
+
+def _export_info(exporter: str, opset: int, staged: Path, max_diff: float, atol: float) -> ExportInfo:
+    import onnxruntime as ort
+
+    return ExportInfo(
+        exporter=exporter,
+        opset=int(opset),
+        torch_version=torch.__version__,
+        onnxruntime_version=ort.__version__,
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model_sha256=sha256_of(staged),
+        parity_max_abs_diff=max_diff,
+        parity_atol=float(atol),
+    )
+
+
 def export_onnx(
     module: torch.nn.Module,
     example_obs: Mapping[str, Any],
@@ -348,62 +400,19 @@ def export_onnx(
     was_training = module.training
     module.eval()  # dropout/batch-norm in eval mode: the deployed policy is deterministic
     try:
-        first = next(iter(example.values()))
         out = _run_torch(module, {k: v.numpy() for k, v in example.items()})
-        _check_output(out, first.shape[0], metadata)
-
-        # torch.export specialises size-1 dims to constants, which would silently drop
-        # the dynamic batch axis; trace with batch 2 built from the given example.
-        args = tuple(
-            (example[n][:1].repeat(2, *([1] * (example[n].dim() - 1)))) if first.shape[0] == 1 else example[n]
-            for n in names
-        )
+        _check_output(out, next(iter(example.values())).shape[0], metadata)
         adapter = _PositionalAdapter(module, names).eval()
-
-        if exporter == "auto":
-            candidates = available_exporters()
-        elif exporter in ("dynamo", "torchscript"):
-            if exporter == "dynamo" and "dynamo" not in available_exporters():
-                raise ExportError("exporter='dynamo' needs the 'onnxscript' package (pip install onnxscript)")
-            candidates = [exporter]
-        else:
-            raise ExportError(f"unknown exporter {exporter!r}; expected 'auto', 'dynamo' or 'torchscript'")
-
+        candidates = _exporter_candidates(exporter)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.export-", dir=path.parent))
         try:
             staged = staging / path.name
-            used, errors = None, []
-            for name in candidates:
-                try:
-                    _export_graph(adapter, args, names, staged, name, opset)
-                    used = name
-                    break
-                except Exception as exc:  # noqa: BLE001 - collected and re-raised below
-                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                    log.warning("ONNX export with the %s exporter failed: %s", name, exc)
-                    for f in staging.iterdir():
-                        f.unlink()
-            if used is None:
-                raise ExportError("ONNX export failed with every exporter:\n  " + "\n  ".join(errors))
+            used = _export_with_first_working(adapter, _trace_args(example, names), names, staged,
+                                              candidates, opset)
             opset_used = _finalise_graph(staged, metadata)
-
             max_diff = check_parity(module, staged, metadata, samples=parity_samples, atol=atol, seed=seed)
-
-            import onnxruntime as ort
-
-            final_meta = metadata.with_export(
-                ExportInfo(
-                    exporter=used,
-                    opset=int(opset_used),
-                    torch_version=torch.__version__,
-                    onnxruntime_version=ort.__version__,
-                    created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    model_sha256=sha256_of(staged),
-                    parity_max_abs_diff=max_diff,
-                    parity_atol=float(atol),
-                )
-            )
+            final_meta = metadata.with_export(_export_info(used, opset_used, staged, max_diff, atol))
             meta_path = metadata_path_for(path)
             staged_meta = final_meta.save(staging / meta_path.name)
             # Model first, metadata last: a crash in between leaves a metadata whose

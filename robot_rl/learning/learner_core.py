@@ -5,7 +5,8 @@ received bytes to :meth:`LearnerCore.receive`, runs :meth:`LearnerCore.step` in 
 thread and acts on the returned :class:`StepEvents` (publish acknowledgements, publish
 weights, write a checkpoint). The core never calls back into the node.
 
-Training is tied to received data: every received env step buys one ``agent.update()`` (=
+Training is tied to received data (the cadence is ``training_core.TrainingCore``, which
+``train-gym`` runs too): every received env step buys one ``agent.update()`` (=
 ``agent.utd_ratio`` critic steps + one actor step). If data arrives faster than that, the
 learner trains flat out, keeps at most ``learner.max_backlog`` steps of credit and reports the
 real UTD (critic steps per received env step). Persistence and resume: ``learner_run``;
@@ -16,9 +17,7 @@ from __future__ import annotations
 import collections
 import os
 import queue
-import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from robot_rl import security, transport
@@ -32,21 +31,16 @@ from robot_rl.learning.outbox import encode_ack
 from robot_rl.learning.progress import Progress
 from robot_rl.learning.replay import DemoOnlineBuffers, read_origins
 from robot_rl.learning.rlpd import RLPDAgent
+from robot_rl.learning.training_core import StepEvents, TrainingCore
 from robot_rl.parsing import InputError, parse_episode_event
 
 
-@dataclass
-class StepEvents:
-    """What one :meth:`LearnerCore.step` asks of its host."""
+class LearnerCore(TrainingCore):
+    """The learner's core: a ``TrainingCore`` fed from transport messages (checked, logged
+    durably, acknowledged) with the learner's run folder, weights publication and status.
+    ``add``/``add_episode`` (inherited) store in-process data without the wire codec; such data
+    is not in the write-ahead log: it is durable once in a replay chunk or at ``save``."""
 
-    acks: Dict[int, int] = field(default_factory=dict)  # {actor_id: durable count} to publish
-    weights_due: bool = False  # publish :meth:`LearnerCore.weights_message`
-    checkpoint_due: bool = False  # call :meth:`LearnerCore.save`
-    started: bool = False  # training started in this step (enough online data)
-    updated: bool = False  # one agent update ran
-
-
-class LearnerCore:
     def __init__(self, cfg: Config, resume: bool = False):
         self.cfg, self.lc = cfg, cfg.learner
         lc = self.lc
@@ -61,32 +55,28 @@ class LearnerCore:
         self.replay_dir = os.path.join(lc.run_dir, "replay")
         self.ckpt_dir = os.path.join(lc.run_dir, "checkpoint")
         opened = open_run(lc, self.agent, self.obs_space, self.adim, cfg.agent.seed, self.resume)
-        self.online, self.demo, extra = opened.online, opened.demo, opened.extra
-        self.buffers = DemoOnlineBuffers(self.demo, self.online, cfg.agent.demo_ratio)
+        extra = opened.extra
+        # every persisted transition counts as an env step
+        super().__init__(self.agent, DemoOnlineBuffers(opened.demo, opened.online, cfg.agent.demo_ratio),
+                         start_after=lc.min_online, max_backlog=lc.max_backlog,
+                         publish_every=lc.publish_every,
+                         cadence=CheckpointCadence(lc.checkpoint_every, lc.checkpoint_period),
+                         env_steps=opened.online.n_added, counters=extra)
         self.n_demos_loaded, self.resumed_digest = opened.n_demos_loaded, opened.digest
         self.warnings: List[str] = list(opened.warnings)
         # Never untrained weights into a running run: a resume without checkpoint publishes
         # only once it has trained.
         self.publish_at_start = opened.has_checkpoint or not self.resume
         self.run_state = RunState(lc.run_dir)
-        self.updates = int(extra.get("updates", 0))
         self.version = max(int(extra.get("version", 0)), self.run_state.version)
-        self.env_steps = int(self.online.n_added)  # every persisted transition counts
-        self.critic_steps_trained = int(extra.get("critic_steps_trained", 0))
-        self.steps_at_start = int(extra.get("steps_at_start", -1))
         self.episode_events = int(extra.get("episode_events", 0))
-        self.credit = 0.0
         self.rejected: collections.Counter = collections.Counter()  # by reason
         writer = self.online.writer
         self.intake = Intake(self.replay_dir, lambda: (writer.next_chunk, writer.pending),
                              read_origins(self.replay_dir), lc.wal_fsync, lc.actor_quiet_after)
-        self.cadence = CheckpointCadence(lc.checkpoint_every, lc.checkpoint_period)
-        self.intervened_steps = 0
         self.lag_sum, self.lag_n = 0.0, 0
-        self.last_metrics: Dict[str, float] = {}
         self._queue: "queue.Queue[tuple]" = queue.Queue()  # (bytes, TransitionBatch)
         self.progress = Progress(os.path.join(lc.run_dir, "tb") if lc.tensorboard else None)
-        self.train_time = 0.0
         self.learner_id = uuid.uuid4().hex[:16]
         # The log holds what this learner checked on arrival; keys may have changed since.
         self.recovered = self.intake.replay_wal(lambda data: self.decode(data, verify=False),
@@ -130,14 +120,10 @@ class LearnerCore:
     def _add(self, arrivals: List[Arrival]) -> None:
         for tr, actor_step in arrivals:
             r = tr.record
-            self.buffers.add(tr.obs, r.action, r.reward, r.next_obs, r.terminated, r.truncated,
-                             tr.actor_id, r.intervened, (r.episode, r.step, actor_step))
-            self.intervened_steps += int(r.intervened)
-            self.env_steps += 1
+            self.add(tr.obs, r.action, r.reward, r.next_obs, r.terminated, r.truncated,
+                     tr.actor_id, r.intervened, (r.episode, r.step, actor_step))
             self.lag_sum += self.version - r.weights_version
             self.lag_n += 1
-            if self.steps_at_start >= 0:
-                self.credit = min(self.credit + 1.0, float(self.lc.max_backlog))
 
     def drain(self, first: Optional[tuple] = None) -> Dict[int, int]:
         """Log and store every queued message and make them durable; the acknowledgements
@@ -152,47 +138,19 @@ class LearnerCore:
                 break
         return self.intake.commit() or {}
 
-    def update(self) -> None:
-        """One agent update on a demo/online minibatch per ``agent.utd_ratio``."""
-        a = self.cfg.agent
-        t0 = time.perf_counter()
-        self.last_metrics = self.agent.update(*self.buffers.sample(a.batch_size, a.utd_ratio))
-        self.train_time += time.perf_counter() - t0
-        self.updates += 1
-        self.critic_steps_trained += a.utd_ratio
-
     def step(self, wait: float = 0.05) -> StepEvents:
         """Take what arrived, then train once if credit allows, else wait up to ``wait`` s for
         data. Returns what the host must do now."""
-        events = StepEvents(acks=self.drain())
-        if self.steps_at_start < 0 and len(self.online) >= self.lc.min_online:
-            self.steps_at_start = self.env_steps
-            self.credit = 1.0
-            events.started = True
-        if self.steps_at_start >= 0 and self.credit >= 1.0:
-            self.credit -= 1.0
-            self.update()
-            events.updated = True
-            events.weights_due = self.updates % self.lc.publish_every == 0
-            events.checkpoint_due = self.cadence.due(self.updates)
-            return events
-        if events.acks:  # acknowledge at once; the next step waits
+        acks = self.drain()
+        events = self.train(max_updates=1)  # one at a time: acknowledgements go out between
+        events.acks = acks
+        if events.updated or events.acks:  # acknowledge at once; the next step waits
             return events
         try:
             events.acks = self.drain(self._queue.get(timeout=wait))
         except queue.Empty:
             pass
         return events
-
-    @property
-    def training(self) -> bool:
-        return self.steps_at_start >= 0
-
-    @property
-    def real_utd(self) -> float:
-        if self.steps_at_start < 0:
-            return 0.0
-        return self.critic_steps_trained / max(1, self.env_steps - self.steps_at_start)
 
     # -- outputs ---------------------------------------------------------------------------------
     def weights_message(self) -> bytes:

@@ -27,7 +27,6 @@ Success is read from ``info["is_success"]`` or ``info["success"]`` (``demos.epis
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import time
@@ -41,11 +40,13 @@ import yaml
 from robot_rl.schema import ConfigError, FieldError, deep_merge, from_dict, require, unflatten
 
 from .demos import DemoRecording, episode_success
+from .gym_session import GymSession, evaluate_policy, evaluation_rank
 from .replay import DemoOnlineBuffers, ReplayBuffer, read_manifest
 from .rlpd import RLPDAgent, RLPDConfig
+from .training_core import TrainingCore
 from .vector_train import make_vector_env, train_vector
 
-__all__ = ["TrainGymConfig", "train", "main", "evaluate", "evaluate_policy"]
+__all__ = ["TrainGymConfig", "train", "main", "evaluate", "evaluate_policy", "evaluation_rank"]
 
 RANDOM_WARMUP_STEPS = 1000  # learning_starts without demonstrations
 VECTOR_ENV_MODES = ("auto", "async", "sync")
@@ -160,27 +161,6 @@ def _vector_spaces(env_source: EnvSource, cfg: TrainGymConfig,
     return spaces[0], spaces[1], eval_env
 
 
-def evaluate_policy(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> Dict[str, Any]:
-    """Deterministic-policy episodes: returns, success rate, mean steps of the successful ones."""
-    returns, successes, lengths = [], [], []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        done, ret, steps = False, 0.0, 0
-        while not done:
-            obs, r, term, trunc, info = env.step(agent.act(obs, deterministic=True))
-            ret += float(r)
-            steps += 1
-            done = term or trunc
-        returns.append(ret)
-        success = episode_success(info, term, trunc)
-        successes.append(success)
-        if success:
-            lengths.append(steps)
-    return {"returns": returns, "return_mean": float(np.mean(returns)),
-            "success_rate": float(np.mean(successes)),
-            "mean_steps_to_success": float(np.mean(lengths)) if lengths else None}
-
-
 def evaluate(agent: RLPDAgent, env: gym.Env, episodes: int, seed: int = 10_000) -> List[float]:
     """Deterministic-policy episode returns."""
     return evaluate_policy(agent, env, episodes, seed)["returns"]
@@ -212,22 +192,121 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def evaluation_rank(result: Mapping[str, Any]) -> tuple:
-    """Order of evaluations: success, then return, then fewer steps to success."""
-    steps = result.get("mean_steps_to_success")
-    return (result["success_rate"], result["return_mean"], -(steps if steps is not None else math.inf))
+def _resolve_config(config: Union[TrainGymConfig, RLPDConfig, Mapping[str, Any], None]) -> TrainGymConfig:
+    if config is None:
+        cfg = TrainGymConfig()
+    elif isinstance(config, RLPDConfig):
+        cfg = TrainGymConfig(agent=config)
+    elif isinstance(config, TrainGymConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = TrainGymConfig.from_dict(config)
+    else:
+        raise ValueError(f"train: config must be TrainGymConfig, RLPDConfig or dict, got {type(config).__name__}")
+    cfg.validate()
+    return cfg
 
 
-def _keep_best(agent: RLPDAgent, cfg: TrainGymConfig, best: Optional[Dict[str, Any]],
-               final: Optional[Dict[str, Any]], step: int) -> Optional[int]:
-    """With ``keep_best``, put the best-evaluated actor into ``agent`` unless the final
-    evaluation ranks at least as high; returns the step of the actor the agent now holds."""
-    if not cfg.keep_best or best is None or final is None:
-        return step if final is not None else None
-    if evaluation_rank(final) >= evaluation_rank(best):
-        return step
-    agent.load_actor_state_dict(best["actor_state"])
-    return best["step"]
+def _build_core(cfg: TrainGymConfig, observation_space: gym.Space, action_space: gym.Space,
+                demos: Union[str, ReplayBuffer, DemoRecording, None]) -> Tuple[TrainingCore, int]:
+    """Agent, buffers (demonstrations checked against the env) and the training core; with the
+    ``learning_starts`` in effect."""
+    agent = RLPDAgent(observation_space, action_space, cfg.agent)
+    online = ReplayBuffer(observation_space, action_space.shape[0], cfg.buffer_capacity,
+                          persist_dir=cfg.replay_dir, flush_every=cfg.flush_every, seed=cfg.seed,
+                          verbose=cfg.verbose, name="online")
+    demo = _demo_buffer(demos, online, cfg.seed, cfg.verbose)
+    if demo is not None:
+        agent.fit_input_normalization(demo.observations())
+    learning_starts = cfg.learning_starts
+    if learning_starts is None:
+        learning_starts = 0 if demo is not None else RANDOM_WARMUP_STEPS
+    buffers = DemoOnlineBuffers(demo, online, cfg.agent.demo_ratio)  # the learner's sampling too
+    return TrainingCore(agent, buffers, start_after=learning_starts, eval_every=cfg.eval_every), learning_starts
+
+
+def _open_writer(log_dir: Optional[str], cfg: TrainGymConfig):
+    if log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir)
+    writer.add_text("config", "```\n" + json.dumps(asdict(cfg), indent=1, default=str) + "\n```")
+    return writer
+
+
+def _train_single(env: gym.Env, session: GymSession, steps: int, learning_starts: int, seed: int) -> None:
+    """Step one env, store each transition, act on the core's events (updates, evaluations)."""
+    core = session.core
+    obs, _ = env.reset(seed=seed)
+    while core.env_steps < steps and not session.stopped:
+        action = env.action_space.sample() if core.env_steps < learning_starts else core.agent.act(obs)
+        next_obs, reward, term, trunc, info = env.step(action)
+        step_before = core.env_steps
+        session.record(0, obs, action, float(reward), next_obs, bool(term), bool(trunc))
+        obs = next_obs
+        events = core.train()
+        if term or trunc:
+            session.end_episode(0, episode_success(info, term, trunc))
+            obs, _ = env.reset()
+        if session.after_updates(events, step_before) and session.eval_env is env:
+            # the evaluation used the training env: start a fresh episode
+            core.online.end_episode()
+            obs, _ = env.reset()
+            session.discard_running(0)
+
+
+def _train_vectorised(env_source: EnvSource, cfg: TrainGymConfig, session: GymSession, steps: int,
+                      learning_starts: int) -> Tuple[int, float]:
+    """Run ``train_vector`` on the given VectorEnv or on sub-envs made (and closed) here;
+    returns the number of sub-envs and the seconds they took to start."""
+    t0 = time.perf_counter()
+    if isinstance(env_source, gym.vector.VectorEnv):
+        envs = env_source
+    else:
+        envs = make_vector_env(env_source, cfg.num_envs, "sync" if cfg.vector_env == "sync" else "async")
+    start_s = time.perf_counter() - t0
+    session.t0 = time.perf_counter()  # wall_s: training, not the sub-envs' start (start_s)
+    try:
+        train_vector(envs, session, steps, learning_starts, cfg.seed)
+    finally:
+        if envs is not env_source:  # sub-envs made here end here, subprocesses included
+            envs.close()
+    return envs.num_envs, start_s
+
+
+def _finish(session: GymSession, num_envs: int, start_s: float) -> Dict[str, Any]:
+    """Final evaluation, best actor kept, the summary ``train`` returns."""
+    core, cfg = session.core, session.cfg
+    core.online.close()
+    final = evaluate_policy(core.agent, session.eval_env, cfg.eval_episodes) if cfg.eval_episodes > 0 else None
+    kept_step = session.keep_best(final)
+    if session.writer is not None:
+        if final:
+            session.eval_scalars(final, core.env_steps)
+        session.writer.close()
+    returns = session.returns
+    k = min(5, len(returns))
+    return {
+        "agent": core.agent,
+        "steps": core.env_steps,
+        "episodes": len(returns),
+        "episode_returns": returns,
+        "episode_lengths": session.lengths,
+        "episode_successes": session.successes,
+        "final_return_mean": float(np.mean(returns[-k:])) if k else float("nan"),
+        "eval_returns": final["returns"] if final else [],
+        "eval_return_mean": final["return_mean"] if final else float("nan"),
+        "eval_success_rate": final["success_rate"] if final else float("nan"),
+        "evaluations": session.evaluations,
+        "best": session.best,
+        "kept_step": kept_step,
+        "critic_updates_per_s": core.critic_updates_per_s,
+        "wall_s": time.perf_counter() - session.t0,
+        "num_envs": num_envs,
+        "vector_env_start_s": start_s,
+        "last_update": core.last_metrics,
+    }
 
 
 def train(
@@ -255,23 +334,15 @@ def train(
     ``env_id_or_env`` may also be a no-argument env factory, or a ``gymnasium.vector.VectorEnv``
     (trained from as it is, and not closed here); with ``cfg.num_envs`` > 1 an id or a factory
     makes that many sub-envs (``vector_train``), which are closed when training ends.
+
+    The store/update body is ``training_core.TrainingCore`` (the ROS learner's too); this
+    function only steps the env(s) and acts on the core's events.
     """
-    if config is None:
-        cfg = TrainGymConfig()
-    elif isinstance(config, RLPDConfig):
-        cfg = TrainGymConfig(agent=config)
-    elif isinstance(config, TrainGymConfig):
-        cfg = config
-    elif isinstance(config, Mapping):
-        cfg = TrainGymConfig.from_dict(config)
-    else:
-        raise ValueError(f"train: config must be TrainGymConfig, RLPDConfig or dict, got {type(config).__name__}")
+    cfg = _resolve_config(config)
     if steps <= 0:
         raise ValueError(f"train: steps must be > 0, got {steps}")
     if demos is not None and demos_path is not None:
         raise ValueError("train: give demos or demos_path, not both")
-    cfg.validate()
-    acfg = cfg.agent
     vectorised = _runs_vectorised(env_id_or_env, cfg)
     if vectorised:
         env = None
@@ -281,148 +352,16 @@ def train(
         observation_space, action_space = env.observation_space, env.action_space
     if eval_env is None:  # an env id makes a second instance, so evaluations interrupt nothing
         eval_env = gym.make(env_id_or_env) if isinstance(env_id_or_env, str) and cfg.eval_episodes else env
-    agent = RLPDAgent(observation_space, action_space, acfg)
-    adim = action_space.shape[0]
-    online = ReplayBuffer(observation_space, adim, cfg.buffer_capacity, persist_dir=cfg.replay_dir,
-                          flush_every=cfg.flush_every, seed=cfg.seed, verbose=cfg.verbose, name="online")
-    demo = _demo_buffer(demos if demos is not None else demos_path, online, cfg.seed, cfg.verbose)
-    if demo is not None:
-        agent.fit_input_normalization(demo.observations())
-    learning_starts = cfg.learning_starts
-    if learning_starts is None:
-        learning_starts = 0 if demo is not None else RANDOM_WARMUP_STEPS
-
-    writer = None
-    if log_dir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir)
-        writer.add_text("config", "```\n" + json.dumps(asdict(cfg), indent=1, default=str) + "\n```")
-
-    u, bs = acfg.utd_ratio, acfg.batch_size
-    buffers = DemoOnlineBuffers(demo, online, acfg.demo_ratio)  # the learner's sampling too
-    returns: List[float] = []
-    lengths: List[int] = []
-    successes: List[bool] = []
-    evaluations: List[Dict[str, Any]] = []
-    best: Optional[Dict[str, Any]] = None
-    last: Dict[str, float] = {}
-    n_updates = 0
-    update_time = 0.0
-    t0 = time.perf_counter()
-    step, stopped = 0, False
-    start_s = 0.0  # seconds the vector env's sub-envs took to start
-
-    def evaluate_now(step: int) -> bool:
-        """One evaluation; keeps the best actor; True when the callback asks to stop."""
-        nonlocal best
-        result = evaluate_policy(agent, eval_env, cfg.eval_episodes)
-        result = {"step": step, **{k: v for k, v in result.items() if k != "returns"}}
-        evaluations.append(result)
-        if best is None or evaluation_rank(result) > evaluation_rank(best):
-            # A copy: the state dict's tensors are the live parameters, which training goes on
-            # to change in place.
-            best = {**result, "actor_state": copy.deepcopy(agent.actor_state_dict())}
-        if writer is not None:
-            writer.add_scalar("eval/return", result["return_mean"], step)
-            writer.add_scalar("eval/success_rate", result["success_rate"], step)
-        if cfg.verbose:
-            print(f"[train-gym] step {step}: eval success {result['success_rate']:.0%}, "
-                  f"return {result['return_mean']:.2f}", flush=True)
-        return callback is not None and callback({"event": "eval", "agent": agent, **result}) is False
-
+    core, learning_starts = _build_core(cfg, observation_space, action_space,
+                                        demos if demos is not None else demos_path)
+    num_envs = env_id_or_env.num_envs if isinstance(env_id_or_env, gym.vector.VectorEnv) else cfg.num_envs
+    session = GymSession(core, cfg, num_envs, eval_env, _open_writer(log_dir, cfg), callback)
     if vectorised:
-        if isinstance(env_id_or_env, gym.vector.VectorEnv):
-            envs = env_id_or_env
-        else:
-            envs = make_vector_env(env_id_or_env, cfg.num_envs, "sync" if cfg.vector_env == "sync" else "async")
-        start_s = time.perf_counter() - t0
-        t0 = time.perf_counter()  # wall_s: training, not the sub-envs' start (start_s)
-        try:
-            run = train_vector(envs, agent, online, buffers, cfg, steps, learning_starts, eval_fn=evaluate_now,
-                               writer=writer, callback=callback)
-        finally:
-            if envs is not env_id_or_env:  # sub-envs made here end here, subprocesses included
-                envs.close()
-        step, returns, lengths, successes = run["steps"], run["returns"], run["lengths"], run["successes"]
-        last, n_updates, update_time = run["last"], run["n_updates"], run["update_time"]
+        num_envs, start_s = _train_vectorised(env_id_or_env, cfg, session, steps, learning_starts)
     else:
-        obs, _ = env.reset(seed=cfg.seed)
-        ep_ret, ep_len = 0.0, 0
-        while step < steps and not stopped:
-            if step < learning_starts:
-                action = env.action_space.sample()
-            else:
-                action = agent.act(obs)
-            next_obs, reward, term, trunc, info = env.step(action)
-            online.add(obs, action, float(reward), next_obs, bool(term), bool(trunc))
-            ep_ret += float(reward)
-            ep_len += 1
-            obs = next_obs
-            if step + 1 >= learning_starts and len(online) >= 1:
-                ts = time.perf_counter()
-                last = agent.update(*buffers.sample(bs, u))
-                update_time += time.perf_counter() - ts
-                n_updates += 1
-            step += 1
-            if term or trunc:
-                success = episode_success(info, term, trunc)
-                returns.append(ep_ret)
-                lengths.append(ep_len)
-                successes.append(success)
-                if writer is not None:
-                    writer.add_scalar("episode/return", ep_ret, step)
-                    writer.add_scalar("episode/length", ep_len, step)
-                    writer.add_scalar("episode/success", float(success), step)
-                if callback is not None:
-                    stopped = callback({"event": "episode", "step": step, "agent": agent, "return": ep_ret,
-                                        "length": ep_len, "success": success}) is False
-                ep_ret, ep_len = 0.0, 0
-                obs, _ = env.reset()
-            if cfg.eval_every and step % cfg.eval_every == 0 and not stopped:
-                stopped = evaluate_now(step)
-                if eval_env is env:  # the evaluation used the training env: start a fresh episode
-                    online.end_episode()
-                    obs, _ = env.reset()
-                    ep_ret, ep_len = 0.0, 0
-            if writer is not None and step % cfg.log_every == 0:
-                for k, v in last.items():
-                    writer.add_scalar(f"train/{k}", v, step)
-                if update_time > 0:
-                    writer.add_scalar("perf/critic_updates_per_s", n_updates * u / update_time, step)
-                writer.add_scalar("buffer/online", len(online), step)
-                writer.add_scalar("buffer/demo", len(demo) if demo is not None else 0, step)
-                writer.add_scalar("perf/env_steps_per_s", step / (time.perf_counter() - t0), step)
-    online.close()
-    final = evaluate_policy(agent, eval_env, cfg.eval_episodes) if cfg.eval_episodes > 0 else None
-    eval_returns = final["returns"] if final else []
-    kept_step = _keep_best(agent, cfg, best, final, step)
-    if writer is not None:
-        if final:
-            writer.add_scalar("eval/return", final["return_mean"], step)
-            writer.add_scalar("eval/success_rate", final["success_rate"], step)
-        writer.close()
-    k = min(5, len(returns))
-    return {
-        "agent": agent,
-        "steps": step,
-        "episodes": len(returns),
-        "episode_returns": returns,
-        "episode_lengths": lengths,
-        "episode_successes": successes,
-        "final_return_mean": float(np.mean(returns[-k:])) if k else float("nan"),
-        "eval_returns": eval_returns,
-        "eval_return_mean": final["return_mean"] if final else float("nan"),
-        "eval_success_rate": final["success_rate"] if final else float("nan"),
-        "evaluations": evaluations,
-        "best": best,
-        "kept_step": kept_step,
-        "critic_updates_per_s": (n_updates * u / update_time) if update_time > 0 else 0.0,
-        "wall_s": time.perf_counter() - t0,
-        "num_envs": envs.num_envs if vectorised else 1,
-        "vector_env_start_s": start_s,
-        "last_update": last,
-    }
+        num_envs, start_s = 1, 0.0
+        _train_single(env, session, steps, learning_starts, cfg.seed)
+    return _finish(session, num_envs, start_s)
 
 
 def load_train_config(path: Optional[str] = None, sets: Sequence[str] = ()) -> TrainGymConfig:

@@ -20,8 +20,9 @@ Why the bookkeeping looks like this:
 * ``terminated`` and ``truncated`` are stored apart, as in the single-env loop, so a time limit
   bootstraps and a terminal state does not.
 * The update-to-data ratio is per environment step: each stored transition owes one
-  ``agent.update`` (``utd_ratio`` critic minibatches and one actor step), so a vector step of N
-  sub-envs buys N updates and the learning per env step is that of the single-env loop.
+  ``agent.update`` (``utd_ratio`` critic minibatches and one actor step; the credit of
+  ``training_core.TrainingCore``, as in the single-env loop and the ROS learner), so a vector
+  step of N sub-envs buys N updates and the learning per env step is that of the single-env loop.
 * With an env that steps asynchronously (``step_async`` / ``step_wait``) the owed updates run
   while the subprocesses simulate; they then learn from data up to the previous vector step,
   one step behind, as a SERL learner is behind its actors.
@@ -30,8 +31,7 @@ Why the bookkeeping looks like this:
 from __future__ import annotations
 
 import functools
-import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Union
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +39,8 @@ import numpy as np
 from robot_rl.schema import ConfigError
 
 from .demos import episode_success
+from .gym_session import GymSession
+from .training_core import TrainingCore
 
 __all__ = ["make_vector_env", "train_vector", "sub_env_info", "autoreset_mode_of"]
 
@@ -119,129 +121,68 @@ def _replace_rows(batched: Any, new: Any, mask: np.ndarray) -> Any:
     return np.where(mask.reshape(-1, *([1] * (np.ndim(batched) - 1))), new, batched)
 
 
-class _Episodes:
-    """Per-sub-env running return and length, and the finished episodes' figures."""
-
-    def __init__(self, n: int):
-        self.ret = np.zeros(n)
-        self.len = np.zeros(n, np.int64)
-        self.returns: List[float] = []
-        self.lengths: List[int] = []
-        self.successes: List[bool] = []
-
-    def step(self, i: int, reward: float) -> None:
-        self.ret[i] += reward
-        self.len[i] += 1
-
-    def finish(self, i: int, success: bool) -> Tuple[float, int]:
-        ret, length = float(self.ret[i]), int(self.len[i])
-        self.returns.append(ret)
-        self.lengths.append(length)
-        self.successes.append(success)
-        self.ret[i], self.len[i] = 0.0, 0
-        return ret, length
+def _vector_step(envs: gym.vector.VectorEnv, actions: np.ndarray, core: TrainingCore, overlap: bool):
+    """Step every sub-env; with an env that steps asynchronously the updates owed so far run
+    while the subprocesses simulate."""
+    if not overlap:
+        return envs.step(actions)
+    envs.step_async(actions)
+    core.train()
+    return envs.step_wait()
 
 
-def train_vector(envs: gym.vector.VectorEnv, agent, online, buffers, cfg, steps: int, learning_starts: int, *,
-                 eval_fn: Optional[Callable[[int], bool]] = None, writer=None,
-                 callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None) -> Dict[str, Any]:
-    """Collect ``steps`` transitions from ``envs`` into ``online`` and run the owed updates.
+def _store(session: GymSession, steps: int, obs, actions, next_obs, rewards, terms, truncs, infos,
+           final_obs, skip: np.ndarray) -> None:
+    """Record each sub-env's transition (up to ``steps`` in all) and its episode end. ``skip``:
+    sub-envs whose step only reset them."""
+    core = session.core
+    for i in range(len(rewards)):
+        if skip[i]:
+            continue  # a reset step: its action was ignored and nothing happened
+        if core.env_steps >= steps:
+            break
+        done = bool(terms[i] or truncs[i])
+        info = sub_env_info(infos, i)
+        if done and final_obs is not None:
+            nobs_i = final_obs[i]
+            info = info.get("final_info", info)
+        else:
+            nobs_i = _sub_obs(next_obs, i)
+        session.record(i, _sub_obs(obs, i), actions[i], float(rewards[i]), nobs_i, bool(terms[i]),
+                       bool(truncs[i]))
+        if done:
+            session.end_episode(i, episode_success(info, bool(terms[i]), bool(truncs[i])))
 
-    ``eval_fn(step)`` runs an evaluation (and returns True to stop) whenever the env-step count
-    passes a multiple of ``cfg.eval_every``. Returns the episode figures, the last update's
-    losses, the update count and time, the env-step count and the time spent stepping envs.
-    """
-    n = envs.num_envs
+
+def train_vector(envs: gym.vector.VectorEnv, session: GymSession, steps: int, learning_starts: int,
+                 seed: int) -> None:
+    """Collect ``steps`` transitions from ``envs`` into ``session.core`` and act on its events
+    (updates owed, evaluations) until done or the session is stopped."""
+    core, n = session.core, envs.num_envs
     mode = autoreset_mode_of(envs)
     random_space = envs.action_space  # batched: one uniform action per sub-env
-    random_space.seed(cfg.seed)
-    u, bs = cfg.agent.utd_ratio, cfg.agent.batch_size
+    random_space.seed(seed)
     overlap = hasattr(envs, "step_async") and hasattr(envs, "step_wait")
-    episodes = _Episodes(n)
-    stats = {"n_updates": 0, "update_time": 0.0}
-    last: Dict[str, float] = {}
-    owed = 0
-
-    def run_updates() -> None:
-        nonlocal owed, last
-        while owed > 0:
-            ts = time.perf_counter()
-            last = agent.update(*buffers.sample(bs, u))
-            stats["update_time"] += time.perf_counter() - ts
-            stats["n_updates"] += 1
-            owed -= 1
-
-    obs, _ = envs.reset(seed=cfg.seed)
-    obs = _to_numpy(obs)
+    obs = _to_numpy(envs.reset(seed=seed)[0])
     resetting = np.zeros(n, bool)  # NEXT_STEP: the coming step of these sub-envs only resets them
-    step, stopped, env_time = 0, False, 0.0
-    t0 = time.perf_counter()
-    while step < steps and not stopped:
-        if step < learning_starts:
+    while core.env_steps < steps and not session.stopped:
+        if core.env_steps < learning_starts:
             actions = random_space.sample()
         else:
-            actions = np.stack([agent.act(_sub_obs(obs, i)) for i in range(n)])
-        ts = time.perf_counter()
-        if overlap:
-            envs.step_async(actions)
-            te = time.perf_counter()
-            run_updates()  # while the subprocesses simulate
-            ts += time.perf_counter() - te
-            next_obs, rewards, terms, truncs, infos = envs.step_wait()
-        else:
-            next_obs, rewards, terms, truncs, infos = envs.step(actions)
-        env_time += time.perf_counter() - ts
+            actions = np.stack([core.agent.act(_sub_obs(obs, i)) for i in range(n)])
+        next_obs, rewards, terms, truncs, infos = _vector_step(envs, actions, core, overlap)
         next_obs = _to_numpy(next_obs)
         rewards, terms, truncs = (np.asarray(_to_numpy(a)).reshape(n) for a in (rewards, terms, truncs))
         done = np.logical_or(terms, truncs)
         final_obs = infos.get("final_obs") if mode == gym.vector.AutoresetMode.SAME_STEP else None
-        step_before = step
-        for i in range(n):
-            if resetting[i]:
-                continue  # a reset step: its action was ignored and nothing happened
-            if step >= steps:
-                break
-            info = sub_env_info(infos, i)
-            if done[i] and final_obs is not None:
-                nobs_i = final_obs[i]
-                info = info.get("final_info", info)
-            else:
-                nobs_i = _sub_obs(next_obs, i)
-            online.add(_sub_obs(obs, i), actions[i], float(rewards[i]), nobs_i, bool(terms[i]), bool(truncs[i]),
-                       actor_id=i)
-            episodes.step(i, float(rewards[i]))
-            step += 1
-            if step >= learning_starts:
-                owed += 1
-            if done[i]:
-                success = episode_success(info, bool(terms[i]), bool(truncs[i]))
-                ret, length = episodes.finish(i, success)
-                if writer is not None:
-                    writer.add_scalar("episode/return", ret, step)
-                    writer.add_scalar("episode/length", length, step)
-                    writer.add_scalar("episode/success", float(success), step)
-                if callback is not None and not stopped:
-                    stopped = callback({"event": "episode", "step": step, "agent": agent, "return": ret,
-                                        "length": length, "success": success, "env_index": i}) is False
+        step_before = core.env_steps
+        _store(session, steps, obs, actions, next_obs, rewards, terms, truncs, infos, final_obs, resetting)
         if mode == gym.vector.AutoresetMode.NEXT_STEP:
             resetting = done.copy()  # a reset step itself never reports done
         elif mode == gym.vector.AutoresetMode.DISABLED and done.any():
             reset_obs, _ = envs.reset(options={"reset_mask": done})
             next_obs = _replace_rows(next_obs, _to_numpy(reset_obs), done)
         obs = next_obs
-        if not overlap:
-            run_updates()
-        if eval_fn is not None and cfg.eval_every and step // cfg.eval_every > step_before // cfg.eval_every \
-                and not stopped:
-            stopped = bool(eval_fn(step))
-        if writer is not None and step // cfg.log_every > step_before // cfg.log_every:
-            for k, v in last.items():
-                writer.add_scalar(f"train/{k}", v, step)
-            if stats["update_time"] > 0:
-                writer.add_scalar("perf/critic_updates_per_s", stats["n_updates"] * u / stats["update_time"], step)
-            writer.add_scalar("buffer/online", len(online), step)
-            writer.add_scalar("perf/env_steps_per_s", step / (time.perf_counter() - t0), step)
-    run_updates()  # the updates the last vector step's transitions bought
-    return {"steps": step, "returns": episodes.returns, "lengths": episodes.lengths,
-            "successes": episodes.successes, "last": last, "n_updates": stats["n_updates"],
-            "update_time": stats["update_time"], "env_time": env_time, "num_envs": n}
+        # Overlapped: this step's updates run during the next one; here only the events.
+        session.after_updates(core.train(max_updates=0 if overlap else None), step_before)
+    core.train()  # the updates the last vector step's transitions bought
