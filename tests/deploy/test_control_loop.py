@@ -229,5 +229,7 @@ def test_run_requires_a_stop_condition_and_validates_rate():
 def test_duration_stop():
     t0 = time.perf_counter()
     stats = RateLoop(200.0).run(lambda t: None, duration_s=0.1)
-    assert 0.08 < time.perf_counter() - t0 < 0.5
-    assert stats.jitter.total == 20
+    assert 0.08 < time.perf_counter() - t0 < 2.0  # the bound only catches a hang
+    # 20 grid points in 0.1 s; on a loaded machine some are skipped (counted), never run late
+    # back to back (CI saw 18 run + 2 skipped)
+    assert stats.jitter.total + stats.skipped_ticks == 20
