@@ -340,7 +340,20 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
                          f"{task.reset_strategy!r} is not one of {list(RESET_STRATEGIES)}")
     if check_graph:
         check_task_on_graph(cfg, task)
+        check_task_scores(cfg, task)
     return task
+
+
+def check_task_scores(cfg: Config, task: Task) -> None:
+    """ConfigError when the rewards are to come from simulator state (``hil.reward.source:
+    sim_state`` on the stand-in) but the task has no ``success`` to judge them with."""
+    if (type(task).success is Task.success and cfg.hil.reward.source == "sim_state"
+            and simulator_state_available(cfg)):
+        raise ConfigError(
+            f"task.name {cfg.task.name!r}: {type(task).__name__} does not implement "
+            f"success(snap), which hil.reward.source 'sim_state' needs (rewards from "
+            f"simulator state); expected a success(snap) -> bool method, or rewards from "
+            f"another source (hil.reward.source: classifier, human or topic)")
 
 
 def check_task_on_graph(cfg: Config, task: Task) -> None:

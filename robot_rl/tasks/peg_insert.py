@@ -35,7 +35,9 @@ class PegParams:
     """``task.params`` of ``peg_insert`` (metres, radians)."""
     peg_half_width: float = 0.006      # a 12 mm square peg
     peg_half_length: float = 0.03      # 6 cm long
-    grasp_depth: float = 0.02          # peg centre below the TCP (its top 1 cm above the TCP)
+    # Peg centre below the TCP: its top 4 mm above the TCP, inside the fingertip pads (a peg
+    # end flush with a pad's edge put the contact points on the taxels' border, read as 0).
+    grasp_depth: float = 0.026
     clearance: float = 0.001           # hole side minus peg side
     block_half_width: float = 0.04     # the hole block: 8 cm square
     block_height: float = 0.03         # and 3 cm high (the hole goes through it)
