@@ -193,3 +193,46 @@ def test_the_scripted_expert_inserts_the_peg(peg_env):
     assert len(demos.episode_lengths) == 6 and demos.attempts <= 10
     assert max(demos.episode_lengths) < peg_env.task.max_episode_steps
     assert all(r > 0 for r in demos.returns)   # sparse reward: 1 on success
+
+
+# -- robot-rl demo --task peg_insert --quick ----------------------------------------------------
+def test_quick_peg_demo_runs_every_stage_in_process_and_resumes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "peg"
+    cmd = [sys.executable, "-m", "robot_rl.cli", "demo", "--task", "peg_insert", "--quick",
+           "--run-dir", str(run_dir)]
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert set(state["done"]) == {"demos", "train", "export", "deploy", "report"}
+    numbers = state["numbers"]
+    assert numbers["demonstrations"] == 3 and numbers["expert_success_rate"] > 0.5
+    assert numbers["train_env_steps"] == 300
+    assert numbers["onnx_parity_max_abs_diff"] <= 1e-5
+    assert 0.0 <= numbers["deployed_success_rate"] <= 1.0 and numbers["eval_episodes"] == 3
+    meta = json.loads((run_dir / "policy.json").read_text())
+    assert meta["task"]["name"] == "peg_insert"
+    assert {o["name"] for o in meta["observations"]} == {
+        "state", "tactile_left", "tactile_right", "hole_estimate"}
+    assert meta["action"]["names"] == ["dx", "dy", "dz"]
+    config = (run_dir / "config.yaml").read_text()
+    assert "name: peg_insert" in config and "solref:" in config  # config/peg_insert.yaml's
+    assert "peg_insert" in (run_dir / "report.md").read_text()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 5
+
+
+def test_demo_refuses_an_unknown_task(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "robot_rl.cli", "demo", "--task", "peg_insrt",
+                           "--quick", "--run-dir", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown task.name 'peg_insrt'; expected one of" in proc.stderr
