@@ -236,3 +236,24 @@ def test_demo_refuses_an_unknown_task(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown task.name 'peg_insrt'; expected one of" in proc.stderr
+
+
+def test_a_logged_randomised_peg_episode_replays_with_its_hole(tmp_path):
+    from robot_rl.envs.pick_cube import SimTaskEnv
+    from robot_rl.sim.randomization import read_log
+    log = tmp_path / "episodes.jsonl"
+    cfg = peg_cfg(**{"sim.randomization.enabled": True, "sim.randomization.log_file": str(log),
+                     "sim.randomization.friction_scale": [0.8, 1.25]})
+    env = SimTaskEnv(cfg)
+    try:
+        env.reset(seed=3)
+        first = {k: v.copy() for k, v in env.snapshot.fixtures.items()}
+        peg = env.snapshot.object_pos.copy()
+        env.reset(seed=4)
+        assert np.linalg.norm(env.snapshot.fixtures["hole"][:2] - first["hole"][:2]) > 1e-4
+        record = next(r for r in read_log(log) if r["reset_seed"] == 3)
+        env.reset(options={"replay": record})
+        np.testing.assert_array_equal(env.snapshot.fixtures["hole"], first["hole"])
+        np.testing.assert_allclose(env.snapshot.object_pos, peg, atol=1e-9)  # in the hand
+    finally:
+        env.close()

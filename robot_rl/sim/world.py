@@ -47,8 +47,9 @@ class SimWorld:
         self._cube_body = m.body(object_body).id
         self._object_rest_z = float(m.geom_size[m.body_geomadr[self._cube_body]][2])
         # The task's scene hooks (Task.scene built the model; Task.place_scene runs per reset).
-        from robot_rl.envs.task import task_class  # the task module imports this one
+        from robot_rl.envs.task import Task, task_class  # the task module imports this one
         self._scene_task = task_class(cfg.task.name)
+        self._places_scene = self._scene_task.place_scene.__func__ is not Task.place_scene.__func__
         self.fixture_names = [m.body(b).name for b in range(m.nbody) if m.body_mocapid[b] >= 0]
         self._tcp_body = m.body(cfg.robot.ee_frame).id
         # Slices when the arm's entries are contiguous (they are for a URDF arm): cheaper than
@@ -95,6 +96,7 @@ class SimWorld:
         home = np.array(self.cfg.robot.home)
         self.data.qpos[self._arm_qpos] = home
         self.data.qpos[self._grip_qpos] = self.cfg.robot.gripper_max_width / 2
+        draws = self.rng.bit_generator.state  # a task's placement replays from these draws
         x, y, yaw = self.random_object_pose()
         self._set_object(x, y, yaw)
         self.controller.reset(home)
@@ -103,8 +105,11 @@ class SimWorld:
         self._scene_task.place_scene(self, self.rng)
         log_file = self.cfg.sim.randomization.log_file
         if log_file and self.episode_randomization is not None:
-            append_log(log_file, {"sim_time": now, "reset_seed": seed, "object_pose": [x, y, yaw],
-                                  "values": self.episode_randomization})
+            record = {"sim_time": now, "reset_seed": seed, "object_pose": [x, y, yaw],
+                      "values": self.episode_randomization}
+            if self._places_scene:
+                record["scene_draws"] = draws
+            append_log(log_file, record)
         return np.array([x, y, yaw])
 
     def randomizer(self) -> DomainRandomizer:
@@ -120,7 +125,11 @@ class SimWorld:
 
     def replay(self, record: dict) -> np.ndarray:
         """Reset into a logged episode (a line of sim.randomization.log_file): its values and
-        its cube pose."""
+        its cube pose (and, for a task that places its scene, the same placement)."""
+        if "scene_draws" in record:  # the same draws: the same object pose and placement
+            self.rng.bit_generator.state = record["scene_draws"]
+            self.reset(randomization=record["values"])
+            return np.array(record["object_pose"])
         self.reset(randomization=record["values"])
         self.place_object(*record["object_pose"])
         return np.array(record["object_pose"])
