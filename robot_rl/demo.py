@@ -114,15 +114,15 @@ def _parser() -> argparse.ArgumentParser:
 def _run_config(args, run_dir: Path) -> tuple[Config, Path]:
     """The run's configuration, saved in ``run_dir`` (a resumed run keeps the one it started
     with); raises ConfigError."""
-    if args.rehearsal:
+    if args.task:
+        from robot_rl.demo_inprocess import task_demo_config
+        cfg = task_demo_config(args)
+    elif args.rehearsal:
         from robot_rl.demo_rehearsal import rehearsal_config
         cfg = rehearsal_config(args)
         # Every process of the graph (reward node and classifier included) on one torch
         # thread: they share 2 cores (see agent.num_threads in rehearsal_config).
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-    elif args.task:
-        from robot_rl.demo_inprocess import task_demo_config
-        cfg = task_demo_config(args)
     else:
         cfg = demo_config(args)
     config_file = run_dir / "config.yaml"

@@ -32,6 +32,10 @@ def task_demo_config(args) -> Config:
     from robot_rl.envs.task import task_class
 
     task_class(args.task)  # an unknown task is refused here, naming what was tried
+    if args.images or args.rehearsal:
+        raise ConfigError("--task runs the in-process stages, which have no --images or "
+                          "--rehearsal form; for images use --set "
+                          "'task.observations=[state, images, tactile]'")
     base = args.config or None
     if base is None:
         own = shared_file("config", f"{args.task}.yaml")
