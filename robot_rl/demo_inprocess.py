@@ -41,10 +41,12 @@ def task_demo_config(args) -> Config:
         own = shared_file("config", f"{args.task}.yaml")
         base = str(own) if own.is_file() else None
     overrides = {"task.name": args.task, **parse_sets(args.set)}
-    if args.quick:
-        overrides = {"agent.hidden_dims": [64, 64], "agent.batch_size": 64, **overrides}
+    # The recipe of bench/tactile_ablation.py, sized for 2 cores; smaller still with --quick.
+    size = 64 if args.quick else 128
     cfg = load_config(base, {"agent.num_critics": 2, "agent.utd_ratio": 2,
-                             "agent.bc_weight": 2.0, "agent.num_threads": 1, **overrides})
+                             "agent.bc_weight": 2.0, "agent.num_threads": 1,
+                             "agent.hidden_dims": [size, size], "agent.batch_size": size,
+                             **overrides})
     if cfg.task.name != args.task:
         raise ConfigError(f"--task {args.task!r} but the configuration sets task.name "
                           f"{cfg.task.name!r}; expected one task")
