@@ -236,6 +236,10 @@ def test_demo_refuses_an_unknown_task(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown task.name 'peg_insrt'; expected one of" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "robot_rl.cli", "demo", "--task", "peg_insert",
+                           "--images", "--run-dir", str(tmp_path / "y")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no --images or --rehearsal form" in proc.stderr
 
 
 def test_a_logged_randomised_peg_episode_replays_with_its_hole(tmp_path):
@@ -257,7 +261,3 @@ def test_a_logged_randomised_peg_episode_replays_with_its_hole(tmp_path):
         np.testing.assert_allclose(env.snapshot.object_pos, peg, atol=1e-9)  # in the hand
     finally:
         env.close()
-    proc = subprocess.run([sys.executable, "-m", "robot_rl.cli", "demo", "--task", "peg_insert",
-                           "--images", "--run-dir", str(tmp_path / "y")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "no --images or --rehearsal form" in proc.stderr
