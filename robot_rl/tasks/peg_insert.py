@@ -114,11 +114,12 @@ def hole_block(p: PegParams, rgba=(0.3, 0.45, 0.7, 1.0)):
         BoxBody("hole_wall_ny", (a, wall, h), (0.0, -a - wall, h), rgba, friction),
     ]
     if p.chamfer > 0:
-        # A square of half side c turned 45 degrees is a diamond reaching c*sqrt(2) each way:
-        # centred chamfer outside the rim, its inner corner touches the hole's edge.
+        # A square of half side c turned 45 degrees is a diamond reaching c*sqrt(2) = chamfer
+        # each way: centred `chamfer` outside the rim on the block's top, its inner corner is
+        # the hole's edge and its inner upper face a 45-degree slope rising `chamfer` outward.
         c = p.chamfer / np.sqrt(2)
         r = a + p.chamfer
-        s45 = np.sin(np.pi / 8)
+        s45 = np.sin(np.pi / 8)   # quaternion of a 45-degree turn: (cos 22.5, sin 22.5 * axis)
         c45 = np.cos(np.pi / 8)
         top = 2 * h
         ridge = b - 0.002
