@@ -261,3 +261,16 @@ def test_a_logged_randomised_peg_episode_replays_with_its_hole(tmp_path):
         np.testing.assert_allclose(env.snapshot.object_pos, peg, atol=1e-9)  # in the hand
     finally:
         env.close()
+
+
+def test_peg_observations_with_images_see_the_block():
+    from robot_rl.envs.pick_cube import SimTaskEnv
+    env = SimTaskEnv(peg_cfg(**{"task.observations": ["state", "tactile", "images"]}))
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs["image_wrist"].shape == (128, 128, 3) and obs["image_front"].dtype == np.uint8
+        pixels = obs["image_wrist"].reshape(-1, 3).astype(int)
+        blue = (pixels[:, 2] > pixels[:, 0] + 60) & (pixels[:, 2] > pixels[:, 1] + 20)
+        assert blue.mean() > 0.05, blue.mean()   # the hole block (blue) under the peg
+    finally:
+        env.close()
