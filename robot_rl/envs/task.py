@@ -311,7 +311,8 @@ def task_class(name: str) -> type:
         from importlib.metadata import entry_points
         found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
         if not found:
-            raise ConfigError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
+            raise ConfigError(f"unknown task.name {name!r}; expected one of "
+                              f"{sorted(set(TASKS) | set(BUILTIN_TASKS))}, "
                              f"'package.module:ClassName', or an entry point of the "
                              f"'robot_rl.tasks' group")
         cls = found[0].load()
