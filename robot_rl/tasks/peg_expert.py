@@ -2,7 +2,7 @@
 
 It knows the TCP, the fingertip taxels, the task's coarse hole estimate (not the true hole),
 and, from simulator state like the pick expert's cube, where the peg sits in the hand. Approach above the estimate, descend; when the peg's tip meets
-the block (the taxels' pattern departs from the grasp's, or the TCP stops sinking), slide the
+the block (the taxels' pattern departs from the grasp's, or the peg's tip stops sinking), slide the
 peg over the block's top along a spiral around the estimate while pressing down, until it
 drops into the hole; then push it in.
 """
