@@ -1,10 +1,12 @@
-"""Scripted expert for ``peg_insert``: the demonstrations' source and the simulated human.
+"""Scripted expert for ``peg_insert``: the source of its simulated demonstrations.
 
 It knows the TCP, the fingertip taxels, the task's coarse hole estimate (not the true hole),
-and, from simulator state like the pick expert's cube, where the peg sits in the hand. Approach above the estimate, descend; when the peg's tip meets
-the block (the taxels' pattern departs from the grasp's, or the peg's tip stops sinking), slide the
-peg over the block's top along a spiral around the estimate while pressing down, until it
-drops into the hole; then push it in.
+and, from simulator state like the pick expert's cube, where the peg sits in the hand (it
+creeps when pressed). Approach above the estimate and descend; when the peg is blocked (the
+taxels' pattern departs from the grasp's, or the peg's tip stops sinking near the top), peck
+search: lift the tip clear of the lead-in, move the peg over the next point of a spiral around
+the estimate, press down with no sideways spring so the lead-in can steer it in; once the tip
+is below the block's top, push it home.
 """
 from __future__ import annotations
 
