@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--quick", action="store_true",
                         help="exercise every stage in a few minutes (CI)")
+    parser.add_argument("--task", default="",
+                        help="a task other than the pick (e.g. peg_insert): its stages run in "
+                             "one process on the MuJoCo env (robot_rl/demo_inprocess.py)")
     parser.add_argument("--images", action="store_true",
                         help="learn from two 128x128 cameras (+ tactile) instead of state")
     parser.add_argument("--demos", type=int, default=20)
@@ -111,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run_config(args, run_dir: Path) -> tuple[Config, Path]:
     """The run's configuration, saved in ``run_dir`` (a resumed run keeps the one it started
     with); raises ConfigError."""
-    if args.rehearsal:
+    if args.task:
+        from robot_rl.demo_inprocess import task_demo_config
+        cfg = task_demo_config(args)
+    elif args.rehearsal:
         from robot_rl.demo_rehearsal import rehearsal_config
         cfg = rehearsal_config(args)
         # Every process of the graph (reward node and classifier included) on one torch
@@ -165,15 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"robot-rl demo: error: {exc}", file=sys.stderr)
         return 2
+    state = RunState.load(run_dir / "state.json")
+    if args.task:  # no node graph: nothing to secure
+        from robot_rl.demo_inprocess import InProcessStages
+        return _finish(_run_stages(InProcessStages(cfg, str(config_file), run_dir, args, state),
+                                   state), state, run_dir)
     from robot_rl.graph import graph
     cfg = secure_run(str(config_file), cfg, str(run_dir),
                      actor_ids(graph(cfg, str(config_file), "train")))
-    state = RunState.load(run_dir / "state.json")
     if args.rehearsal:
         stages = RehearsalStages(cfg, str(config_file), run_dir, args, state)
     else:
         stages = Stages(cfg, str(config_file), run_dir, args, state)
-    code = _run_stages(stages, state)
+    return _finish(_run_stages(stages, state), state, run_dir)
+
+
+def _finish(code: int, state: RunState, run_dir: Path) -> int:
     if code:
         return code
     print(f"[demo] all stages done in {state.elapsed / 60:.1f} min; report: {run_dir / 'report.md'}")

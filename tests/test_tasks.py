@@ -267,7 +267,7 @@ def test_task_from_an_installed_entry_point(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("pick_cub", "unknown task.name 'pick_cub'; expected one of ['pick_cube'"),
+    ("pick_cub", "unknown task.name 'pick_cub'; expected one of ['peg_insert', 'pick_cube']"),
     ("no_such_package.tasks:Reach", "cannot load 'Reach' from module 'no_such_package.tasks' "
                                     "(No module named 'no_such_package')"),
     ("tests.fixtures.user_task:Missing", "cannot load 'Missing' from module "

@@ -19,6 +19,8 @@ def snapshot_from_world(world: SimWorld, cfg: Config, images: bool) -> Snapshot:
     pos, quat = world.ee_pose()
     snap = Snapshot(stamp=world.time, ee_pos=pos, ee_quat=quat, ee_vel=world.ee_velocity(),
                     gripper_width=world.gripper_width(), object_pos=world.object_pose()[0])
+    for name in world.fixture_names:
+        snap.fixtures[name] = world.fixture_pose(name)
     for t in cfg.tactile:
         snap.tactile[t.name] = world.tactile(t.name)
     if images:

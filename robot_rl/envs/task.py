@@ -38,6 +38,8 @@ class Snapshot:
     tactile: dict[str, np.ndarray] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     object_pos: np.ndarray | None = None  # privileged: simulator state only
+    # privileged: the pose (x y z, qx qy qz qw) of each fixture a task added (Task.scene)
+    fixtures: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # The reward each task can produce, declared once: the learner refuses transitions outside
@@ -251,6 +253,22 @@ class Task:
         fell off the table). The time limit (``max_episode_steps``) truncates instead."""
         return bool(success)
 
+    # -- the simulated scene ---------------------------------------------------------------------
+    @classmethod
+    def scene(cls, desc, cfg: Config):
+        """The simulated scene this task needs, from the pick scene ``desc`` (a
+        ``robot_rl.sim.scene_description.SceneDescription``): unchanged by default; a task
+        returns ``dataclasses.replace(desc, object=..., fixtures=...)`` to swap the movable
+        object or add static fixtures. Class-level: the simulator builds it without a task."""
+        return desc
+
+    @classmethod
+    def place_scene(cls, world, rng: np.random.Generator) -> None:
+        """Arrange the scene at every simulator reset, after the arm went home and the object
+        was put on the table (``robot_rl.sim.world.SimWorld``: ``set_fixture_pose``,
+        ``set_object_pose``, ``hold_fingers``, ``step_physics``). ``rng``: the world's seeded
+        generator. Nothing by default."""
+
     # -- demonstrations ------------------------------------------------------------------------
     def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
         """A scripted expert for simulated demonstrations (``reset()``, ``act(snap) ->
@@ -260,6 +278,8 @@ class Task:
 
 
 TASKS: dict[str, type] = {}
+#: Tasks that ship with robot_rl, imported when named (each registers itself).
+BUILTIN_TASKS = {"peg_insert": "robot_rl.tasks.peg_insert"}
 
 
 def register_task(name: str):
@@ -274,6 +294,9 @@ def register_task(name: str):
 def task_class(name: str) -> type:
     """The task class ``task.name`` names (see the module docstring), or a ConfigError (a
     ValueError) saying what was tried."""
+    if name not in TASKS and name in BUILTIN_TASKS:
+        import importlib
+        importlib.import_module(BUILTIN_TASKS[name])
     if name in TASKS:
         return TASKS[name]
     if ":" in name:
@@ -288,7 +311,8 @@ def task_class(name: str) -> type:
         from importlib.metadata import entry_points
         found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
         if not found:
-            raise ConfigError(f"unknown task.name {name!r}; expected one of {sorted(TASKS)}, "
+            raise ConfigError(f"unknown task.name {name!r}; expected one of "
+                              f"{sorted(set(TASKS) | set(BUILTIN_TASKS))}, "
                              f"'package.module:ClassName', or an entry point of the "
                              f"'robot_rl.tasks' group")
         cls = found[0].load()
@@ -317,7 +341,20 @@ def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -
                          f"{task.reset_strategy!r} is not one of {list(RESET_STRATEGIES)}")
     if check_graph:
         check_task_on_graph(cfg, task)
+        check_task_scores(cfg, task)
     return task
+
+
+def check_task_scores(cfg: Config, task: Task) -> None:
+    """ConfigError when the rewards are to come from simulator state (``hil.reward.source:
+    sim_state`` on the stand-in) but the task has no ``success`` to judge them with."""
+    if (type(task).success is Task.success and cfg.hil.reward.source == "sim_state"
+            and simulator_state_available(cfg)):
+        raise ConfigError(
+            f"task.name {cfg.task.name!r}: {type(task).__name__} does not implement "
+            f"success(snap), which hil.reward.source 'sim_state' needs (rewards from "
+            f"simulator state); expected a success(snap) -> bool method, or rewards from "
+            f"another source (hil.reward.source: classifier, human or topic)")
 
 
 def check_task_on_graph(cfg: Config, task: Task) -> None:

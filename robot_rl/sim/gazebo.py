@@ -29,7 +29,7 @@ import yaml
 from robot_rl import topics
 from robot_rl.config import Config
 from robot_rl.sim.scene_description import (BoxBody, CameraSpec, SceneDescription,
-                                            scene_description)
+                                            refuse_fixtures, scene_description)
 
 #: Where the generated files go inside ``gazebo_files``'s output folder.
 WORLD_FILE, ROBOT_FILE, BRIDGE_FILE = "world.sdf", "robot.urdf", "bridge.yaml"
@@ -158,6 +158,7 @@ def _box_model(box: BoxBody) -> str:
 def world_sdf(cfg: Config, desc: SceneDescription | None = None) -> str:
     """The SDF 1.9 world of the described scene, without the robot."""
     desc = desc or scene_description(cfg)
+    refuse_fixtures(desc, "Gazebo")
     systems = "\n".join(
         f'<plugin filename="{lib}" name="{cls}">'
         + ("<render_engine>ogre2</render_engine>" if cls.endswith("Sensors") else "")

@@ -90,6 +90,7 @@ def world_mjcf(desc: SceneDescription) -> str:
         + (f'xyaxes="{_numbers(cam.xyaxes)}"' if cam.xyaxes is not None
            else f'quat="{_numbers(cam.quat)}"') + f' fovy="{cam.fovy_deg!r}"/>\n'
         for cam in desc.cameras if cam.parent == "world")
+    fixtures = "".join(_fixture_mjcf(fixture) for fixture in desc.fixtures)
     offwidth = max([640] + [c.width for c in desc.cameras])
     offheight = max([480] + [c.height for c in desc.cameras])
     # No shadows: they cost ~10x the render time on a CPU rasteriser.
@@ -121,9 +122,31 @@ def world_mjcf(desc: SceneDescription) -> str:
             material="{obj.name}" contype="1" conaffinity="3" friction="{_numbers(obj.friction)}"
             condim="4"/>
     </body>
-  </worldbody>
+{fixtures}  </worldbody>
 </mujoco>
 """
+
+
+def _fixture_mjcf(fixture) -> str:
+    """A task's fixture as a mocap body: static for contacts, moved per episode by
+    ``SimWorld.set_fixture_pose``."""
+    parts = "".join(
+        f'      <geom name="{part.name}" type="box" size="{_numbers(part.half_size)}" '
+        f'pos="{_numbers(part.pos)}" '
+        + (f'quat="{_numbers(part.quat)}" ' if part.quat is not None else "")
+        + f'rgba="{_numbers(part.rgba)}" contype="1" conaffinity="3" '
+        f'friction="{_numbers(part.friction)}" condim="4"/>\n' for part in fixture.parts)
+    return (f'    <body name="{fixture.name}" pos="{_numbers(fixture.pos)}" mocap="true">\n'
+            f'{parts}    </body>\n')
+
+
+def object_names(cfg: Config) -> tuple[str, str]:
+    """(body, free joint) of the scene's movable object: the description's (a task may swap
+    the cube for its own object), or "cube" / "cube_joint" in an MJCF scene."""
+    if cfg.sim.scene in DESCRIBED_SCENES:
+        desc = scene_description(cfg)
+        return desc.object.name, desc.object_joint
+    return "cube", "cube_joint"
 
 
 def build_model(cfg: Config) -> mujoco.MjModel:

@@ -32,6 +32,8 @@ class BoxBody:
     rgba: tuple[float, float, float, float]
     friction: tuple[float, float, float]    # sliding, torsional, rolling (MuJoCo's triple)
     mass: float | None = None
+    # Orientation (w, x, y, z) of a fixture's part in the fixture's frame; None: axis-aligned.
+    quat: tuple[float, float, float, float] | None = None
 
     @property
     def size(self) -> np.ndarray:
@@ -44,6 +46,25 @@ class BoxBody:
             raise ValueError(f"{self.name} is static: it has no inertia")
         x, y, z = self.size
         return self.mass / 12.0 * np.array([y * y + z * z, x * x + z * z, x * x + y * y])
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """A static body built from boxes that a task adds to the scene (a hole block, a jig, a
+    target plate) and may move between episodes (``Task.place_scene``): a MuJoCo mocap body,
+    immovable by contact. ``parts``: static :class:`BoxBody` boxes, ``pos`` relative to the
+    fixture's origin; ``pos``: the fixture's origin until it is placed."""
+    name: str
+    pos: tuple[float, float, float]
+    parts: tuple[BoxBody, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError(f"fixture {self.name!r} has no parts; expected at least one BoxBody")
+        moving = [p.name for p in self.parts if p.mass is not None]
+        if moving:
+            raise ValueError(f"fixture {self.name!r}: parts {moving} have a mass; fixture parts "
+                             f"are static (mass None)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +171,9 @@ class SceneDescription:
     cameras: tuple[CameraSpec, ...]
     pads: tuple[TactilePad, ...] = field(default_factory=tuple)
     gravity: tuple[float, float, float] = (0.0, 0.0, -9.81)
+    # What a task adds (Task.scene): static bodies a task may place per episode. MuJoCo only
+    # for now: the Gazebo and Isaac Sim generators refuse a scene with fixtures.
+    fixtures: tuple[Fixture, ...] = ()
 
     def camera(self, name: str) -> CameraSpec:
         for cam in self.cameras:
@@ -168,6 +192,15 @@ class SceneDescription:
     @property
     def table_top_z(self) -> float:
         return float(self.table.pos[2] + self.table.half_size[2])
+
+
+def refuse_fixtures(desc: SceneDescription, simulator: str) -> None:
+    """A ValueError when ``desc`` has fixtures a generator does not build yet (only MuJoCo's
+    does), rather than a world silently without them."""
+    if desc.fixtures:
+        raise ValueError(f"scene {desc.name!r} has fixtures {[f.name for f in desc.fixtures]} "
+                         f"(from task.name's Task.scene), which {simulator} scenes do not "
+                         f"build yet; expected a task without fixtures, or the MuJoCo stand-in")
 
 
 def quat_to_matrix(quat_wxyz) -> np.ndarray:
@@ -260,10 +293,13 @@ def pick_cube_description(cfg: Config) -> SceneDescription:
 
 
 def scene_description(cfg: Config) -> SceneDescription:
-    """The description of ``cfg.sim.scene``; a ValueError for a scene that is only an MJCF file
-    (Gazebo and Isaac Sim need a description)."""
+    """The description of ``cfg.sim.scene`` as the configured task (``task.name``) shapes it
+    (``Task.scene``: the pick scene unchanged unless the task swaps the object or adds
+    fixtures); a ValueError for a scene that is only an MJCF file (Gazebo and Isaac Sim need
+    a description)."""
     if cfg.sim.scene == "pick_cube":
-        return pick_cube_description(cfg)
+        from robot_rl.envs.task import task_class  # the task module imports the sim's world
+        return task_class(cfg.task.name).scene(pick_cube_description(cfg), cfg)
     raise ValueError(f"scene {cfg.sim.scene!r} has no simulator-neutral description (only "
                      f"{list(DESCRIBED_SCENES)} do); Gazebo and Isaac Sim need one, MuJoCo can "
                      f"also load an MJCF file")

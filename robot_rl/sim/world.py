@@ -16,7 +16,7 @@ from robot_rl.robot.kinematics import ArmKinematics
 from robot_rl.sensors.base import CameraIntrinsics
 from robot_rl.sensors.image_ops import ImageTransform
 from robot_rl.sim.randomization import DomainRandomizer, append_log, apply_physics
-from robot_rl.sim.scene import build_model, taxel_layouts
+from robot_rl.sim.scene import build_model, object_names, taxel_layouts
 
 CUBE_HALF = 0.025
 
@@ -41,8 +41,16 @@ class SimWorld:
         self._grip_qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in cfg.robot.gripper_joints])
         self._grip_dof = np.array([m.jnt_dofadr[m.joint(j).id] for j in cfg.robot.gripper_joints])
         self._grip_act = m.actuator("gripper").id
-        self._cube_qpos = m.jnt_qposadr[m.joint("cube_joint").id]
-        self._cube_body = m.body("cube").id
+        object_body, object_joint = object_names(cfg)
+        self._object_joint = m.joint(object_joint).id
+        self._cube_qpos = m.jnt_qposadr[self._object_joint]
+        self._cube_body = m.body(object_body).id
+        self._object_rest_z = float(m.geom_size[m.body_geomadr[self._cube_body]][2])
+        # The task's scene hooks (Task.scene built the model; Task.place_scene runs per reset).
+        from robot_rl.envs.task import Task, task_class  # the task module imports this one
+        self._scene_task = task_class(cfg.task.name)
+        self._places_scene = self._scene_task.place_scene.__func__ is not Task.place_scene.__func__
+        self.fixture_names = [m.body(b).name for b in range(m.nbody) if m.body_mocapid[b] >= 0]
         self._tcp_body = m.body(cfg.robot.ee_frame).id
         # Slices when the arm's entries are contiguous (they are for a URDF arm): cheaper than
         # fancy indexing in the physics loop.
@@ -88,22 +96,28 @@ class SimWorld:
         home = np.array(self.cfg.robot.home)
         self.data.qpos[self._arm_qpos] = home
         self.data.qpos[self._grip_qpos] = self.cfg.robot.gripper_max_width / 2
+        draws = self.rng.bit_generator.state  # a task's placement replays from these draws
         x, y, yaw = self.random_object_pose()
         self._set_object(x, y, yaw)
         self.controller.reset(home)
         self.set_gripper(self.cfg.robot.gripper_max_width)
         mujoco.mj_forward(self.model, self.data)
+        self._scene_task.place_scene(self, self.rng)
         log_file = self.cfg.sim.randomization.log_file
         if log_file and self.episode_randomization is not None:
-            append_log(log_file, {"sim_time": now, "reset_seed": seed, "object_pose": [x, y, yaw],
-                                  "values": self.episode_randomization})
+            record = {"sim_time": now, "reset_seed": seed, "object_pose": [x, y, yaw],
+                      "values": self.episode_randomization}
+            if self._places_scene:
+                record["scene_draws"] = draws
+            append_log(log_file, record)
         return np.array([x, y, yaw])
 
     def randomizer(self) -> DomainRandomizer:
         """The domain randomiser of this world's model (made on first use)."""
         if self._randomizer is None:
             m = self.model
-            robot = [b for b in range(1, m.nbody) if b != self._cube_body]
+            robot = [b for b in range(1, m.nbody)
+                     if b != self._cube_body and m.body_mocapid[b] < 0]
             self._randomizer = DomainRandomizer(m, self.cfg.sim.randomization,
                                                 object_body=self._cube_body, robot_bodies=robot,
                                                 arm_dofs=self._arm_dof, controller=self.controller)
@@ -111,7 +125,11 @@ class SimWorld:
 
     def replay(self, record: dict) -> np.ndarray:
         """Reset into a logged episode (a line of sim.randomization.log_file): its values and
-        its cube pose."""
+        its cube pose (and, for a task that places its scene, the same placement)."""
+        if "scene_draws" in record:  # the same draws: the same object pose and placement
+            self.rng.bit_generator.state = record["scene_draws"]
+            self.reset(randomization=record["values"])
+            return np.array(record["object_pose"])
         self.reset(randomization=record["values"])
         self.place_object(*record["object_pose"])
         return np.array(record["object_pose"])
@@ -125,9 +143,50 @@ class SimWorld:
 
     def _set_object(self, x: float, y: float, yaw: float) -> None:
         self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
-            x, y, CUBE_HALF, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-        dof = self.model.jnt_dofadr[self.model.joint("cube_joint").id]
+            x, y, self._object_rest_z, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        dof = self.model.jnt_dofadr[self._object_joint]
         self.data.qvel[dof:dof + 6] = 0.0
+
+    def set_object_pose(self, pos, quat_wxyz) -> None:
+        """Put the object at ``pos`` with orientation ``quat_wxyz`` (w, x, y, z), at rest,
+        anywhere (e.g. between the fingers: ``Task.place_scene``)."""
+        pose = np.concatenate([np.asarray(pos, float), np.asarray(quat_wxyz, float)])
+        if pose.shape != (7,) or not np.all(np.isfinite(pose)):
+            raise ValueError(f"object pose must be a finite position (3) and quaternion "
+                             f"w, x, y, z (4), got {pos!r} / {quat_wxyz!r}")
+        pose[3:] /= np.linalg.norm(pose[3:])
+        self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = pose
+        dof = self.model.jnt_dofadr[self._object_joint]
+        self.data.qvel[dof:dof + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def set_fixture_pose(self, name: str, pos, yaw: float = 0.0) -> None:
+        """Move a task's fixture (``SceneDescription.fixtures``) to ``pos``, turned by ``yaw``
+        rad about z. It stays there, immovable by contact, until moved again."""
+        if name not in self.fixture_names:
+            raise KeyError(f"no fixture {name!r} in the scene; it has {self.fixture_names}")
+        pos = np.asarray(pos, float)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)) or not np.isfinite(yaw):
+            raise ValueError(f"fixture {name!r}: expected a finite position (3) and yaw, got "
+                             f"{pos!r}, {yaw!r}")
+        mocap = self.model.body_mocapid[self.model.body(name).id]
+        self.data.mocap_pos[mocap] = pos
+        self.data.mocap_quat[mocap] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        mujoco.mj_forward(self.model, self.data)
+
+    def fixture_pose(self, name: str) -> np.ndarray:
+        """A fixture's pose: position (3) and quaternion x, y, z, w (4)."""
+        mocap = self.model.body_mocapid[self.model.body(name).id]
+        w, x, y, z = self.data.mocap_quat[mocap]
+        return np.concatenate([self.data.mocap_pos[mocap], [x, y, z, w]])
+
+    def hold_fingers(self, width: float) -> None:
+        """Fingers at ``width`` apart and the gripper commanded closed on what is between
+        them (a grasp at reset: ``Task.place_scene``)."""
+        self.data.qpos[self._grip_qpos] = width / len(self._grip_qpos)
+        self.data.qvel[self._grip_dof] = 0.0
+        self.set_gripper(0.0)
+        mujoco.mj_forward(self.model, self.data)
 
     def place_object(self, x: float, y: float, yaw: float) -> None:
         """Put the cube down at rest on the table at (x, y, yaw), as a person's hands would:

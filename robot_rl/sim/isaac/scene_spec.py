@@ -16,7 +16,8 @@ import numpy as np
 
 from robot_rl import topics
 from robot_rl.config import Config
-from robot_rl.sim.scene_description import SceneDescription, matrix_to_quat, scene_description
+from robot_rl.sim.scene_description import (SceneDescription, matrix_to_quat, refuse_fixtures,
+                                            scene_description)
 
 WORLD_PRIM = "/World"
 ROBOT_PRIM = "/World/panda"
@@ -37,6 +38,7 @@ def _list(values) -> list[float]:
 
 def isaac_scene_spec(cfg: Config, desc: SceneDescription | None = None) -> dict:
     desc = desc or scene_description(cfg)
+    refuse_fixtures(desc, "Isaac Sim")
     from robot_rl.robot.description import resolve_urdf
     fps = {c.name: c.fps for c in cfg.cameras if c.backend == "sim"}
 
