@@ -400,7 +400,7 @@ class Stages:
                                      episode_log=episodes)
         # Robot time in control periods: the deployed policy's steps, comparable to the demos'.
         self.state.numbers.update(speed_vs_demos(
-            "deployed", [s * cfg.control_rate_hz for outcome, s in episodes if outcome == "success"],
+            "deployed", [max(1.0, s * cfg.control_rate_hz) for outcome, s in episodes if outcome == "success"],
             self.state.numbers.get("demonstration_mean_steps")))
         self.state.numbers["deploy_recording"] = str(recording.relative_to(self.run_dir))
         self.state.numbers["deployed_success_rate"] = rate
