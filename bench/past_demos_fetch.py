@@ -1,6 +1,6 @@
 """Issue 25 on a stock task: Gymnasium-Robotics FetchPickAndPlace through robot_rl's public API.
 
-    pip install -e '.[test]'        # gymnasium-robotics (optional, bench only)
+    pip install -e '.[test]'        # gymnasium-robotics comes with the test extra
     python bench/past_demos_fetch.py --seeds 0 1 --steps 10000
 
 What a user with their own env does: wrap it (``robot_rl.envs.fetch.SuccessTask``: flat
