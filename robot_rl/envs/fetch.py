@@ -115,8 +115,13 @@ def _joint_slice(model, name: str, velocity: bool) -> slice:
 
 
 def _joint_type_compat() -> None:
-    """Joint qpos/qvel accessors for gymnasium-robotics that work with MuJoCo 4's enums."""
+    """Joint qpos/qvel accessors for gymnasium-robotics that work with MuJoCo 4's enums (left
+    alone where MuJoCo's enums still equal numpy integers)."""
+    import mujoco
     from gymnasium_robotics.utils import mujoco_utils
+
+    if mujoco.mjtJoint.mjJNT_FREE == np.int32(int(mujoco.mjtJoint.mjJNT_FREE)):
+        return
 
     def set_joint_qpos(model, data, name, value):
         data.qpos[_joint_slice(model, name, False)] = np.asarray(value)
