@@ -88,7 +88,8 @@ setup(
                  # scripts/install.sh: its opencv<4.13 pin would downgrade opencv and numpy)
                  # reads the exports in tests/data; these are the dependencies it imports.
                  "datasets>=4.0,<4.2", "huggingface-hub>=0.34.2,<0.36", "av>=15,<16",
-                 "websockets>=13"],  # tests/ros/headless_browser.py drives Chromium
+                 "websockets>=13",  # tests/ros/headless_browser.py drives Chromium
+                 "gymnasium-robotics==1.4.2"],  # a stock task for tests/learning/test_fetch_task.py
     },
     zip_safe=True,
     entry_points={

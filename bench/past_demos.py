@@ -41,14 +41,80 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.envs.pick_cube import PickCubeEnv  # noqa: E402
-from robot_rl.learning.demos import episode_success  # noqa: E402
-from robot_rl.learning.record_demos import record  # noqa: E402
+from robot_rl.learning.demos import episode_success, record_episodes  # noqa: E402
+from robot_rl.learning.record_demos import ExpertPolicy, record  # noqa: E402
 from robot_rl.learning.replay import DemoOnlineBuffers, ReplayBuffer  # noqa: E402
 from robot_rl.learning.rlpd import RLPDAgent, RLPDConfig  # noqa: E402
 from robot_rl.learning.train_gym import evaluate_policy  # noqa: E402
 
 EVAL_SEED = 10_000   # placements of the periodic evaluations
 FINAL_SEED = 20_000  # fresh placements for the kept and the last policy
+
+
+class SlowedExpert(ExpertPolicy):
+    """The scripted expert with its translation actions scaled by ``speed`` (< 1: a slower
+    demonstrator, as a person's demonstrations are slower than a tuned script). The pick expert
+    already drives its slowest axis at |a| = 1, near the controller's top speed, so only a slower
+    demonstrator leaves room for RL to become faster than its demonstrations."""
+
+    def __init__(self, expert, env, speed: float):
+        if not 0.0 < speed <= 1.0:
+            raise ValueError(f"demo speed must be in (0, 1], got {speed}")
+        super().__init__(expert, env)
+        self.speed = speed
+
+    def __call__(self, obs) -> np.ndarray:
+        action = np.array(super().__call__(obs), dtype=np.float32)
+        action[:3] *= self.speed
+        return action
+
+
+def record_demos(cfg, out: str, episodes: int, seed: int, speed: float) -> Dict[str, Any]:
+    """20 successful scripted episodes (only successes are kept), at the demonstrator's speed."""
+    if speed == 1.0:
+        return record(cfg, out, episodes, seed=seed, verbose=False)
+    env = PickCubeEnv(cfg)
+    try:
+        expert = env.task.expert(noise=0.05, rng=np.random.default_rng(seed))
+        rec = record_episodes(env, SlowedExpert(expert, env, speed), episodes, out=out, seed=seed, verbose=False)
+    finally:
+        env.close()
+    return {"episodes": len(rec.episode_lengths), "transitions": rec.transitions}
+
+
+def fastest_scripted_steps(cfg, episodes: int, seed: int = EVAL_SEED) -> Dict[str, Any]:
+    """How fast the pick task can be done at all: a script that goes straight for the grasp
+    point at |a| = 1 on its slowest axis (no hover above the cube), then closes and lifts in the
+    same step. Bounds what any policy can gain over the demonstrations under this controller (the
+    TCP follows a target 3 cm away at about 1.8 cm per step, so the descent sets the time)."""
+    from robot_rl.sim.world import CUBE_HALF
+
+    env = PickCubeEnv(cfg)
+    max_step, lengths, successes = cfg.task.max_step_pos, [], 0
+    try:
+        for e in range(episodes):
+            env.reset(seed=seed + e)
+            closed = False
+            for t in range(cfg.task.max_episode_steps):
+                snap = env.snapshot
+                cube, tcp = snap.object_pos, snap.ee_pos
+                grasp = np.array([cube[0], cube[1], cube[2] + 0.005])
+                at_grasp = tcp[2] - grasp[2] < 0.008 and np.linalg.norm((cube - tcp)[:2]) < 0.012
+                closed = closed or at_grasp
+                goal = np.array([cube[0], cube[1], CUBE_HALF + 1.0]) if closed else grasp
+                action = np.zeros(env.action_space.shape, np.float32)
+                action[:3] = np.clip((goal - tcp) / max_step, -1.0, 1.0)
+                action[-1] = 1.0 if closed else -1.0
+                _, _, term, trunc, info = env.step(action)
+                if term or trunc:
+                    break
+            if info["success"]:
+                successes += 1
+                lengths.append(t + 1)
+    finally:
+        env.close()
+    return {"success_rate": successes / episodes,
+            "mean_steps_to_success": round(float(np.mean(lengths)), 2) if lengths else None}
 
 
 def discounted_returns(rewards: List[float], discount: float) -> np.ndarray:
@@ -135,11 +201,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=20_000, help="RL env steps")
     p.add_argument("--demos", type=int, default=20)
+    p.add_argument("--demo-speed", type=float, default=1.0,
+                   help="scale of the scripted demonstrator's translation actions (0.5: half speed)")
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--final-episodes", type=int, default=50)
     p.add_argument("--bc-steps", type=int, default=5000, help="gradient steps of the BC baseline")
     p.add_argument("--bc-only", action="store_true", help="only the BC baseline")
+    p.add_argument("--fastest-scripted", action="store_true",
+                   help="only the fastest scripted policy (a bound on steps to success) and the demos")
     p.add_argument("--no-bc-baseline", action="store_true", help="skip the BC baseline")
     p.add_argument("--critics", type=int, default=2)
     p.add_argument("--utd", type=int, default=4)
@@ -162,17 +232,22 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "task.max_episode_steps": 50, **parse_sets(args.set)})
     env, eval_env = PickCubeEnv(cfg), PickCubeEnv(cfg)
     demo_dir = os.path.join(tempfile.mkdtemp(prefix="robot_rl_demos_"), "demos")
-    rec = record(cfg, demo_dir, args.demos, seed=args.seed + 50_000, verbose=False)
+    rec = record_demos(cfg, demo_dir, args.demos, args.seed + 50_000, args.demo_speed)
     demo_steps = rec["transitions"] / rec["episodes"]  # only successful episodes are kept
     agent_cfg = RLPDConfig(num_critics=args.critics, critic_subset=2, utd_ratio=args.utd, batch_size=args.batch,
                            demo_ratio=args.demo_ratio, discount=args.discount, bc_weight=args.bc_weight,
                            bc_q_filter=args.bc_q_filter, bc_decay_updates=args.bc_decay_updates,
                            bc_final_weight=args.bc_final_weight, seed=args.seed, num_threads=args.threads)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
-    print(f"# pick (state), seed {args.seed}: {rec['episodes']} demos, mean {demo_steps:.1f} steps to success; "
+    print(f"# pick (state), seed {args.seed}: {rec['episodes']} demos (speed {args.demo_speed}), mean {demo_steps:.1f} steps to success; "
           f"RL: critics {args.critics}, UTD {args.utd}, bc_weight {args.bc_weight}, q_filter {args.bc_q_filter}, "
           f"bc_decay_updates {args.bc_decay_updates} -> {args.bc_final_weight}", flush=True)
     out: Dict[str, Any] = {"args": vars(args), "demo_mean_steps": demo_steps}
+    if args.fastest_scripted:
+        out["fastest_scripted"] = fastest_scripted_steps(cfg, args.eval_episodes)
+        print(json.dumps({"fastest_scripted": out["fastest_scripted"], "demo_mean_steps": round(demo_steps, 2)}))
+        _write(args.json_out, out)
+        return 0
 
     if not args.no_bc_baseline:
         bc_agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)

@@ -26,7 +26,7 @@ from robot_rl.config import Config, load_config, save_config
 from robot_rl.demo_rehearsal import RehearsalMixin
 from robot_rl.parsing import InputError, parse_episode_event, parse_status
 from robot_rl.paths import atomic_write_text
-from robot_rl.report import EpisodeLog, EpisodeRecord, plot_training, write_summary
+from robot_rl.report import EpisodeLog, EpisodeRecord, plot_training, speed_vs_demos, write_summary
 from robot_rl.schema import ConfigError
 
 STAGES = ("demos", "train", "export", "deploy", "report")
@@ -311,6 +311,8 @@ class Stages:
             finally:
                 env.close()
         self.state.numbers["demonstrations"] = summary["episodes"]
+        # Only successful episodes are kept, so this is the demonstrations' steps to success.
+        self.state.numbers["demonstration_mean_steps"] = round(summary["transitions"] / summary["episodes"], 2)
         self.state.numbers["demonstration_transitions"] = summary["transitions"]
         print(f"[demo] recorded {summary['episodes']} demonstrations "
               f"({summary['transitions']} transitions) to {out}")
@@ -394,19 +396,23 @@ class Stages:
         self.state.numbers["onnx_parity_max_abs_diff"] = float(result.max_abs_diff)
         # The torch policy's own success rate: the reference the deployed model must match.
         env = PickCubeEnv(self.cfg)
-        successes = 0
+        successes, steps_to_success = 0, []
         try:
             for episode in range(self.eval_episodes):
                 obs, _ = env.reset(seed=100_000 + episode)
-                done = False
+                done, steps = False, 0
                 while not done:
                     obs, _, terminated, truncated, info = env.step(
                         agent.act(obs, deterministic=True))
-                    done = terminated or truncated
+                    done, steps = terminated or truncated, steps + 1
                 successes += int(info["success"])
+                if info["success"]:
+                    steps_to_success.append(steps)
         finally:
             env.close()
         self.state.numbers["torch_success_rate"] = successes / self.eval_episodes
+        self.state.numbers.update(speed_vs_demos("torch", steps_to_success,
+                                                 self.state.numbers.get("demonstration_mean_steps")))
         print(f"[demo] exported {model} (parity {result.max_abs_diff:.1e}); torch policy "
               f"{successes}/{self.eval_episodes} in-process")
 
@@ -426,8 +432,14 @@ class Stages:
         cfg = replace(self.cfg, cameras=cameras,
                       recording=replace(self.cfg.recording, topics=topics, cameras=True))
         recording = self._recording("deploy")
+        episodes: list = []
         rate = evaluate_deployed_ros(cfg, self.run_dir / "policy.onnx", self.eval_episodes,
-                                     work_dir=self.run_dir / "deploy", record=str(recording))
+                                     work_dir=self.run_dir / "deploy", record=str(recording),
+                                     episode_log=episodes)
+        # Robot time in control periods: the deployed policy's steps, comparable to the demos'.
+        self.state.numbers.update(speed_vs_demos(
+            "deployed", [max(1.0, s * cfg.control_rate_hz) for outcome, s in episodes if outcome == "success"],
+            self.state.numbers.get("demonstration_mean_steps")))
         self.state.numbers["deploy_recording"] = str(recording.relative_to(self.run_dir))
         self.state.numbers["deployed_success_rate"] = rate
         self.state.numbers["eval_episodes"] = self.eval_episodes

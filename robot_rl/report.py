@@ -121,6 +121,21 @@ def write_summary(path: str | os.PathLike, title: str, numbers: dict, plots: lis
     Path(path).with_suffix(".json").write_text(json.dumps(numbers, indent=2, default=str))
 
 
+def speed_vs_demos(prefix: str, steps_to_success: list[float], demo_mean_steps: float | None) -> dict:
+    """``{prefix}_mean_steps_to_success`` over a policy's successful episodes and, with the
+    demonstrations' mean, ``{prefix}_speedup_vs_demos`` (demo steps / policy steps: > 1 is faster
+    than the demonstrations). Nothing for a figure that does not exist (no success, no demos)."""
+    if any(not np.isfinite(s) or s <= 0 for s in steps_to_success):
+        raise ValueError(f"{prefix}: steps to success must be finite and > 0, got {steps_to_success}")
+    if not steps_to_success:
+        return {}
+    mean = float(np.mean(steps_to_success))
+    out = {f"{prefix}_mean_steps_to_success": round(mean, 2)}
+    if demo_mean_steps:
+        out[f"{prefix}_speedup_vs_demos"] = round(demo_mean_steps / mean, 3)
+    return out
+
+
 # -- media of deployed episodes (from an MCAP recording) ------------------------------------------
 def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float = 10.0,
               scale: int = 2) -> Path:

@@ -33,8 +33,10 @@ NOT_IMPORTED = {"example-robot-data": "pip: the Panda URDF (robot_rl/robot/descr
                 "tensorboard": "pip: torch.utils.tensorboard", "onnxscript": "pip: torch.onnx"}
 # Released nowhere for Jazzy: built from source in the workspace (ros2_ws/README.md says how).
 FROM_SOURCE = {"franka_msgs": "franka_ros2"}
-# Only the benchmarks' reference implementation; not a dependency of the package.
-BENCH_ONLY = {"stable_baselines3"}
+# Only the benchmarks' reference implementation; not a dependency of the package. Gymnasium-
+# Robotics: the stock task of bench/past_demos_fetch.py (and its test); robot_rl/envs/fetch.py
+# imports it only when asked for a Fetch env and says how to install it (the test extra).
+BENCH_ONLY = {"stable_baselines3", "gymnasium_robotics"}
 # Only tests import these (pip: setup.py's test extra, scripts/install.sh); a robot needs none.
 TEST_ONLY = {"websockets": "drives Chromium (tests/ros/headless_browser.py)",
              "ledataset": "lerobot-dataset: LeRobot's own loader reads our exports (tests/data)",

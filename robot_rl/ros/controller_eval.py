@@ -26,7 +26,8 @@ __all__ = ["evaluate_deployed_ros"]
 
 
 def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None, sim_rate: str = "realtime",
-                          episode_timeout_s: float | None = None, record: str | None = None) -> float:
+                          episode_timeout_s: float | None = None, record: str | None = None,
+                          episode_log: list | None = None) -> float:
     """Success rate of the exported model driving the MuJoCo sim process over DDS.
 
     Starts the sim graph (``robot_rl.graph``) as processes and a :class:`ControllerNode` in
@@ -34,6 +35,7 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     engage, run until the task succeeds (cube pose from ``/sim/object_pose``) or
     ``task.max_episode_steps`` control periods pass. Needs ROS_DOMAIN_ID set by the caller.
     ``record``: an .mcap path; the graph then also runs the recorder (``cfg.recording``).
+    ``episode_log``: a list that gets ``(outcome, robot seconds)`` per episode appended.
     """
     import tempfile
     from pathlib import Path
@@ -77,6 +79,8 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
             _start_episode(node, reset, period)
             outcome, elapsed = _watch_episode(node, obj, timeout, period)
             successes += outcome == "success"
+            if episode_log is not None:
+                episode_log.append((outcome, elapsed))
             node.log.info(f"evaluation episode {episode + 1}/{episodes}: {outcome} after "
                           f"{elapsed if elapsed is not None else float('nan'):.1f} s robot time "
                           f"(cube at {np.round(obj.get('pos', np.full(3, np.nan)), 3).tolist()})")

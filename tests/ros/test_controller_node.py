@@ -418,7 +418,10 @@ def test_evaluate_deployed_over_ros_runs_episodes(tmp_path, ros_context):
     model = _export(tmp_path, 20.0, [0.0, 0.0, 0.0, -1.0])
     cfg = load_config(None, {**SMALL, "control_rate_hz": 20.0, "task.max_episode_steps": 10})
     start = time.monotonic()
-    rate = evaluate_deployed_ros(cfg, model, 2, work_dir=tmp_path / "eval")
+    episodes: list = []
+    rate = evaluate_deployed_ros(cfg, model, 2, work_dir=tmp_path / "eval", episode_log=episodes)
     assert rate == 0.0  # standing still never lifts the cube
+    # Per episode for the demo report: outcome and robot seconds (10 control periods at 20 Hz).
+    assert [o for o, _ in episodes] == ["timeout", "timeout"] and all(s >= 0.5 for _, s in episodes)
     assert time.monotonic() - start < 45.0
     assert "mujoco_sim" in (tmp_path / "eval" / "logs" / "mujoco_sim.log").read_text()

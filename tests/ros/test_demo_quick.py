@@ -17,6 +17,9 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     assert set(state["done"]) == {"demos", "train", "export", "deploy", "report"}
     numbers = state["numbers"]
     assert numbers["demonstrations"] == 3
+    assert numbers["demonstration_mean_steps"] == round(numbers["demonstration_transitions"] / 3, 2)
+    if numbers["deployed_success_rate"] > 0:  # then the report compares its speed with the demos'
+        assert numbers["deployed_mean_steps_to_success"] >= 1 and "deployed_speedup_vs_demos" in numbers
     assert numbers["train_env_steps"] >= 200
     assert numbers["onnx_parity_max_abs_diff"] <= 1e-5
     assert 0.0 <= numbers["deployed_success_rate"] <= 1.0 and numbers["eval_episodes"] == 3
