@@ -277,49 +277,9 @@ class Task:
         return None
 
 
-TASKS: dict[str, type] = {}
-#: Tasks that ship with robot_rl, imported when named (each registers itself).
-BUILTIN_TASKS = {"peg_insert": "robot_rl.tasks.peg_insert"}
-
-
-def register_task(name: str):
-    """Class decorator: ``@register_task("my_task")`` makes ``task.name: my_task`` select it."""
-    def register(cls):
-        TASKS[name] = cls
-        cls.name = name
-        return cls
-    return register
-
-
-def task_class(name: str) -> type:
-    """The task class ``task.name`` names (see the module docstring), or a ConfigError (a
-    ValueError) saying what was tried."""
-    if name not in TASKS and name in BUILTIN_TASKS:
-        import importlib
-        importlib.import_module(BUILTIN_TASKS[name])
-    if name in TASKS:
-        return TASKS[name]
-    if ":" in name:
-        import importlib
-        module_name, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"task.name {name!r}: cannot load {attr!r} from module "
-                             f"{module_name!r} ({exc})") from exc
-    else:
-        from importlib.metadata import entry_points
-        found = [ep for ep in entry_points(group="robot_rl.tasks") if ep.name == name]
-        if not found:
-            raise ConfigError(f"unknown task.name {name!r}; expected one of "
-                              f"{sorted(set(TASKS) | set(BUILTIN_TASKS))}, "
-                             f"'package.module:ClassName', or an entry point of the "
-                             f"'robot_rl.tasks' group")
-        cls = found[0].load()
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ConfigError(f"task.name {name!r} is {cls!r}, not a subclass of "
-                         f"robot_rl.envs.task.Task")
-    return cls
+# The registry lives in robot_rl/envs/registry.py, so the simulator can look a task up by name
+# without importing this module; re-exported here for task authors.
+from robot_rl.envs.registry import BUILTIN_TASKS, TASKS, register_task, task_class  # noqa: E402,F401
 
 
 def make_task(cfg: Config, home_quat: np.ndarray, *, check_graph: bool = True) -> Task:

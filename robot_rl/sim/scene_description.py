@@ -298,7 +298,7 @@ def scene_description(cfg: Config) -> SceneDescription:
     fixtures); a ValueError for a scene that is only an MJCF file (Gazebo and Isaac Sim need
     a description)."""
     if cfg.sim.scene == "pick_cube":
-        from robot_rl.envs.task import task_class  # the task module imports the sim's world
+        from robot_rl.envs.registry import task_class
         return task_class(cfg.task.name).scene(pick_cube_description(cfg), cfg)
     raise ValueError(f"scene {cfg.sim.scene!r} has no simulator-neutral description (only "
                      f"{list(DESCRIBED_SCENES)} do); Gazebo and Isaac Sim need one, MuJoCo can "

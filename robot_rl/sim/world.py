@@ -47,9 +47,10 @@ class SimWorld:
         self._cube_body = m.body(object_body).id
         self._object_rest_z = float(m.geom_size[m.body_geomadr[self._cube_body]][2])
         # The task's scene hooks (Task.scene built the model; Task.place_scene runs per reset).
-        from robot_rl.envs.task import Task, task_class  # the task module imports this one
+        from robot_rl.envs.registry import task_base, task_class
         self._scene_task = task_class(cfg.task.name)
-        self._places_scene = self._scene_task.place_scene.__func__ is not Task.place_scene.__func__
+        self._places_scene = (self._scene_task.place_scene.__func__
+                              is not task_base().place_scene.__func__)
         self.fixture_names = [m.body(b).name for b in range(m.nbody) if m.body_mocapid[b] >= 0]
         self._tcp_body = m.body(cfg.robot.ee_frame).id
         # Slices when the arm's entries are contiguous (they are for a URDF arm): cheaper than
