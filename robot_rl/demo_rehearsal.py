@@ -39,7 +39,9 @@ DEMO_MISS_EVERY = 3  # every 3rd demos-stage episode the operator misses on purp
 
 
 def train_steps(args) -> int:
-    return args.train_steps or (200 if args.quick else REHEARSAL_TRAIN_STEPS)
+    """The training stage's env steps: ``--train-steps``, else 200 with ``--quick``."""
+    return getattr(args, "train_steps", None) or (
+        200 if getattr(args, "quick", False) else REHEARSAL_TRAIN_STEPS)
 
 
 def rehearsal_config(args) -> Config:
@@ -79,7 +81,7 @@ def rehearsal_config(args) -> Config:
         # Four evaluation rounds, the last at the end of training; the export deploys the best
         # (docs/benchmarks.md, "Issue 17 — rehearsal": the final weights alone varied 0.58-0.82)
         "actor.evaluate_every": max(1, train_steps(args) // (2 if args.quick else 4)),
-        "actor.evaluate_episodes": 1 if args.quick else 10,
+        "actor.evaluate_episodes": 1 if getattr(args, "quick", False) else 10,
         "learner.run_dir": str(run_dir / "train"), "learner.demos": str(run_dir / "demos"),
     }
     return load_config(args.config or None, {**overrides, **parse_sets(args.set)})
