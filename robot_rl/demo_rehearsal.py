@@ -80,7 +80,7 @@ def rehearsal_config(args) -> Config:
         "actor.max_lead": 50, "actor.learner_timeout": 60.0,
         # Four evaluation rounds, the last at the end of training; the export deploys the best
         # (docs/benchmarks.md, "Issue 17 — rehearsal": the final weights alone varied 0.58-0.82)
-        "actor.evaluate_every": max(1, train_steps(args) // (2 if args.quick else 4)),
+        "actor.evaluate_every": max(1, train_steps(args) // (2 if getattr(args, "quick", False) else 4)),
         "actor.evaluate_episodes": 1 if getattr(args, "quick", False) else 10,
         "learner.run_dir": str(run_dir / "train"), "learner.demos": str(run_dir / "demos"),
     }
