@@ -240,11 +240,12 @@ def export_main(args) -> int:
     try:
         agent = load_agent_checkpoint(args.checkpoint, cfg)
         if getattr(args, "best", False):
-            best = use_best_policy(agent, Path(args.checkpoint).resolve().parent)
+            run_dir = Path(args.checkpoint).resolve().parent
+            best = use_best_policy(agent, run_dir)
             if best is None:
                 raise FileNotFoundError(f"--best: no evaluation round was kept under "
-                                        f"{Path(args.checkpoint).resolve().parent}/actors/*/"
-                                        f"best_policy (set actor.evaluate_every while training)")
+                                        f"{run_dir}/actors/*/best_policy (set "
+                                        f"actor.evaluate_every while training)")
             print(f"exporting the best evaluation round: {best['successes']}/{best['episodes']}"
                   f" at the actor's env step {best['started_at_step']} (weights "
                   f"v{best['weights_version']})")
