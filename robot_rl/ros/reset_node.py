@@ -126,6 +126,18 @@ class ResetNode(Node):
                               f"ROS_DOMAIN_ID {__import__('os').environ.get('ROS_DOMAIN_ID', '0')}?)")
         return pose[1].copy(), pose[2].copy()
 
+    def fresh_ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The TCP pose, waiting for a fresh one until the reset's deadline: a lockstep sim
+        publishes only when it advances, and a loaded machine may pause the driver for longer
+        than ``ee_pose``'s age limit; only a pose that stays stale past the deadline fails."""
+        while True:
+            try:
+                return self.ee_pose()
+            except ResetFailed:
+                if time.monotonic() > self._deadline:
+                    raise
+                time.sleep(0.05)
+
     def sleep(self, seconds: float) -> None:
         self._check_deadline()
         time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
@@ -145,7 +157,7 @@ class ResetNode(Node):
     def move_to(self, pos, quat) -> None:
         """Interpolated path from the current pose, then hold until converged (or timeout)."""
         period = 1.0 / self.rate
-        start_pos, start_quat = self.ee_pose()
+        start_pos, start_quat = self.fresh_ee_pose()
         path = interpolate(start_pos, start_quat, pos, quat, self.r.max_speed,
                            self.r.max_yaw_rate, self.rate)
         next_t = time.monotonic()
@@ -158,7 +170,7 @@ class ResetNode(Node):
         while True:
             self._send(pos, quat)  # keep commanding: a lockstep sim advances per command
             time.sleep(period)
-            cur_pos, cur_quat = self.ee_pose()
+            cur_pos, cur_quat = self.fresh_ee_pose()
             if (time.monotonic() - sent > period
                     and converged(cur_pos, cur_quat, pos, quat, self.r.tolerance,
                                   self.r.yaw_tolerance)):
@@ -200,14 +212,7 @@ class ResetNode(Node):
         parts = []
         if r.mode in ("move", "move_then_human"):
             self._stage = "waiting for the TCP pose"
-            while True:  # a freshly started node may not have heard the driver yet
-                try:
-                    pos, quat = self.ee_pose()
-                    break
-                except ResetFailed:
-                    if time.monotonic() > self._deadline:
-                        raise
-                    time.sleep(0.05)
+            pos, quat = self.fresh_ee_pose()  # a fresh node may not have heard the driver yet
             if r.open_gripper:
                 self.set_gripper(self.cfg.robot.gripper_max_width)
             if r.clearance > 0:
