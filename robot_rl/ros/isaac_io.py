@@ -41,6 +41,10 @@ class IsaacRosIO(Node):
         self.grip_idx = np.array([names.index(j) for j in cfg.robot.gripper_joints])
         self.names = cfg.robot.arm_joints + cfg.robot.gripper_joints
         self._lock = threading.Lock()
+        # Effort commands taken in so far; a lockstep host (a test, a slowed app) waits on
+        # ``effort_arrived`` for the next one before it steps the physics.
+        self.efforts_received = 0
+        self.effort_arrived = threading.Condition(self._lock)
         self._effort = np.zeros(len(self.arm_idx))
         self._grip = np.full(len(self.grip_idx), spec["robot"]["gripper_open"])
         self.sim_time = 0.0
@@ -72,6 +76,8 @@ class IsaacRosIO(Node):
         with self._lock:
             self._effort = values
             self._commanded = True
+            self.efforts_received += 1
+            self.effort_arrived.notify_all()
 
     def _on_gripper(self, msg: Float64MultiArray) -> None:
         values = np.asarray(msg.data, dtype=float)

@@ -16,7 +16,6 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float64MultiArray
 
 from robot_rl.config import load_config, save_config
 from robot_rl.graph import graph
@@ -119,14 +118,6 @@ def test_isaac_io_speaks_the_ros2_control_topics_the_joint_driver_drives(tmp_pat
     stop = threading.Event()
     frames_every = round(1.0 / cfg.control_rate_hz / cfg.sim.physics_dt)
 
-    efforts = threading.Condition()
-    sent = [0]  # effort commands the driver has sent
-
-    def on_effort(_msg) -> None:
-        with efforts:
-            sent[0] += 1
-            efforts.notify_all()
-
     def physics():  # Isaac Sim's physics callback + step + render cadence, at most real time
         step, start, seen = 0, time.monotonic(), 0
         while not stop.is_set():
@@ -135,12 +126,16 @@ def test_isaac_io_speaks_the_ros2_control_topics_the_joint_driver_drives(tmp_pat
             step += 1
             if step % frames_every == 0:
                 io.publish_frame(io.sim_time)
-            # Lockstep with the driver (at most 0.1 s of wall time per step): a loaded 2-core
-            # machine cannot close a torque loop over DDS in Python in real time, and an arm
-            # stepped on stale efforts falls (fresh-clone CI: 0.3 m below the goal).
-            with efforts:
-                efforts.wait_for(lambda: sent[0] > seen or stop.is_set(), timeout=0.1)
-                seen = sent[0]
+            # Lockstep with the driver: the next step waits (at most 0.25 s of wall time, under
+            # the driver's 0.5 s state timeout) until isaac_io itself has taken in a new effort.
+            # A loaded 2-core machine cannot close a torque loop over DDS in Python in real
+            # time, and an arm stepped on stale efforts falls (fresh-clone CI: 0.3 m below the
+            # goal). Counting the efforts a separate probe received was not enough: under the
+            # suite's load the probe heard them while isaac_io's own executor had not.
+            with io.effort_arrived:
+                io.effort_arrived.wait_for(lambda: io.efforts_received > seen or stop.is_set(),
+                                           timeout=0.25)
+                seen = io.efforts_received
             lag = start + step * cfg.sim.physics_dt - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
@@ -152,7 +147,6 @@ def test_isaac_io_speaks_the_ros2_control_topics_the_joint_driver_drives(tmp_pat
                               lambda msg: received.__setitem__("tactile", msg), m.SENSOR_QOS)
     probe.create_subscription(PoseStamped, m.OBJECT_POSE,
                               lambda msg: received.__setitem__("object", msg), m.SENSOR_QOS)
-    probe.create_subscription(Float64MultiArray, cfg.driver.effort_command_topic, on_effort, 10)
     target_pub = probe.create_publisher(PoseStamped, m.EE_TARGET, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
