@@ -265,12 +265,24 @@ class PhaseLock:
     tick that saw a new sample: on a loaded machine a stream at the loop's rate often delivers
     two samples to one tick and none to the next (or the loop skips a tick), which is still
     one sample per tick.
+
+    ``equal_rate=True`` also locks to a stream at the loop's rate (samples per tick >= 0.75):
+    a simulator or a camera that publishes once per control period, where a free-running grid
+    acts on a sample 0-1 period old and, near the stream's phase, now on two samples in one
+    period and then on none. There a missing sample is not a late tick but a late sample: the
+    phase error is taken modulo the stream period (a sample that arrived just after the
+    previous tick reads as a tick a little early, not as one almost a period late), and
+    ``target_age_s`` must cover the stream's arrival jitter (a sample later than that is
+    acted on one tick later). Off by default: at 500 Hz a loaded machine delivers a
+    loop-rate stream in pairs, and locking to it there did harm.
     """
 
-    def __init__(self, target_age_s: float, gain: float = 0.25, max_step_fraction: float = 0.05):
+    def __init__(self, target_age_s: float, gain: float = 0.25, max_step_fraction: float = 0.05,
+                 equal_rate: bool = False):
         if target_age_s < 0 or not 0 < gain <= 1 or not 0 < max_step_fraction <= 1:
             raise ValueError(f"PhaseLock needs target_age_s >= 0, 0 < gain <= 1, "
                              f"0 < max_step_fraction <= 1; got {target_age_s}, {gain}, {max_step_fraction}")
+        self.equal_rate = equal_rate
         self.target_ns = int(target_age_s * 1e9)
         self.gain = gain
         self.max_step_fraction = max_step_fraction
@@ -293,11 +305,18 @@ class PhaseLock:
             return 0
         self._per_tick.append((seq - last) / max(1, tick - last_tick))
         per_tick = sorted(self._per_tick)[len(self._per_tick) // 2]
-        self.locked = per_tick >= 1.5
-        return self.update(age_ns, int(loop_period_ns / per_tick)) if self.locked else 0
+        faster = per_tick >= 1.5
+        self.locked = faster or (self.equal_rate and per_tick >= 0.75)
+        if not self.locked:
+            return 0
+        return self.update(age_ns, int(loop_period_ns / per_tick), wrap=not faster)
 
-    def update(self, age_ns: int, stream_period_ns: int) -> int:
-        """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks)."""
+    def update(self, age_ns: int, stream_period_ns: int, wrap: bool = False) -> int:
+        """Grid shift in ns for a sample ``age_ns`` old at the tick (negative: earlier ticks);
+        ``wrap``: the phase error modulo the stream period, in (-period/2, period/2]."""
         limit = int(self.max_step_fraction * stream_period_ns)
-        step = int(self.gain * (age_ns - self.target_ns))
+        error = age_ns - self.target_ns
+        if wrap:
+            error = (error + stream_period_ns // 2) % stream_period_ns - stream_period_ns // 2
+        step = int(self.gain * error)
         return -max(-limit, min(limit, step))

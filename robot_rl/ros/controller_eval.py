@@ -27,7 +27,7 @@ __all__ = ["evaluate_deployed_ros"]
 
 def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None, sim_rate: str = "realtime",
                           episode_timeout_s: float | None = None, record: str | None = None,
-                          episode_log: list | None = None) -> float:
+                          episode_log: list | None = None, figures: list | None = None) -> float:
     """Success rate of the exported model driving the MuJoCo sim process over DDS.
 
     Starts the sim graph (``robot_rl.graph``) as processes and a :class:`ControllerNode` in
@@ -36,6 +36,8 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
     ``task.max_episode_steps`` control periods pass. Needs ROS_DOMAIN_ID set by the caller.
     ``record``: an .mcap path; the graph then also runs the recorder (``cfg.recording``).
     ``episode_log``: a list that gets ``(outcome, robot seconds)`` per episode appended.
+    ``figures``: a list that gets the controller's final figures line appended (latency,
+    jitter, clamps: ``ControllerNode.stats_line``).
     """
     import tempfile
     from pathlib import Path
@@ -92,6 +94,8 @@ def evaluate_deployed_ros(cfg: Config, model_path, episodes: int, work_dir=None,
         if spin is not None:
             spin.join(timeout=2.0)
         if node is not None:
+            if figures is not None:
+                figures.append(f"{node.stats_line()} | phase locked {node.status_dict()['phase_locked']}")
             node.close()
             node.destroy_node()
         if helper is not None:

@@ -104,7 +104,7 @@ class ControllerNode(Node):
 
         self.figures = LoopFigures()
         self.loop = RateLoop(rate, spin_s=cfg.deploy.spin_s, stats=self.figures.stats)
-        self._phase_lock = PhaseLock(cfg.deploy.sync_age_s)
+        self._phase_lock = PhaseLock(cfg.deploy.sync_age_s, equal_rate=cfg.deploy.sync_equal_rate)
         self._last_width: float | None = None
         self._stop = threading.Event()
         self._mode_seen = SafetyMode.IDLE
@@ -188,9 +188,9 @@ class ControllerNode(Node):
 
     def _lock_phase(self, tick: Tick) -> None:
         """Nudge the tick grid towards ``deploy.sync_age_s`` after the sync input's arrivals
-        while that stream is faster than the loop (:meth:`PhaseLock.track`); a stream at the
-        loop's rate or slower, a stopped one, or an rmw without sequence numbers leaves the
-        grid free-running."""
+        while that stream is faster than the loop, or as fast with ``deploy.sync_equal_rate``
+        (:meth:`PhaseLock.track`); a slower stream, a stopped one, or an rmw without sequence
+        numbers leaves the grid free-running."""
         sync = self.cfg.deploy.sync_input
         sample = self.inputs.get(sync) if sync else None
         if sample is not None:

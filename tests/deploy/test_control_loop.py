@@ -159,6 +159,50 @@ def test_phase_lock_counts_samples_per_grid_tick_not_per_tick_that_saw_one():
     assert double.locked
 
 
+def _run_grid(lock: PhaseLock | None, arrivals: np.ndarray, period: float, ticks: int):
+    """Ages of the newest sample at each tick of a ``period`` grid (shifted by ``lock``) and
+    how many new samples each tick saw."""
+    tick, ages, new, last = 0.0, [], [], -1
+    for index in range(ticks):
+        seq = int(np.searchsorted(arrivals, tick)) - 1
+        ages.append(tick - arrivals[seq] if seq >= 0 else np.inf)
+        new.append(seq - last)
+        shift = lock.track(seq, int(ages[-1] * 1e9), int(period * 1e9), index) / 1e9 \
+            if lock is not None and seq >= 0 else 0.0
+        last = seq
+        tick += period + shift
+    return np.array(ages), np.array(new)
+
+
+def test_equal_rate_phase_lock_acts_on_each_sample_once_just_after_it_arrived():
+    """A 10 Hz grid reading a 10 Hz stream (a simulator publishing once per control period)
+    whose samples arrive 37 ms into the grid's period with 4 ms of jitter. Free-running, every
+    tick acts on a sample ~63 ms old. With ``equal_rate`` the grid moves to ~20 ms after the
+    arrivals (the target, above the jitter) and every tick sees exactly one new sample; the
+    default lock leaves such a stream alone."""
+    rng = np.random.default_rng(1)
+    period = 0.1
+    arrivals = np.sort(np.arange(400) * period + 0.037 + rng.normal(0.0, 0.004, 400))
+    free_ages, _ = _run_grid(None, arrivals, period, 300)
+    ages, new = _run_grid(PhaseLock(target_age_s=0.02, equal_rate=True), arrivals, period, 300)
+    assert np.median(free_ages[100:]) == pytest.approx(0.063, abs=0.005)
+    assert np.median(ages[100:]) == pytest.approx(0.02, abs=0.004)
+    assert np.mean(new[100:] == 1) > 0.95, np.bincount(new[100:])
+    default = PhaseLock(target_age_s=0.02)
+    default_ages, _ = _run_grid(default, arrivals, period, 300)
+    assert not default.locked and np.median(default_ages[100:]) == pytest.approx(0.063, abs=0.005)
+
+
+def test_equal_rate_phase_error_wraps_around_the_stream_period():
+    """A sample that arrived just after the previous tick is ~a period old at this one: the
+    tick was a little early, so the grid moves later, not a period earlier."""
+    lock = PhaseLock(target_age_s=0.02, equal_rate=True)
+    period = 100_000_000
+    assert lock.update(95_000_000, period, wrap=True) > 0      # 25 ms early: later
+    assert lock.update(30_000_000, period, wrap=True) < 0      # 10 ms late: earlier
+    assert lock.update(95_000_000, period) < 0                 # unwrapped, as for a faster stream
+
+
 def test_phase_lock_validates_its_arguments():
     for bad in ({"target_age_s": -1e-4}, {"target_age_s": 3e-4, "gain": 0.0},
                 {"target_age_s": 3e-4, "max_step_fraction": 0.0}):
