@@ -354,6 +354,18 @@ def test_tick_grid_locks_to_a_faster_state_stream(tmp_path, ros_context):
         assert st["period_ms"]["p50"] == pytest.approx(20.0, abs=0.2), st
 
 
+def test_tick_grid_locks_to_a_stream_at_its_own_rate_when_asked(tmp_path, ros_context):
+    """20 Hz loop, 20 Hz robot stream (a simulator publishing once per control period) with
+    ``deploy.sync_equal_rate``: the grid locks and ticks act on samples about ``sync_age_s``
+    old instead of anywhere in the 50 ms period (free-running: a median of ~25 ms)."""
+    with _standalone(tmp_path, 20.0, "controller_equal", 20.0, **{
+            "deploy.sync_equal_rate": True, "deploy.sync_age_s": 0.008}) as (_, _, lst):
+        _engage(lst)
+        st = lst.wait_status(lambda s: s["phase_locked"] and s["latency_ms"]["n"] >= 100
+                             and s["latency_ms"]["p50"] < 18.0, timeout=40.0)
+        assert st["period_ms"]["p50"] == pytest.approx(50.0, abs=2.0), st
+
+
 def test_rehearsal_that_does_not_fit_before_the_deadline_is_switched_off(tmp_path, ros_context):
     """deploy.warm_s shorter than a rehearsal takes: after three overruns the node stops
     rehearsing (status rehearsal_ticks null), says why, and keeps controlling."""
