@@ -433,9 +433,17 @@ class Stages:
                       recording=replace(self.cfg.recording, topics=topics, cameras=True))
         recording = self._recording("deploy")
         episodes: list = []
+        figures: list = []
+        load_before = os.getloadavg()[0]
         rate = evaluate_deployed_ros(cfg, self.run_dir / "policy.onnx", self.eval_episodes,
                                      work_dir=self.run_dir / "deploy", record=str(recording),
-                                     episode_log=episodes)
+                                     episode_log=episodes, figures=figures)
+        # The stand-in is paced by the wall clock here: on a machine loaded by other work it
+        # falls behind and the controller acts on older frames (bench/deploy_timing.py: the same
+        # policy 0.84 in lockstep, 0.54 paced at load 14), so the figure carries its load.
+        self.state.numbers["deploy_load_average"] = round(max(load_before, os.getloadavg()[0]), 1)
+        if figures:
+            self.state.numbers["deploy_controller_figures"] = figures[0]
         # Robot time in control periods: the deployed policy's steps, comparable to the demos'.
         self.state.numbers.update(speed_vs_demos(
             "deployed", [max(1.0, s * cfg.control_rate_hz) for outcome, s in episodes if outcome == "success"],
@@ -444,7 +452,8 @@ class Stages:
         self.state.numbers["deployed_success_rate"] = rate
         self.state.numbers["eval_episodes"] = self.eval_episodes
         print(f"[demo] deployed ONNX policy through the controller node: {rate:.0%} success "
-              f"over {self.eval_episodes} episodes")
+              f"over {self.eval_episodes} episodes (load average "
+              f"{self.state.numbers['deploy_load_average']} on {os.cpu_count()} cores)")
 
     def _deployment_media(self) -> list[Path]:
         """GIF of the first deployed episodes (front camera) and, when a reward classifier was

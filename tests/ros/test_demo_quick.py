@@ -23,6 +23,9 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     assert numbers["train_env_steps"] >= 200
     assert numbers["onnx_parity_max_abs_diff"] <= 1e-5
     assert 0.0 <= numbers["deployed_success_rate"] <= 1.0 and numbers["eval_episodes"] == 3
+    # The deployed figure carries the load it was measured under and the controller's timing.
+    assert numbers["deploy_load_average"] >= 0.0
+    assert "latency p50" in numbers["deploy_controller_figures"]
     for name in ("policy.onnx", "policy.json", "report.md", "episodes.csv",
                  "training_vs_steps.png", "training_vs_time.png", "train/checkpoint",
                  "deployed_front.gif", numbers["deploy_recording"]):
