@@ -116,7 +116,8 @@ class SimHuman:
                     and np.linalg.norm(obj - prev) > 0.05
                     and np.linalg.norm(snap.ee_pos - prev) > 0.06)
 
-    def _correct(self, snap: Snapshot, view: HumanView) -> InterventionCommand:
+    def _correct(self, snap: Snapshot, view: HumanView) -> InterventionCommand | None:
+        """The expert's command while the correction goes on; None once it hands back."""
         self.active_steps += 1
         if view.done:
             self._release(view.done)
