@@ -94,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="exercise every stage in a few minutes (CI)")
     parser.add_argument("--task", default="",
                         help="a task other than the pick (e.g. peg_insert): its stages run in "
-                             "one process on the MuJoCo env (robot_rl/demo_inprocess.py)")
+                             "one process on the MuJoCo env (robot_rl/demo_inprocess.py), or "
+                             "with --graph as the ROS 2 node graph")
+    parser.add_argument("--graph", action="store_true",
+                        help="with --task: the pick demo's node graph (actor, learner, simulated "
+                             "human over DDS) instead of one process (robot_rl/demo_graph_task.py)")
     parser.add_argument("--images", action="store_true",
                         help="learn from two 128x128 cameras (+ tactile) instead of state")
     parser.add_argument("--demos", type=int, default=20)
@@ -114,7 +118,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run_config(args, run_dir: Path) -> tuple[Config, Path]:
     """The run's configuration, saved in ``run_dir`` (a resumed run keeps the one it started
     with); raises ConfigError."""
-    if args.task:
+    if args.graph and not args.task:
+        raise ConfigError("--graph goes with --task NAME (the pick demo is always a graph)")
+    if args.task and args.graph:
+        from robot_rl.demo_graph_task import task_graph_config
+        cfg = task_graph_config(args)
+    elif args.task:
         from robot_rl.demo_inprocess import task_demo_config
         cfg = task_demo_config(args)
     elif args.rehearsal:
@@ -172,14 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robot-rl demo: error: {exc}", file=sys.stderr)
         return 2
     state = RunState.load(run_dir / "state.json")
-    if args.task:  # no node graph: nothing to secure
+    if args.task and not args.graph:  # no node graph: nothing to secure
         from robot_rl.demo_inprocess import InProcessStages
         return _finish(_run_stages(InProcessStages(cfg, str(config_file), run_dir, args, state),
                                    state), state, run_dir)
     from robot_rl.graph import graph
     cfg = secure_run(str(config_file), cfg, str(run_dir),
                      actor_ids(graph(cfg, str(config_file), "train")))
-    if args.rehearsal:
+    if args.task:
+        from robot_rl.demo_graph_task import TaskGraphStages
+        stages = TaskGraphStages(cfg, str(config_file), run_dir, args, state)
+    elif args.rehearsal:
         stages = RehearsalStages(cfg, str(config_file), run_dir, args, state)
     else:
         stages = Stages(cfg, str(config_file), run_dir, args, state)
@@ -308,6 +320,7 @@ class Stages:
             env = RosRobotEnv(self.cfg, timeout=10.0, startup_timeout=60.0)
             try:
                 summary = record(self.cfg, str(out), self.demo_count, env=env, verbose=False)
+                self.graph_fixtures = sorted(env.snapshot.fixtures)  # what the graph carried
             finally:
                 env.close()
         self.state.numbers["demonstrations"] = summary["episodes"]

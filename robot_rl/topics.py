@@ -22,6 +22,12 @@ RESET_STATE = "/scene/reset_state"
 # the graph audit (robot_rl/ros/graph_audit.py) can find every node that depends on one.
 SIM_ONLY_PREFIX = "/sim/"
 OBJECT_POSE = SIM_ONLY_PREFIX + "object_pose"  # simulator state: never on a real robot
+FIXTURES_PREFIX = SIM_ONLY_PREFIX + "fixtures/"  # a task's fixtures (Task.scene), one pose each
+
+
+def fixture_topic(name: str) -> str:
+    """The pose (geometry_msgs/PoseStamped) of the task's fixture ``name``: simulator state."""
+    return FIXTURES_PREFIX + name
 
 
 def camera_image_topic(name: str) -> str:

@@ -3,9 +3,9 @@
 ``step`` sends the command (gripper opening, then the TCP target) and waits for the next
 synchronized observation: every subscribed stream carrying a stamp at least half a control
 period newer than the previous snapshot. The same code drives the MuJoCo stand-in or a real
-robot; only the privileged ``/sim/object_pose`` is sim-specific, and it is subscribed only when
-needed: the task reads simulator state (``task.privileged``) or success comes from it
-(``hil.reward.source: sim_state``).
+robot; only the privileged ``/sim/object_pose`` and ``/sim/fixtures/<name>`` are sim-specific,
+and they are subscribed only when needed: the task reads simulator state (``task.privileged``:
+``object_pos``, ``fixtures``) or success comes from it (``hil.reward.source: sim_state``).
 
 Success (and so the reward, ``Task.reward_from_success``) comes from ``hil.reward.source``
 (``robot_rl.hil.reward_sources``): ``sim_state``: the task's test on the snapshot;
@@ -72,7 +72,8 @@ class RosRobotEnv(gym.Env):
         rc = cfg.hil.reward
         # Only to learn what the task reads (make_task refuses simulator state where there is
         # none); the real one needs the robot's first orientation.
-        privileged = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0])).privileged
+        probe = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0]))
+        privileged = probe.privileged
         if rc.source == "classifier" and rc.model:
             from robot_rl.hil.reward_classifier import check_against_config, read_meta
             check_against_config(read_meta(rc.model), cfg, rc.model)
@@ -101,6 +102,7 @@ class RosRobotEnv(gym.Env):
         self.use_object = use_object_pose or "object" in groups
         if self.use_object:
             self._streams.append("object")
+        self._streams += m.fixture_inputs(cfg, probe)  # /sim/fixtures/*: the task reads them
         for name in self._streams:
             msg_type, topic = m.input_topic(name)
             self.node.create_subscription(msg_type, topic, lambda msg, k=name: self._store(k, msg),

@@ -42,6 +42,16 @@ class Snapshot:
     fixtures: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass
+class HumanView:
+    """How a person watching the robot judges the task at one snapshot (``Task.human_view``):
+    what the simulated human (robot_rl/hil/sim_human.py) decides by."""
+    distance: float   # m still to go toward the goal: its region and no-progress tests read it
+    settled: bool = False  # the hard part is done (pick: the cube is held): no takeover now
+    drift: str = ""   # a reason of the task's own to take over now (pick: the cube was pushed)
+    done: str = ""    # a correction has done its job: hand control back (why)
+
+
 # The reward each task can produce, declared once: the learner refuses transitions outside
 # it (a finite 1e6 reward from a bad or hostile actor would wreck the critic at its first update).
 # sparse: 0, or 1 on success. dense: -1 + 0.9 * progress in [-1, -0.1] per step, 0 on success.
@@ -269,7 +279,13 @@ class Task:
         ``set_object_pose``, ``hold_fingers``, ``step_physics``). ``rng``: the world's seeded
         generator. Nothing by default."""
 
-    # -- demonstrations ------------------------------------------------------------------------
+    # -- demonstrations and the simulated human ------------------------------------------------
+    def human_view(self, snap: Snapshot, start: Snapshot) -> HumanView | None:
+        """How a person watching judges progress (``HumanView``), ``start`` being the episode's
+        first snapshot; None (default): the task cannot be watched, so ``hil.device:
+        sim_human`` is refused. Reads simulator state, like the expert that corrects."""
+        return None
+
     def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
         """A scripted expert for simulated demonstrations (``reset()``, ``act(snap) ->
         action``), or None: demonstrations then come from a person (``robot-rl record-demos
@@ -370,6 +386,25 @@ class PickCubeTask(Task):
         if self.task.reward == "sparse":
             return float(success)
         return 0.0 if success else -1.0 + 0.9 * self.progress(snap)
+
+    def human_view(self, snap: Snapshot, start: Snapshot) -> HumanView:
+        """Distance: TCP to cube. Settled: the cube is held up (lifted, near, fingers closed);
+        drift: the cube pushed ``hil.sim_human.cube_moved`` off its start while not held;
+        done: the cube held ``hil.sim_human.release_lift`` above its start."""
+        if snap.object_pos is None or start.object_pos is None:
+            raise ValueError("the simulated human needs the object pose (/sim/object_pose)")
+        h = self.cfg.hil.sim_human
+        cube, start_cube = np.asarray(snap.object_pos, float), np.asarray(start.object_pos, float)
+        distance = float(np.linalg.norm(cube - snap.ee_pos))
+        lift = float(cube[2] - start_cube[2])
+        closed = snap.gripper_width < self.cfg.robot.gripper_max_width - 0.01
+        held = bool(lift > 0.01 and distance < 0.04 and closed)
+        pushed = float(np.linalg.norm((cube - start_cube)[:2]))
+        return HumanView(
+            distance, settled=held,
+            drift=f"cube pushed {pushed:.3f} m off its start" if not held and pushed > h.cube_moved
+            else "",
+            done=f"corrected: cube held {lift:.3f} m up" if held and lift >= h.release_lift else "")
 
     def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
         """The scripted pick expert (it reads the simulator's cube pose)."""

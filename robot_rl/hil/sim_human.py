@@ -1,50 +1,66 @@
 """A simulated human for HIL-SERL in the MuJoCo stand-in: watches the policy through the robot
-contract (TCP pose, object pose, gripper opening) and corrects it with the scripted expert when
-it drifts away from the task, then hands control back.
+contract (TCP pose, object and fixture poses, gripper opening, taxels) and corrects it with the
+task's scripted expert (``Task.expert``) when it drifts away from the task, then hands control
+back. What "drifting" means comes from the task (``Task.human_view``, docs/tasks.md): how far
+the goal still is, and the task's own reasons.
 
 Takes over (only in episodes it watches: probability ``prob`` per episode) when, after
 ``grace_steps``:
 
-* the TCP got less than ``progress_eps`` closer to the cube over the last ``no_progress_steps``
-  steps while still farther than ``near_radius`` from it (a windowed test: a policy dithering
-  at random sets new best distances by chance, but does not close in),
-* the TCP leaves the region around the cube (``region_margin`` beyond the episode's initial
-  TCP-cube distance),
-* the cube was pushed more than ``cube_moved`` from its start while not held.
+* the distance to the goal shrank less than ``progress_eps`` over the last
+  ``no_progress_steps`` steps while still farther than ``near_radius`` (a windowed test: a
+  policy dithering at random sets new best distances by chance, but does not close in),
+* it grew beyond ``region_margin`` over the episode's initial distance,
+* the task gives a reason of its own (pick: the cube pushed more than ``cube_moved`` from its
+  start while not held),
 
-Releases once the cube is held ``release_lift`` above its start (the correction worked), or
-after ``max_steps`` steps of correction; then waits ``cooldown_steps`` before judging again.
-ROS-free: the intervention node feeds it ``Snapshot``s built from the topics.
+never while the task says the hard part is done (pick: the cube is held). Releases once the
+task says the correction did its job (pick: the cube held ``release_lift`` above its start;
+peg: the peg's tip in the hole), or after ``max_steps`` steps of correction; then waits
+``cooldown_steps`` before judging again. For the pick task the distance is the TCP's to the
+cube. ROS-free: the intervention node feeds it ``Snapshot``s built from the topics.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from robot_rl.envs.expert import PickExpert
-from robot_rl.envs.task import Snapshot
+from robot_rl.envs.task import HumanView, Snapshot, Task
 from robot_rl.hil.config import SimHumanConfig
 from robot_rl.hil.mapping import InterventionCommand
+from robot_rl.schema import ConfigError
 
 
 class SimHuman:
-    def __init__(self, cfg: SimHumanConfig, max_step_pos: float, lift_height: float,
-                 action_dim: int = 4, gripper_max_width: float = 0.08):
+    def __init__(self, cfg: SimHumanConfig, task: Task, gripper_max_width: float = 0.08):
         self.cfg = cfg
-        self.action_dim = action_dim
+        self.task = task
+        self.action_dim = len(task.action_names)
         self.gripper_max_width = gripper_max_width
         self.rng = np.random.default_rng(cfg.seed)
-        self.expert = PickExpert(max_step_pos, lift_height, noise=cfg.noise, rng=self.rng)
+        self.expert = task.expert(noise=cfg.noise, rng=self.rng)
+        if self.expert is None:
+            raise ConfigError(f"hil.device sim_human: task {task.name or type(task).__name__!r} "
+                              f"has no scripted expert (Task.expert returns None) to correct "
+                              f"the policy with; expected a task with an expert, or a person's "
+                              f"device (hil.device: spacemouse, gamepad, keyboard or joy)")
+        if type(task).human_view is Task.human_view:
+            raise ConfigError(f"hil.device sim_human: task {task.name or type(task).__name__!r} "
+                              f"does not say how a watcher judges it (Task.human_view returns "
+                              f"None); expected a human_view(snap, start) method "
+                              f"(docs/tasks.md), or a person's device")
         self.takeovers = 0            # over the lifetime
         self.log: list[tuple[int, str]] = []  # (episode, why) for every takeover and release
         self.episode = -1
         self.reset()
 
     @classmethod
-    def from_config(cls, cfg) -> "SimHuman":
-        """From the whole robot_rl Config."""
-        dim = 5 if cfg.task.action_space == "xyz_yaw_gripper" else 4
-        return cls(cfg.hil.sim_human, cfg.task.max_step_pos, cfg.task.lift_height, dim,
-                   cfg.robot.gripper_max_width)
+    def from_config(cls, cfg, task: Task | None = None) -> "SimHuman":
+        """From the whole robot_rl Config; ``task``: the configured task by default (made
+        here: the human keeps its own per-episode state, e.g. the peg task's hole estimate)."""
+        if task is None:
+            from robot_rl.envs.task import make_task
+            task = make_task(cfg, np.array([0.0, 0.0, 0.0, 1.0]), check_graph=False)
+        return cls(cfg.hil.sim_human, task, cfg.robot.gripper_max_width)
 
     # -- per episode ------------------------------------------------------------------------------
     def reset(self, episode: int | None = None) -> None:
@@ -57,17 +73,13 @@ class SimHuman:
         self.retries = 0
         self.watching = bool(self.rng.random() < self.cfg.prob)
         self.cooldown_until = 0
-        self.start_cube: np.ndarray | None = None
-        self.prev_cube: np.ndarray | None = None
+        self.start: Snapshot | None = None
+        self.prev_object: np.ndarray | None = None
         self.initial_dist = 0.0
-        self.dists: list[float] = []  # TCP-cube distance per step while judging
+        self.dists: list[float] = []  # distance to the goal per step while judging
         self.reason = ""
+        self.task.reset(None, self.rng)
         self.expert.reset()
-
-    def _held(self, snap: Snapshot, lift: float) -> bool:
-        near = np.linalg.norm(snap.object_pos - snap.ee_pos) < 0.04
-        closed = snap.gripper_width < self.gripper_max_width - 0.01
-        return bool(lift > 0.01 and near and closed)
 
     def _inactive(self, snap: Snapshot) -> InterventionCommand:
         return InterventionCommand(np.zeros(self.action_dim, np.float32), False, stamp=snap.stamp)
@@ -79,60 +91,70 @@ class SimHuman:
         self.cooldown_until = self.steps + self.cfg.cooldown_steps
         self.dists = []
 
-    def _drift(self, snap: Snapshot, dist: float, held: bool) -> str:
-        c = self.cfg
+    def _drift(self, view: HumanView) -> str:
+        c, dist = self.cfg, view.distance
         self.dists.append(dist)
         if dist > self.initial_dist + c.region_margin:
-            return (f"TCP left the region around the cube ({dist:.3f} m away, started "
+            return (f"left the region around the goal ({dist:.3f} m from it, started "
                     f"{self.initial_dist:.3f} m)")
-        pushed = np.linalg.norm((snap.object_pos - self.start_cube)[:2])
-        if not held and pushed > c.cube_moved:
-            return f"cube pushed {pushed:.3f} m off its start"
-        if (not held and dist > c.near_radius and len(self.dists) > c.no_progress_steps
+        if view.drift:
+            return view.drift
+        if (not view.settled and dist > c.near_radius and len(self.dists) > c.no_progress_steps
                 and self.dists[-1 - c.no_progress_steps] - dist < c.progress_eps):
             gained = self.dists[-1 - c.no_progress_steps] - dist
-            return (f"no progress toward the cube: {gained:.3f} m closer in "
+            return (f"no progress toward the goal: {gained:.3f} m closer in "
                     f"{c.no_progress_steps} steps")
         return ""
 
+    def _scene_was_reset(self, snap: Snapshot) -> bool:
+        """The object jumped without the gripper near it (not for a task without one)."""
+        if snap.object_pos is None:
+            return False
+        obj, prev = np.asarray(snap.object_pos, float), self.prev_object
+        self.prev_object = obj.copy()
+        return bool(prev is not None and not self.active
+                    and np.linalg.norm(obj - prev) > 0.05
+                    and np.linalg.norm(snap.ee_pos - prev) > 0.06)
+
+    def _correct(self, snap: Snapshot, view: HumanView) -> InterventionCommand | None:
+        """The expert's command while the correction goes on; None once it hands back."""
+        self.active_steps += 1
+        if view.done:
+            self._release(view.done)
+        elif self.active_steps >= self.cfg.max_steps:
+            self._release(f"gave up after {self.active_steps} steps")
+        else:
+            lift = 0.0 if snap.object_pos is None else snap.object_pos[2] - self.start.object_pos[2]
+            if (getattr(self.expert, "phase", "") == "lift" and snap.gripper_width < 0.005
+                    and not view.settled and lift < 0.01):
+                self.expert.reset()  # closed on nothing: open and approach again, as a human would
+                self.retries += 1
+            return InterventionCommand(self.expert.act(snap), True, stamp=snap.stamp)
+        return None
+
     def step(self, snap: Snapshot) -> InterventionCommand:
         """One control period: the human's command for this snapshot (active or not)."""
-        if snap.object_pos is None:
-            raise ValueError("the simulated human needs the object pose (/sim/object_pose)")
-        cube = np.asarray(snap.object_pos, float)
-        if (self.prev_cube is not None and not self.active
-                and np.linalg.norm(cube - self.prev_cube) > 0.05
-                and np.linalg.norm(snap.ee_pos - self.prev_cube) > 0.06):
-            self.reset()  # the cube jumped without the gripper near it: the scene was reset
-        self.prev_cube = cube.copy()
-        dist = float(np.linalg.norm(cube - snap.ee_pos))
-        if self.start_cube is None or self.steps < self.cfg.grace_steps:
+        if self._scene_was_reset(snap):
+            self.reset()
+            self._scene_was_reset(snap)  # remember the object where the new scene put it
+        if self.start is None or self.steps < self.cfg.grace_steps:
             # Anchored over the grace period: the first poses after a reset may predate it.
-            self.start_cube, self.initial_dist = cube.copy(), dist
+            self.start = snap
+            self.initial_dist = self.task.human_view(snap, snap).distance
         self.steps += 1
-        lift = float(cube[2] - self.start_cube[2])
-        held = self._held(snap, lift)
+        view = self.task.human_view(snap, self.start)
         if self.active:
-            self.active_steps += 1
-            if held and lift >= self.cfg.release_lift:
-                self._release(f"corrected: cube held {lift:.3f} m up")
-            elif self.active_steps >= self.cfg.max_steps:
-                self._release(f"gave up after {self.active_steps} steps")
-            else:
-                if (self.expert.phase == "lift" and snap.gripper_width < 0.005
-                        and not held and lift < 0.01):
-                    self.expert.reset()  # closed on nothing: open and approach again, as a human would
-                    self.retries += 1
-                action = self.expert.act(snap, self.action_dim)
-                return InterventionCommand(action, True, stamp=snap.stamp)
+            cmd = self._correct(snap, view)
+            if cmd is not None:
+                return cmd
         if not self.watching or self.steps <= self.cfg.grace_steps:
             return self._inactive(snap)
-        why = self._drift(snap, dist, held)
-        if not why or self.steps < self.cooldown_until or held:
+        why = self._drift(view)
+        if not why or self.steps < self.cooldown_until or view.settled:
             return self._inactive(snap)
         self.active, self.active_steps, self.reason = True, 0, why
         self.takeovers += 1
         self.episode_takeovers += 1
         self.log.append((self.episode, f"take over: {why}"))
         self.expert.reset()
-        return InterventionCommand(self.expert.act(snap, self.action_dim), True, stamp=snap.stamp)
+        return InterventionCommand(self.expert.act(snap), True, stamp=snap.stamp)

@@ -87,7 +87,10 @@ class ControllerNode(Node):
             f"({cfg.deploy.intra_op_threads} intra-op thread(s)); {rate:g} Hz; inputs {self.core.sensors}; "
             f"watchdog max ages {self.core.safety.config.sensor_max_age_s}")
 
-        self.inputs = PolledInputs(self.context, f"{name}_inputs", self.core.sensors, cfg.robot.gripper_joints,
+        # The simulator's fixture poses the task reads (the peg's hole), beside the watched
+        # sensors: observation and success need them; a robot has none (make_task refuses).
+        inputs = self.core.sensors + m.fixture_inputs(cfg, self.core.task)
+        self.inputs = PolledInputs(self.context, f"{name}_inputs", inputs, cfg.robot.gripper_joints,
                                    self.core.input_errors, self.log, sync=cfg.deploy.sync_input)
 
         self.pub_target = self.create_publisher(PoseStamped, m.EE_TARGET, m.COMMAND_QOS)

@@ -13,7 +13,8 @@ failing the node keeps publishing ``buttons[0] = 0``, logs the error with what t
 in its ``/diagnostics`` status), and retries every ``hil.reopen_s``.
 
 ``hil.device: sim_human`` (MuJoCo stand-in): the simulated human watches ``/robot/ee_pose``,
-``/sim/object_pose`` and ``/joint_states``, steps once per new control period (sim time), and
+``/sim/object_pose``, ``/joint_states``, the task's ``/sim/fixtures/<name>`` and (with the
+``tactile`` observation group) the taxels; it steps once per new control period (sim time), and
 resets its per-episode state on ``/episode/event`` (and when it sees the scene reset).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import JointState, Joy
+from sensor_msgs.msg import Joy
 from std_msgs.msg import String
 
 from robot_rl.config import Config
@@ -68,11 +69,17 @@ class InterventionNode(Node):
         self.create_subscription(PoseStamped, m.EE_POSE, self._on_pose, m.SENSOR_QOS)
         if hil.device == "sim_human":
             self.sim_human = SimHuman.from_config(cfg)
-            self._object = None
-            self._width = cfg.robot.gripper_max_width
             self._last_step_stamp = -np.inf
-            self.create_subscription(PoseStamped, m.OBJECT_POSE, self._on_object, m.SENSOR_QOS)
-            self.create_subscription(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
+            # What the human watches besides the TCP: the object, the task's fixtures and,
+            # for a task that feels (its expert reads taxels), the tactile pads.
+            self._watched = ["object", *m.fixture_inputs(cfg, self.sim_human.task)]
+            if "tactile" in cfg.task.observations:
+                self._watched += [f"tactile_{t.name}" for t in cfg.tactile]
+            self._values: dict = {"joint_states": cfg.robot.gripper_max_width}
+            for name in ["joint_states", *self._watched]:
+                msg_type, topic = m.input_topic(name)
+                self.create_subscription(msg_type, topic, lambda msg, n=name: self._on_input(n, msg),
+                                         m.SENSOR_QOS)
             self.create_subscription(String, m.EPISODE_EVENT, self._on_event, 10)
         elif hil.device != "none":
             self.mapper = ActionMapper(device_mapping(hil), hil.deadzone, self.action_dim,
@@ -145,14 +152,13 @@ class InterventionNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         pos, quat = m.decode_input("ee_pose", msg, ())
         self._ee_quat = quat
-        if self.sim_human is None or self._object is None:
+        if self.sim_human is None or any(k not in self._values for k in self._watched):
             return
         stamp = m.from_time(msg.header.stamp)
         if stamp < self._last_step_stamp + 0.5 * self.period:
             return  # one decision per control period (sim time)
         self._last_step_stamp = stamp
-        snap = m.snapshot_from_inputs({"ee_pose": (pos, quat), "joint_states": self._width,
-                                       "object": self._object}, stamp)
+        snap = m.snapshot_from_inputs({**self._values, "ee_pose": (pos, quat)}, stamp)
         with self._lock:
             was_active = self._last_cmd.active
             cmd = self.sim_human.step(snap)
@@ -163,14 +169,11 @@ class InterventionNode(Node):
         self.pub.publish(joy_msg(cmd, stamp))  # right away, so the actor sees it this period
         self.published += 1
 
-    def _on_object(self, msg: PoseStamped) -> None:
-        self._object = m.decode_input("object", msg, ())
-
-    def _on_joints(self, msg: JointState) -> None:
+    def _on_input(self, name: str, msg) -> None:
         try:
-            self._width = m.decode_input("joint_states", msg, self.cfg.robot.gripper_joints)
-        except ValueError:
-            pass
+            self._values[name] = m.decode_input(name, msg, self.cfg.robot.gripper_joints)
+        except ValueError as exc:  # a malformed message: keep the last good value
+            self.get_logger().warning(f"ignored {name}: {exc}", throttle_duration_sec=2.0)
 
     def _on_event(self, msg: String) -> None:
         try:
@@ -186,7 +189,8 @@ class InterventionNode(Node):
                 if event.event == "resetting" or event.episode != self.sim_human.episode:
                     self.sim_human.reset(event.episode)
                     self._last_cmd = InterventionCommand(
-                        np.zeros(self.action_dim, np.float32), False, stamp=self._last_cmd.stamp)
+                        np.zeros(self.sim_human.action_dim, np.float32), False,
+                        stamp=self._last_cmd.stamp)
 
     def close(self) -> None:
         if self.device is not None:

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from robot_rl.topics import (CLOCK, DRIVER_STATUS, EE_POSE, EE_TARGET, EE_TWIST,  # noqa: F401
                              GRIPPER_TARGET, JOINT_STATES, JOINT_TARGET, OBJECT_POSE, RESET_STATE,
                              SCENE_RESET, SIM_ONLY_PREFIX, camera_image_topic, camera_info_topic,
-                             tactile_topic, tactile_zero_service)
+                             fixture_topic, tactile_topic, tactile_zero_service)
 
 # Sensor streams: keep only the newest sample, never block the publisher on a slow reader.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
@@ -47,7 +47,7 @@ def from_time(stamp: Time) -> float:
 
 # -- robot inputs -> Snapshot: the one reader --------------------------------------------------
 # Inputs are named as the controller's watchdog and the task's observation keys name them:
-# joint_states, ee_pose, ee_twist, object, tactile_<sensor>, image_<camera>.
+# joint_states, ee_pose, ee_twist, object, tactile_<sensor>, image_<camera>, fixture_<name>.
 _IMAGE_DTYPES = {"tactile_": np.float32, "image_": np.uint8}
 _Snapshot = None  # robot_rl.envs.task.Snapshot, see snapshot_from_inputs
 
@@ -62,14 +62,27 @@ def input_topic(name: str) -> tuple[type, str]:
         return Image, tactile_topic(name[len("tactile_"):])
     if name.startswith("image_"):
         return Image, camera_image_topic(name[len("image_"):])
+    if name.startswith("fixture_"):
+        return PoseStamped, fixture_topic(name[len("fixture_"):])
     raise ValueError(f"unknown robot input {name!r}; expected joint_states, ee_pose, ee_twist, "
-                     "object, tactile_<sensor> or image_<camera>")
+                     "object, tactile_<sensor>, image_<camera> or fixture_<name>")
+
+
+def fixture_inputs(cfg, task) -> list[str]:
+    """The ``fixture_<name>`` inputs of the configured scene's fixtures (``Task.scene``) when
+    ``task`` reads them (``"fixtures"`` in ``task.privileged``), else []. Simulator state: a
+    task that reads it is refused on a graph without it (``make_task``)."""
+    if "fixtures" not in task.privileged:
+        return []
+    from robot_rl.sim.scene_description import scene_description
+    return [f"fixture_{f.name}" for f in scene_description(cfg).fixtures]
 
 
 def decode_input(name: str, msg, gripper_joints, check_dtype: bool = True) -> object:
     """The Snapshot field(s) of input ``name`` from its message: joint_states -> gripper opening
     (sum of ``gripper_joints``, matched by name), ee_pose -> (position, quaternion x, y, z, w),
-    ee_twist -> 6-vector, object -> position, tactile_*/image_* -> array (float32 / uint8).
+    ee_twist -> 6-vector, object -> position, tactile_*/image_* -> array (float32 / uint8),
+    fixture_* -> pose (x y z, qx qy qz qw).
     Raises ValueError naming the input and what was expected. ``check_dtype``: refuse a
     tactile image that is not float32 (32FC1) or a camera image that is not uint8 (the
     controller's inputs); the environment leaves that to the task's observation space."""
@@ -89,6 +102,8 @@ def decode_input(name: str, msg, gripper_joints, check_dtype: bool = True) -> ob
         return twist_from_msg(msg)
     if name == "object":
         return pose_from_msg(msg)[0]
+    if name.startswith("fixture_"):
+        return np.concatenate(pose_from_msg(msg))  # x y z, qx qy qz qw: Snapshot.fixtures
     for prefix, dtype in _IMAGE_DTYPES.items():
         if name.startswith(prefix):
             img = msg_to_image(msg)
@@ -119,6 +134,8 @@ def snapshot_from_inputs(values, stamp: float):
             snap.tactile[name[len("tactile_"):]] = value
         elif name.startswith("image_"):
             snap.images[name[len("image_"):]] = value
+        elif name.startswith("fixture_"):
+            snap.fixtures[name[len("fixture_"):]] = value
     return snap
 
 

@@ -3,7 +3,8 @@
 It hosts the same JointDriverNode, CameraNode and TactileNode classes that run against real
 hardware, composed in one process (as a ROS 2 component container would) because they share
 one physics state. Downstream nodes see the same topics and messages as on a real robot, plus
-``/clock``, ``/sim/object_pose`` and the ``/scene/reset`` service (a teleport: arm home, cube
+``/clock``, ``/sim/object_pose``, ``/sim/fixtures/<name>`` (the pose of each fixture a task
+added, ``Task.scene``) and the ``/scene/reset`` service (a teleport: arm home, cube
 at a random pose).
 
 ``sim.rehearsal`` (the hardware dress rehearsal, docs/rehearsal.md): the stand-in offers only
@@ -56,12 +57,16 @@ class MujocoSimNode(Node):
         self._command = threading.Event()
         self.pub_clock = self.create_publisher(Clock, m.CLOCK, 10)
         self.pub_object = None
+        self.pub_fixtures: dict = {}
         self.operator = None
         if cfg.sim.rehearsal:  # with operator "off" too: it still re-arranges and confirms
             from robot_rl.ros.operator_node import OperatorNode
             self.operator = OperatorNode(cfg, self.world, self.lock, wake=self._command.set)
         else:
             self.pub_object = self.create_publisher(PoseStamped, m.OBJECT_POSE, m.SENSOR_QOS)
+            self.pub_fixtures = {name: self.create_publisher(PoseStamped, m.fixture_topic(name),
+                                                             m.SENSOR_QOS)
+                                 for name in self.world.fixture_names}
             guard = CommandGuard(self, cfg)  # security.restrict_commands: operator tokens only
             self.create_service(Trigger, m.SCENE_RESET,
                                 guard.wrap(m.SCENE_RESET, self._on_reset))
@@ -125,6 +130,9 @@ class MujocoSimNode(Node):
         if self.pub_object is not None:
             pos, quat = world.object_pose()
             self.pub_object.publish(m.pose_msg(pos, quat, stamp, self.cfg.robot.base_frame))
+        for name, pub in self.pub_fixtures.items():
+            pose = world.fixture_pose(name)
+            pub.publish(m.pose_msg(pose[:3], pose[3:], stamp, self.cfg.robot.base_frame))
         for node in self.cameras:
             cam = node.camera
             if self.periods % self._render_every[cam.name] == 0:

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from robot_rl.envs.task import Snapshot, Task, register_task
+from robot_rl.envs.task import HumanView, Snapshot, Task, register_task
 from robot_rl.robot.controller import matrix_to_quat_xyzw, quat_xyzw_to_matrix
 from robot_rl.schema import ConfigError
 
 HOLE = "hole"  # the fixture's name
+IN_HOLE = 0.002  # m of the tip below the block's top, inside: a watcher's "it is in"
+HANDED_BACK = 0.005  # m short of the success depth where the simulated human lets go
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,21 @@ class PegInsertTask(Task):
 
     def terminated(self, snap: Snapshot, success: bool) -> bool:
         return bool(success) or self.peg_lost(snap)
+
+    def human_view(self, snap: Snapshot, start: Snapshot) -> HumanView:
+        """Distance: the peg's tip to the hole's mouth (0 once in); settled: the tip ``IN_HOLE``
+        m into the hole (the policy found it: no takeover); done: a correction pushed it to
+        ``HANDED_BACK`` m short of success (the last push is left to the policy, as the pick's
+        human hands back a cube held just short of the lift)."""
+        if snap.object_pos is None:
+            raise ValueError("the simulated human needs the peg's pose (/sim/object_pose)")
+        depth, inside = self.peg_in_hole(snap)
+        tip = np.asarray(snap.object_pos, float) - [0.0, 0.0, self.params.peg_half_length]
+        in_hole = inside and depth >= IN_HOLE
+        distance = 0.0 if in_hole else float(np.linalg.norm(tip - self.hole_top(snap)))
+        return HumanView(distance, settled=in_hole,
+                         done=f"corrected: the peg's tip {depth * 1000:.1f} mm into the hole"
+                         if in_hole and depth >= self.params.depth - HANDED_BACK else "")
 
     def expert(self, noise: float = 0.0, rng: np.random.Generator | None = None):
         from robot_rl.tasks.peg_expert import PegInsertExpert
