@@ -117,8 +117,12 @@ class InProcessStages:
 
         env = self._env()
         try:
+            # The online buffer holds the whole run: allocating train-gym's default million
+            # transitions failed for camera observations (MemoryError, 1M x 128 x 128 x 3).
+            capacity = min(self.cfg.learner.capacity, self.train_steps + 1_000)
             result = train(env, TrainGymConfig(agent=self.cfg.agent, learning_starts=0,
-                                               verbose=False, seed=self.cfg.sim.seed),
+                                               verbose=False, seed=self.cfg.sim.seed,
+                                               buffer_capacity=capacity),
                            self.train_steps, demos=str(self.demo_dir))
         finally:
             env.close()
