@@ -223,6 +223,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json-out", default=None, help="write the curves and the summary here")
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="save the run here at every evaluation (agent, online replay, curve, kept actor) "
+                        "and resume from it when it holds one")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="task/sim overrides (default task.max_episode_steps=50)")
     args = p.parse_args(argv)
@@ -262,17 +265,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     agent.fit_input_normalization(demo.observations())
-    online = ReplayBuffer(env.observation_space, env.action_space.shape[0], args.steps + 1, seed=args.seed,
-                          verbose=False, name="online")
+    online, start, curve, best = open_run(args, agent, env)
     buffers = DemoOnlineBuffers(demo, online, agent_cfg.demo_ratio)
     u, bs = agent_cfg.utd_ratio, agent_cfg.batch_size
-    curve: List[Dict[str, Any]] = []
-    best: Optional[Dict[str, Any]] = None
-    obs, _ = env.reset(seed=args.seed)
+    # A resumed run starts a fresh episode from another reset seed (the env state is not saved).
+    obs, _ = env.reset(seed=args.seed + start)
     t0 = time.perf_counter()
     window_eps, window_ok = 0, 0
     last: Dict[str, float] = {}
-    for step in range(1, args.steps + 1):
+    for step in range(start + 1, args.steps + 1):
         action = agent.act(obs)
         nobs, r, term, trunc, info = env.step(action)
         online.add(obs, action, float(r), nobs, bool(term), bool(trunc))
@@ -295,9 +296,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             curve.append(row)
             print(json.dumps(row), flush=True)
             window_eps, window_ok = 0, 0
-            key = (ev["success_rate"], -(ev["mean_steps_to_success"] or float("inf")))
+            key = [ev["success_rate"], -(ev["mean_steps_to_success"] or float("inf"))]
             if best is None or key > best["key"]:
                 best = {"key": key, "step": step, "actor": copy.deepcopy(agent.actor_state_dict())}  # not the live weights
+            if args.checkpoint:
+                save_run(args.checkpoint, agent, online, step, curve, best)
     out["rl_curve"] = curve
     summary = summarise(curve) if curve else {}
     last_fresh = evaluate_policy(agent, eval_env, args.final_episodes, FINAL_SEED)
@@ -320,6 +323,43 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("# summary " + json.dumps(summary), flush=True)
     _write(args.json_out, out)
     return 0
+
+
+def open_run(args, agent: RLPDAgent, env):
+    """The online buffer, first env step, curve and kept actor: fresh, or restored from
+    ``args.checkpoint`` when it holds a run (the demos are re-recorded from the same seed)."""
+    from robot_rl.learning.checkpoint import checkpoint_exists, load_agent
+
+    replay_dir = os.path.join(args.checkpoint, "online") if args.checkpoint else None
+    state_dir = os.path.join(args.checkpoint, "agent") if args.checkpoint else None
+    if state_dir and checkpoint_exists(state_dir):
+        extra = load_agent(state_dir, agent)
+        online = ReplayBuffer.load(replay_dir, capacity=args.steps + 1, resume=True, seed=args.seed,
+                                   verbose=False, name="online")
+        online.load_state_dict(extra["online"])
+        best = extra["best"] or None
+        if best is not None:
+            best["key"] = [float(k) for k in best["key"]]
+        print(f"# resumed from {args.checkpoint} at env step {extra['env_steps']} "
+              f"({len(online)} online transitions)", flush=True)
+        return online, int(extra["env_steps"]), list(extra["curve"]), best
+    if replay_dir and os.path.isdir(replay_dir):
+        raise SystemExit(f"--checkpoint {args.checkpoint}: holds online replay but no agent state; "
+                         f"expected both (remove the folder to start over)")
+    online = ReplayBuffer(env.observation_space, env.action_space.shape[0], args.steps + 1, seed=args.seed,
+                          persist_dir=replay_dir, flush_every=args.eval_every, verbose=False, name="online")
+    return online, 0, [], None
+
+
+def save_run(path: str, agent: RLPDAgent, online: ReplayBuffer, step: int, curve: List[Dict[str, Any]],
+             best: Optional[Dict[str, Any]]) -> None:
+    """Replay first, then the agent state: a run killed in between resumes from the previous
+    agent state with a little more replay, never with replay missing."""
+    from robot_rl.learning.checkpoint import save_agent
+
+    online.flush()
+    save_agent(os.path.join(path, "agent"), agent,
+               extra={"env_steps": step, "curve": curve, "best": best or {}, "online": online.state_dict()})
 
 
 def _write(path: Optional[str], data: Dict[str, Any]) -> None:
