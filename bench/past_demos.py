@@ -223,6 +223,7 @@ def run_rl(args: argparse.Namespace, agent: RLPDAgent, env, eval_env, demo: Repl
         last = agent.update(*buffers.sample(bs, u))
         if step % args.eval_every == 0:
             ev = evaluate_with_values(agent, eval_env, args.eval_episodes, EVAL_SEED, args.discount)
+            ev.pop("successes")
             row = {"env_steps": step, **ev, **update_figures(last, window),
                    "online_transitions": len(online), "wall_s": round(time.perf_counter() - t0, 1)}
             curve.append(row)

@@ -94,7 +94,8 @@ def evaluate_with_values(agent: RLPDAgent, env, episodes: int, seed: int, discou
             "mean_steps_to_success": round(float(np.mean(lengths)), 2) if lengths else None,
             "q_mean": round(float(q_cat.mean()), 3), "mc_return_mean": round(float(g_cat.mean()), 3),
             "q_minus_mc": round(float((q_cat - g_cat).mean()), 3),
-            "q_start": round(float(np.mean(q0)), 3), "mc_start": round(float(np.mean(g0)), 3)}
+            "q_start": round(float(np.mean(q0)), 3), "mc_start": round(float(np.mean(g0)), 3),
+            "successes": [int(x) for x in successes]}
 
 
 @torch.no_grad()
