@@ -49,3 +49,27 @@ def test_fastest_script_beats_the_scripted_demonstrations(bench, cfg, tmp_path):
     rec = bench.record_demos(cfg, str(tmp_path / "demos"), 3, seed=0, speed=1.0)
     assert fastest["success_rate"] == 1.0
     assert fastest["mean_steps_to_success"] < rec["transitions"] / rec["episodes"]
+
+
+def test_checkpointed_run_resumes_where_it_stopped(bench, tmp_path):
+    """A run stopped after its last evaluation continues from that step with its online replay
+    and curve (a 50,000-step run outlives a session), rather than starting over."""
+    ck, first, second = tmp_path / "ck", tmp_path / "a.json", tmp_path / "b.json"
+    small = ["--steps", "20", "--eval-every", "10", "--eval-episodes", "1", "--final-episodes", "1",
+             "--no-bc-baseline", "--demos", "1", "--batch", "32", "--checkpoint", str(ck)]
+    assert bench.main(small + ["--json-out", str(first)]) == 0
+    small[1] = "30"
+    assert bench.main(small + ["--json-out", str(second)]) == 0
+    import json
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert [r["env_steps"] for r in a["rl_curve"]] == [10, 20]
+    assert [r["env_steps"] for r in b["rl_curve"]] == [10, 20, 30]
+    assert b["rl_curve"][:2] == a["rl_curve"]
+    assert b["rl_curve"][-1]["online_transitions"] == 30
+
+
+def test_checkpoint_without_agent_state_is_refused(bench, tmp_path):
+    (tmp_path / "ck" / "online").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="no agent state"):
+        bench.main(["--steps", "10", "--eval-every", "10", "--no-bc-baseline", "--demos", "1",
+                    "--batch", "32", "--checkpoint", str(tmp_path / "ck")])
