@@ -23,6 +23,7 @@ from pathlib import Path
 
 from robot_rl import topics as T
 from robot_rl.config import Config, load_config, save_config
+from robot_rl.demo_graph_task import TaskGraphMixin
 from robot_rl.demo_rehearsal import RehearsalMixin
 from robot_rl.parsing import InputError, parse_episode_event, parse_status
 from robot_rl.paths import atomic_write_text
@@ -189,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = secure_run(str(config_file), cfg, str(run_dir),
                      actor_ids(graph(cfg, str(config_file), "train")))
     if args.task:
-        from robot_rl.demo_graph_task import TaskGraphStages
         stages = TaskGraphStages(cfg, str(config_file), run_dir, args, state)
     elif args.rehearsal:
         stages = RehearsalStages(cfg, str(config_file), run_dir, args, state)
@@ -512,3 +512,7 @@ class Stages:
 
 class RehearsalStages(RehearsalMixin, Stages):
     """``robot-rl demo --rehearsal``: the stages of robot_rl/demo_rehearsal.py."""
+
+
+class TaskGraphStages(TaskGraphMixin, Stages):
+    """``robot-rl demo --task NAME --graph``: the stages of robot_rl/demo_graph_task.py."""

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 from robot_rl.config import Config
-from robot_rl.demo import Stages
 from robot_rl.schema import ConfigError
 
 
@@ -49,8 +48,10 @@ def task_graph_config(args) -> Config:
     return cfg
 
 
-class TaskGraphStages(Stages):
-    """``Stages`` for ``--task NAME --graph`` (see the module docstring)."""
+class TaskGraphMixin:
+    """What ``--task NAME --graph`` adds to the pick demo's stages (see the module docstring);
+    robot_rl/demo.py combines it with ``Stages`` (as the rehearsal's mixin), so imports flow
+    one way."""
 
     def demos(self) -> None:
         super().demos()
