@@ -18,7 +18,7 @@ def run(env, policy, human, seed):
     steps = active = 0
     done, info = False, {}
     while not done:
-        snap = env._snap
+        snap = env.snapshot
         action = policy(snap)
         if human is not None:
             cmd = human.step(snap)

@@ -7,6 +7,7 @@ import pytest
 from robot_rl.config import load_config
 from robot_rl.hil.sim_human import SimHuman
 from robot_rl.schema import ConfigError
+from tests.hil.test_sim_human import run  # one episode, the human's command over the policy's
 
 HOVER = np.zeros(3, np.float32)  # the peg stays above the block: never inserts
 
@@ -18,23 +19,6 @@ def peg_env():
     env = SimTaskEnv(load_config(str(shared_file("config", "peg_insert.yaml")), {"cameras": []}))
     yield env
     env.close()
-
-
-def run(env, policy, human, seed):
-    """One episode; the human's command replaces the policy's while it is active."""
-    env.reset(seed=seed)
-    human.reset()
-    steps = active = 0
-    done, info = False, {}
-    while not done:
-        snap = env.snapshot
-        action = policy(snap)
-        cmd = human.step(snap)
-        if cmd.active:
-            action, active = cmd.action, active + 1
-        _, _, terminated, truncated, info = env.step(action)
-        steps, done = steps + 1, terminated or truncated
-    return info["success"], steps, active
 
 
 def test_takes_over_a_hovering_peg_and_hands_it_back_in_the_hole(peg_env):
