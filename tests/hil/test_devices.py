@@ -128,7 +128,7 @@ def test_real_hidapi_without_a_spacemouse_fails_fast_and_clearly():
     start = time.monotonic()
     with pytest.raises(DeviceNotFound, match="SpaceMouse.*udev"):
         SpaceMouseDevice()
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 5.0  # no wait for a device to appear
 
 
 class FakeJoystick:

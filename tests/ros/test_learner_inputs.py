@@ -89,7 +89,7 @@ def test_actor_waiting_for_a_robot_stops_at_once_and_leaves_nothing_running(tmp_
         assert node.state == "waiting_for_robot"
         start = time.monotonic()
         node.close()
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 2.5  # the bug waited >= 3 s
         leftover = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
         assert leftover == []
     finally:

@@ -171,16 +171,16 @@ def test_depth_disabled_by_default(fake_rs):
 
 
 def test_pipeline_start_is_time_bounded(fake_rs):
-    rs = fake_rs(FakeDeviceSpec("111", start_delay_s=1.0))
+    rs = fake_rs(FakeDeviceSpec("111", start_delay_s=3.0))
     cam = RealSenseCamera(rs_cfg(start_timeout_s=0.3))
     t0 = time.monotonic()
     with pytest.raises(SensorError, match="did not return within"):
         cam.start()
-    assert time.monotonic() - t0 < 0.8
+    assert time.monotonic() - t0 < 2.0  # well under the stuck start's 3 s; room for a loaded CI
     # When the stuck start finally returns, the abandoned helper stops the pipeline.
     for t in threading.enumerate():
         if t.name.startswith("bounded:"):
-            t.join(3.0)
+            t.join(5.0)
     assert rs.stats.pipelines_running == 0
 
 
@@ -194,7 +194,7 @@ def test_stall_reports_timeout_then_stop_joins(fake_rs):
         t0 = time.monotonic()
         with pytest.raises(SensorTimeout, match=r"stalled.*Frame didn't arrive"):
             cam.latest(0.1)
-        assert time.monotonic() - t0 < 0.3
+        assert time.monotonic() - t0 < 1.0  # bounded by the timeout, not by the stall
         rs.control.stalled = False  # recovers: fresh frames are served again
         assert cam.latest(0.2).seq > 0  # the 0.4 s old frame is too stale for 0.2 s
 

@@ -36,7 +36,7 @@ def test_missing_video_device_fails_fast(device):
     t0 = time.monotonic()
     with pytest.raises(DeviceNotFoundError) as ei:
         make_tactile(opt_cfg(device)).start()
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # no open/read retries; room for a loaded CI machine
     msg = str(ei.value)
     assert "/dev/video57" in msg and "v4l2-ctl --list-devices" in msg and "`video` group" in msg
 
