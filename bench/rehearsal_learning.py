@@ -55,6 +55,9 @@ def main(argv=None) -> int:
                    help="DrQ random shifts (auto: on for a trainable trunk, off for a frozen one)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="agent.precision (auto: bf16 where the CPU multiplies bf16 natively)")
+    p.add_argument("--pretrain-steps", type=int, default=0,
+                   help="agent.encoder.pretrain_steps: behaviour-clone the demos through the "
+                        "frozen trunk first (frozen/cached trunks only)")
     p.add_argument("--steps", type=int, default=5000, help="env steps of online training")
     p.add_argument("--budget-min", type=float, default=0.0, help="stop after this wall time (0: no limit)")
     p.add_argument("--demos", type=int, default=20)
@@ -95,10 +98,15 @@ def main(argv=None) -> int:
                            utd_ratio=args.utd, batch_size=args.batch, bc_weight=args.bc_weight,
                            discount=args.discount, seed=args.seed, precision=precision,
                            encoder=EncoderConfig(freeze_image_encoder=frozen, augment=augment,
-                                                 cache_image_features=args.trunk == "cached"))
+                                                 cache_image_features=args.trunk == "cached",
+                                                 pretrain_steps=args.pretrain_steps))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
     agent.fit_input_normalization(demo.observations())
+    if args.pretrain_steps:
+        fit = agent.pretrain_image_trunk(demo)
+        print(f"# trunk pretrained by BC on the demos: {fit['steps']} steps in {fit['seconds']:.0f} s, "
+              f"loss {fit['bc_loss_first']:.3f} -> {fit['bc_loss_last']:.3f}", flush=True)
     online = ReplayBuffer(env.observation_space, env.action_space.shape[0], args.steps,
                           seed=args.seed, verbose=False, name="online")
     buffers = DemoOnlineBuffers(demo, online, agent_cfg.demo_ratio)

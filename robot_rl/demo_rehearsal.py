@@ -77,6 +77,12 @@ def rehearsal_config(args) -> Config:
         # One torch thread per process: learner, actor and sim share 2 cores, and two intra-op
         # threads on a busy core wait for each other at every op (0.5 vs 14 updates/s measured).
         "agent.num_threads": 1,
+        # The frozen trunk first learns what the task looks at by cloning the demonstrations
+        # from their frames (agent.encoder.pretrain_steps); the actor waits for those weights.
+        # In process, from 20 scripted demos: 90 % before any RL step, against 0-10 % after
+        # 6,000 RL steps on the random trunk (docs/benchmarks.md, "Issue 17, session 15").
+        "agent.encoder.pretrain_steps": 50 if getattr(args, "quick", False) else 1000,
+        "actor.weights_timeout": 600.0,
         "actor.max_lead": 50, "actor.learner_timeout": 60.0,
         # Four evaluation rounds, the last at the end of training; the export deploys the best
         # (docs/benchmarks.md, "Issue 17 — rehearsal": the final weights alone varied 0.58-0.82)

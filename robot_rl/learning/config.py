@@ -23,6 +23,12 @@ class EncoderConfig:
     # feature_cache_frames per camera (least recently used dropped first). Learner updates then
     # cost what the heads and MLPs cost (docs/benchmarks.md, "Issue 17 — rehearsal").
     cache_image_features: bool = False
+    # Before RL, fit the frozen trunk (with the heads and the actor) by behaviour cloning on the
+    # demonstrations' frames for this many steps, then freeze it again (RLPDAgent.
+    # pretrain_image_trunk): a randomly initialised frozen trunk need not show where the object
+    # is, and a pretrained one cannot be downloaded on every robot's machine. 0: keep the init.
+    pretrain_steps: int = 0
+    pretrain_batch: int = 64
     feature_cache_frames: int = 20_000  # per camera; 64x64 small CNN: 8 KiB per frame (fp32)
     cnn_channels: int = 32
     num_spatial_kernels: int = 8
@@ -44,7 +50,11 @@ class EncoderConfig:
         require_positive(self, "cnn_channels", "num_spatial_kernels", "image_feature_dim",
                          "state_feature_dim", "tactile_feature_dim", "input_norm_min_std",
                          "feature_cache_frames")
-        require(self, 0, "augment_pad")
+        require(self, 0, "augment_pad", "pretrain_steps")
+        require_positive(self, "pretrain_batch")
+        if self.pretrain_steps and not self.freeze_image_encoder:
+            raise FieldError("pretrain_steps", "needs freeze_image_encoder: true (a trainable "
+                                               "trunk learns during RL anyway)")
         if self.cache_image_features and not self.freeze_image_encoder:
             raise FieldError("cache_image_features", "needs freeze_image_encoder: true (a "
                                                      "trainable trunk's features change at every update)")

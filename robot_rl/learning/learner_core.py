@@ -63,6 +63,7 @@ class LearnerCore(TrainingCore):
                          cadence=CheckpointCadence(lc.checkpoint_every, lc.checkpoint_period),
                          env_steps=opened.online.n_added, counters=extra)
         self.n_demos_loaded, self.resumed_digest = opened.n_demos_loaded, opened.digest
+        self.pretrained = opened.pretrained
         self.warnings: List[str] = list(opened.warnings)
         # Never untrained weights into a running run: a resume without checkpoint publishes
         # only once it has trained.
@@ -219,6 +220,9 @@ class LearnerCore(TrainingCore):
                 f"buffer {len(self.demo)}, updates {self.updates}, weights v{self.version} of run "
                 f"{self.run_state.run_id}, {self.recovered} transitions recovered from the "
                 f"write-ahead log" + (f", buffer digest {self.resumed_digest}" if self.resume else "")
+                + (f"; image trunk fitted to the demos by BC: {self.pretrained['steps']} steps in "
+                   f"{self.pretrained['seconds']:.0f} s, loss {self.pretrained['bc_loss_first']:.3f} "
+                   f"-> {self.pretrained['bc_loss_last']:.3f}" if self.pretrained else "")
                 + f"; replay memory: {mem['bytes_per_transition'] / 1024:.1f} KiB per transition, "
                 f"{mem['total_bytes'] / 2**30:.2f} GiB for the online capacity of {lc.capacity} "
                 f"(+ {self.demo.memory_report()['total_bytes'] / 2**30:.2f} GiB demo buffer), "

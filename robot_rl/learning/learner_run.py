@@ -44,6 +44,7 @@ class OpenedRun:
     has_checkpoint: bool
     digest: str = ""  # of the online buffer as resumed
     warnings: List[str] = field(default_factory=list)
+    pretrained: Dict[str, float] = field(default_factory=dict)  # the trunk's BC fit, if any
 
 
 def open_run(lc, agent, obs_space, action_dim: int, seed: int, resume: bool) -> OpenedRun:
@@ -66,6 +67,8 @@ def open_run(lc, agent, obs_space, action_dim: int, seed: int, resume: bool) -> 
     has_checkpoint = resume and checkpoint_exists(ckpt_dir)
     if n_demos_loaded and not has_checkpoint:  # a checkpoint holds the statistics it trained with
         agent.fit_input_normalization(demo.observations())
+    pretrained = (agent.pretrain_image_trunk(demo) if n_demos_loaded and not has_checkpoint
+                  and agent.config.encoder.pretrain_steps else {})
     warnings: List[str] = []
     if resume and has_replay:
         online = ReplayBuffer.load(replay_dir, capacity=lc.capacity, resume=True,
@@ -90,7 +93,8 @@ def open_run(lc, agent, obs_space, action_dim: int, seed: int, resume: bool) -> 
         warnings.append(f"the online buffer on disk holds {len(online)} transitions, fewer than "
                         f"the {extra['online_count']} of the last checkpoint: replay chunks in "
                         f"{replay_dir} were removed or lost")
-    run = OpenedRun(online, demo, n_demos_loaded, extra, has_checkpoint, warnings=warnings)
+    run = OpenedRun(online, demo, n_demos_loaded, extra, has_checkpoint, warnings=warnings,
+                    pretrained=pretrained)
     if resume:
         run.digest = buffer_digest(online)
         saved = extra.get("online_digest", "")

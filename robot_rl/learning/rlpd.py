@@ -29,6 +29,7 @@ import copy
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -40,7 +41,7 @@ from gymnasium import spaces
 
 from .gripper_critic import GripperCritic, discretize_gripper, gripper_value
 from .config import EncoderConfig, RLPDConfig  # noqa: F401  (re-exported)
-from .networks import ObservationEncoder, as_dict_space, mlp
+from .networks import ObservationEncoder, as_dict_space, mlp, random_shift
 
 __all__ = ["RLPDConfig", "RLPDAgent", "EnsembleCritic", "TanhGaussianActor", "td_target"]
 
@@ -640,6 +641,57 @@ class RLPDAgent:
         if self.target_encoder is not self.encoder:
             self.target_encoder.normalizers.load_state_dict(self.encoder.normalizers.state_dict())
         return True
+
+    def pretrain_image_trunk(self, demo: Any, steps: Optional[int] = None,
+                             batch_size: Optional[int] = None) -> Dict[str, float]:
+        """Behaviour-clone the demonstrations through the whole observation encoder, frozen conv
+        trunk included, then freeze the trunk again (``encoder.pretrain_steps``).
+
+        Why: a frozen trunk is what makes learning from cameras affordable on a CPU (its
+        features are cached per frame), but a randomly initialised one need not show where the
+        object is, and no pretrained trunk can be downloaded on every robot's machine. Cloning
+        the demo actions from their own frames teaches the trunk what the task looks at, from
+        data the user records anyway. DrQ shifts keep ~1,000 frames from being memorised. The
+        heads and the actor start from this fit (RLPD's BC term pulls the same way); the target
+        encoder is synced and the feature caches emptied. ``demo`` needs ``sample(n)``
+        (a ReplayBuffer). Returns the first and last BC losses and the seconds taken."""
+        enc_cfg = self.config.encoder
+        steps = enc_cfg.pretrain_steps if steps is None else int(steps)
+        batch_size = enc_cfg.pretrain_batch if batch_size is None else int(batch_size)
+        if not self.encoder.frozen:
+            raise ValueError("pretrain_image_trunk: needs image observations and "
+                             "encoder.freeze_image_encoder: true")
+        trunks = list({id(e.trunk): e.trunk for e in self.encoder.images.values()}.values())
+        params = ([p for p in self.encoder.parameters() if p.requires_grad]
+                  + [p for t in trunks for p in t.parameters()] + list(self.actor.parameters()))
+        opt = self._adam(params, self.config.actor_lr)
+        for t in trunks:
+            t.requires_grad_(True)
+        start, losses = time.perf_counter(), []
+        try:
+            for _ in range(steps):
+                batch = demo.sample(batch_size)
+                obs = {k: random_shift(v, max(enc_cfg.augment_pad, 1), self.gen)
+                       if k in self.encoder.image_keys else v
+                       for k, v in self._obs_to(batch["obs"]).items()}
+                target, _ = self._split_action(self.normalize_action(batch["action"].to(self.device)))
+                with self._precision():
+                    pred = self.actor.deterministic(self.encoder(obs))
+                loss = ((pred.float() - target) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+        finally:
+            for t in trunks:
+                t.requires_grad_(False)
+        for cache in self.encoder.feature_caches.values():
+            cache.entries.clear()
+        if self.target_encoder is not self.encoder:
+            self.target_encoder.load_state_dict(self.encoder.state_dict())
+        return {"bc_loss_first": losses[0] if losses else float("nan"),
+                "bc_loss_last": float(np.mean(losses[-20:])) if losses else float("nan"),
+                "steps": steps, "seconds": time.perf_counter() - start}
 
     # ------------------------------------------------------------------ #
     # acting

@@ -294,6 +294,61 @@ def test_trainable_image_encoder_learns_and_has_target():
     assert agent.target_encoder is not agent.encoder
 
 
+class _SquareDemos:
+    """Demonstrations whose action is where a bright square sits in the image: only a trunk that
+    learns to see it can clone them (the state is noise)."""
+
+    def __init__(self, n=64, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.zeros(n, 32, 32, 3, dtype=torch.uint8)
+        self.actions = torch.zeros(n, 4)
+        for i in range(n):
+            r, c = torch.randint(0, 24, (2,), generator=g).tolist()
+            self.images[i, r:r + 8, c:c + 8] = 255
+            self.actions[i, :2] = torch.tensor([r / 12 - 1, c / 12 - 1])
+        self.state = torch.randn(n, 4, generator=g)
+        self.tactile = torch.randn(n, 4, 4, generator=g)
+
+    def sample(self, n):
+        i = torch.randint(0, len(self.images), (n,))
+        return {"obs": {"wrist": self.images[i], "state": self.state[i], "tactile_left": self.tactile[i]},
+                "action": self.actions[i]}
+
+
+def test_pretrained_trunk_clones_demos_then_stays_frozen():
+    enc = EncoderConfig(freeze_image_encoder=True, augment=False, cache_image_features=True,
+                        cnn_channels=8, image_feature_dim=32, pretrain_steps=150, pretrain_batch=32)
+    agent = RLPDAgent(IMG_SPACE, GRIP_ACT, _cfg(encoder=enc, actor_lr=1e-3))
+    demos = _SquareDemos()
+    trunk = [p.clone() for p in agent.encoder.images["wrist"].trunk.parameters()]
+    agent.update(None, _img_batch(32))  # fills the feature cache with the untrained trunk's features
+    assert len(agent.encoder.feature_caches["wrist"]) > 0
+    fit = agent.pretrain_image_trunk(demos)
+    assert fit["steps"] == 150 and fit["bc_loss_last"] < 0.25 * fit["bc_loss_first"], fit
+    after = list(agent.encoder.images["wrist"].trunk.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(trunk, after))
+    assert not any(p.requires_grad for p in after)
+    assert len(agent.encoder.feature_caches["wrist"]) == 0  # stale features are gone
+    target = dict(agent.target_encoder.state_dict())
+    assert all(torch.equal(v, target[k]) for k, v in agent.encoder.state_dict().items())
+    # RL afterwards leaves the fitted trunk alone, and the actor acts on what it learnt
+    frozen = [p.clone() for p in after]
+    agent.update(None, _img_batch(32))
+    assert all(torch.equal(a, b) for a, b in zip(frozen, agent.encoder.images["wrist"].trunk.parameters()))
+    batch = demos.sample(16)
+    acted = np.stack([agent.act({k: v[i].numpy() for k, v in batch["obs"].items()}, deterministic=True)
+                      for i in range(16)])
+    assert np.abs(acted[:, :2] - batch["action"][:, :2].numpy()).mean() < 0.25
+
+
+def test_pretraining_needs_a_frozen_image_trunk():
+    with pytest.raises(ValueError, match="pretrain_steps.*freeze_image_encoder"):
+        EncoderConfig(pretrain_steps=10).validate()
+    agent = RLPDAgent(OBS, ACT, _cfg())
+    with pytest.raises(ValueError, match="needs image observations"):
+        agent.pretrain_image_trunk(_SquareDemos(), steps=1)
+
+
 def test_gripper_double_dqn_target_and_penalty():
     torch.manual_seed(0)
     g = GripperCritic(3, hidden=(8,), discount=0.5, grasp_penalty=-0.1)

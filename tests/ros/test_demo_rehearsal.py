@@ -45,6 +45,9 @@ def test_quick_rehearsal_runs_every_stage_without_simulator_links(tmp_path):
     kept = numbers["exported_evaluation_round"]
     assert kept["success_rate"] == max(r["success_rate"] for r in rounds)
     assert numbers["privileged_subscriptions"] == 0, numbers["privileged_links"]
+    # the frozen image trunk was fitted to the demonstrations before RL
+    assert "image trunk fitted to the demos by BC: 50 steps" in (
+        run_dir / "logs" / "train" / "learner.log").read_text()
 
     report = json.loads((run_dir / "report.json").read_text())
     assert all(key in report for key in FIGURES), sorted(report)
