@@ -201,7 +201,7 @@ class TrainingWatcher:
         node.create_subscription(
             Joy, cfg.hil.topic,
             locked(lambda msg, t: self.scorer.on_operator(len(msg.buttons) > 2 and bool(msg.buttons[2]), t)), 50)
-        node.create_subscription(String, m.RESET_STATE, locked(self._on_reset_state), m.RESET_STATE_QOS)
+        node.create_subscription(String, m.RESET_STATE, locked(self._on_reset_state), m.RESET_STATE_LISTEN_QOS)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(node)
         self._stop = threading.Event()

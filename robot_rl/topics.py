@@ -16,7 +16,8 @@ CLOCK = "/clock"
 DIAGNOSTICS = "/diagnostics"
 SCENE_RESET = "/scene/reset"
 SCENE_CONFIRM = "/scene/confirm"  # the person confirms the re-arranged scene (reset node)
-# The reset node's state (std_msgs/String JSON {"state", "resets", "stamp"}; RESET_STATE_QOS).
+# The reset node's state (std_msgs/String JSON {"state", "resets", "stamp"}; RESET_STATE_QOS,
+# subscribers RESET_STATE_LISTEN_QOS).
 RESET_STATE = "/scene/reset_state"
 # Simulator-only names (topics and services a real robot cannot offer) all start with this, so
 # the graph audit (robot_rl/ros/graph_audit.py) can find every node that depends on one.

@@ -72,8 +72,8 @@ class ActorNode(Node):
         self.create_subscription(UInt8MultiArray, ACTOR_WEIGHTS, self._on_weights, WEIGHTS_QOS)
         self.create_subscription(Joy, INTERVENTION, self._on_joy, INTERVENTION_QOS)
         self.create_subscription(UInt8MultiArray, TRANSITION_ACKS, self._on_ack, STATUS_QOS)
-        from robot_rl.ros.messages import RESET_STATE, RESET_STATE_QOS
-        self.create_subscription(String, RESET_STATE, self._on_reset_state, RESET_STATE_QOS)
+        from robot_rl.ros.messages import RESET_STATE, RESET_STATE_LISTEN_QOS
+        self.create_subscription(String, RESET_STATE, self._on_reset_state, RESET_STATE_LISTEN_QOS)
         self.create_timer(1.0, self._report)
         self.create_timer(0.05, core.resend)
         from robot_rl.diagnostics import HealthTracker

@@ -72,7 +72,7 @@ class GazeboAdapterNode(Node):
         self.rng = np.random.default_rng(cfg.sim.seed)
         self._confirm = self.create_client(Trigger, cfg.hil.reset.confirm_service)
         self._placed_for = -1
-        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_QOS)
+        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_LISTEN_QOS)
         # Gazebo's contact sensor is silent while nothing touches the pad; the contract's tactile
         # image comes every control period (as from the MuJoCo stand-in), so a timer on Gazebo's
         # clock publishes the newest binning, or no contact when none came since the last tick.

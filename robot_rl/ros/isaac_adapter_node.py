@@ -46,7 +46,7 @@ class IsaacAdapterNode(Node):
         self._set_state = self.create_client(self.srv.SetEntityState, SET_ENTITY_STATE)
         self._confirm = self.create_client(Trigger, cfg.hil.reset.confirm_service)
         self._placed_for = None
-        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_QOS)
+        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_LISTEN_QOS)
 
     def _on_reset_state(self, msg: String) -> None:
         state = json.loads(msg.data)

@@ -265,6 +265,12 @@ EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
 RESET_STATE_QOS = LATCHED_QOS  # an operator's UI that starts late still sees the reset state
+# Subscribers keep 10: one that falls behind still sees every transition (moving ->
+# awaiting_confirmation -> idle can come within one period), while a late joiner gets only the
+# publisher's one latched sample, the current state.
+RESET_STATE_LISTEN_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                    reliability=ReliabilityPolicy.RELIABLE,
+                                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Human devices often publish best effort; a best-effort subscription accepts both kinds.
 INTERVENTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                               reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -35,7 +35,7 @@ class OperatorNode(Node):
                                           seed=cfg.sim.seed + 1)
         self.layout = JoyLayout.from_config(cfg)
         self.pub = self.create_publisher(Joy, cfg.hil.joy.topic, 10)
-        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_QOS)
+        self.create_subscription(String, m.RESET_STATE, self._on_reset_state, m.RESET_STATE_LISTEN_QOS)
         self._joy = self._encode(OperatorAction(np.zeros(self.layout.action_dim, np.float32)),
                                  None)
         self._joy_lock = threading.Lock()

@@ -56,7 +56,7 @@ class Watcher:
         self.states: list[str] = []
         self.operator: dict[str, str] = {}
         self.node.create_subscription(JointState, m.JOINT_STATES, self._on_joints, m.SENSOR_QOS)
-        self.node.create_subscription(String, m.RESET_STATE, self._on_state, m.RESET_STATE_QOS)
+        self.node.create_subscription(String, m.RESET_STATE, self._on_state, m.RESET_STATE_LISTEN_QOS)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.reset = self.node.create_client(Trigger, m.SCENE_RESET)
         self.target = self.node.create_publisher(m.PoseStamped, m.EE_TARGET, m.COMMAND_QOS)
