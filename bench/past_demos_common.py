@@ -40,12 +40,17 @@ def add_rl_args(p: argparse.ArgumentParser, steps: int = 20_000, eval_every: int
     p.add_argument("--bc-decay-updates", type=int, default=0)
     p.add_argument("--bc-final-weight", type=float, default=0.0)
     p.add_argument("--demo-ratio", type=float, default=0.5)
+    p.add_argument("--target-entropy", type=float, default=None,
+                   help="SAC's target entropy (default: RLPDConfig's, -|A|/2); lower narrows the "
+                        "policy around its mean")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json-out", default=None, help="write the curves and the summary here")
 
 
 def agent_config(args: argparse.Namespace, seed: int) -> RLPDConfig:
     extra = {"hidden_dims": list(args.hidden)} if args.hidden else {}
+    if args.target_entropy is not None:
+        extra["target_entropy"] = args.target_entropy
     return RLPDConfig(num_critics=args.critics, critic_subset=2, utd_ratio=args.utd, batch_size=args.batch,
                       demo_ratio=args.demo_ratio, discount=args.discount, bc_weight=args.bc_weight,
                       bc_q_filter=args.bc_q_filter, bc_decay_updates=args.bc_decay_updates,
