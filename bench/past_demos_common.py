@@ -104,21 +104,6 @@ def evaluate_with_values(agent: RLPDAgent, env, episodes: int, seed: int, discou
 
 
 @torch.no_grad()
-def sampled_success(agent: RLPDAgent, env, episodes: int, seed: int) -> float:
-    """Success over the same fixed episodes as the deterministic evaluation, acting with sampled
-    actions (the training policy, exploration noise included): where the mean action and the
-    samples part ways, the two rates do."""
-    wins = 0
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        done = False
-        while not done:
-            obs, _, term, trunc, info = env.step(agent.act(obs, deterministic=False))
-            done = term or trunc
-        wins += int(episode_success(info, term, trunc))
-    return wins / episodes
-
-
 def demo_diagnostics(agent: RLPDAgent, demo: ReplayBuffer, max_states: int = 2000) -> Dict[str, float]:
     """How far the policy has left the demonstrations, measured on the demo states themselves
     (no minibatch noise): the temperature, the squared distance of the deterministic action to

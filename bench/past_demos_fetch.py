@@ -33,13 +33,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from past_demos_common import (EVAL_SEED, add_rl_args, agent_config, demo_diagnostics,  # noqa: E402
-                               evaluate_with_values, fresh, sampled_success, speedups, summarise,
-                               train_bc, write_json)
+                               evaluate_with_values, fresh, speedups, summarise, train_bc, write_json)
 
 from robot_rl.envs.fetch import FetchPickPlaceExpert, make_fetch_env  # noqa: E402
 from robot_rl.learning.demos import record_episodes  # noqa: E402
 from robot_rl.learning.rlpd import RLPDAgent  # noqa: E402
-from robot_rl.learning.train_gym import TrainGymConfig, train  # noqa: E402
+from robot_rl.learning.train_gym import TrainGymConfig, evaluate_policy, train  # noqa: E402
 
 
 def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Any]:
@@ -81,7 +80,9 @@ def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Any]:
         # Its first 20 goals are the 20 of a default evaluation: the same run read both ways.
         row.update({k: values[k] for k in ("q_mean", "mc_return_mean", "q_minus_mc")},
                    success_first_20=float(np.mean(values["successes"][:20])),
-                   success_sampled=sampled_success(p["agent"], values_env, args.eval_episodes, EVAL_SEED),
+                   # The same goals with sampled actions: where the mean and the samples part ways.
+                   success_sampled=evaluate_policy(p["agent"], values_env, args.eval_episodes, EVAL_SEED,
+                                                   deterministic=False)["success_rate"],
                    **demo_diagnostics(p["agent"], rec.buffer))
         curve.append(row)
         print(json.dumps(row), flush=True)

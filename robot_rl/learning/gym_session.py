@@ -24,14 +24,16 @@ __all__ = ["GymSession", "evaluate_policy", "evaluation_rank"]
 Callback = Callable[[Dict[str, Any]], Optional[bool]]
 
 
-def evaluate_policy(agent, env: gym.Env, episodes: int, seed: int = 10_000) -> Dict[str, Any]:
-    """Deterministic-policy episodes: returns, success rate, mean steps of the successful ones."""
+def evaluate_policy(agent, env: gym.Env, episodes: int, seed: int = 10_000,
+                    deterministic: bool = True) -> Dict[str, Any]:
+    """Episodes with the mean action (``deterministic=False``: sampled actions, the training
+    policy's): returns, success rate, mean steps of the successful ones."""
     returns, successes, lengths = [], [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
         done, ret, steps = False, 0.0, 0
         while not done:
-            obs, r, term, trunc, info = env.step(agent.act(obs, deterministic=True))
+            obs, r, term, trunc, info = env.step(agent.act(obs, deterministic=deterministic))
             ret += float(r)
             steps += 1
             done = term or trunc
