@@ -102,9 +102,8 @@ def main(argv=None) -> int:
                                                  pretrain_steps=args.pretrain_steps))
     agent = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
     demo = ReplayBuffer.load(demo_dir, resume=False, seed=args.seed + 1, verbose=False, name="demo")
-    agent.fit_input_normalization(demo.observations())
-    if args.pretrain_steps:
-        fit = agent.pretrain_image_trunk(demo)
+    fit = agent.fit_to_demos(demo)
+    if fit:
         print(f"# trunk pretrained by BC on the demos: {fit['steps']} steps in {fit['seconds']:.0f} s, "
               f"loss {fit['bc_loss_first']:.3f} -> {fit['bc_loss_last']:.3f}", flush=True)
     online = ReplayBuffer(env.observation_space, env.action_space.shape[0], args.steps,

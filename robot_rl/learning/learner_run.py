@@ -65,10 +65,8 @@ def open_run(lc, agent, obs_space, action_dim: int, seed: int, resume: bool) -> 
         demo.extend_from_disk(lc.demos)  # validates the manifest against the task
     n_demos_loaded = len(demo)
     has_checkpoint = resume and checkpoint_exists(ckpt_dir)
-    if n_demos_loaded and not has_checkpoint:  # a checkpoint holds the statistics it trained with
-        agent.fit_input_normalization(demo.observations())
-    pretrained = (agent.pretrain_image_trunk(demo) if n_demos_loaded and not has_checkpoint
-                  and agent.config.encoder.pretrain_steps else {})
+    # A checkpoint holds the statistics and the trunk it trained with.
+    pretrained = agent.fit_to_demos(demo) if n_demos_loaded and not has_checkpoint else {}
     warnings: List[str] = []
     if resume and has_replay:
         online = ReplayBuffer.load(replay_dir, capacity=lc.capacity, resume=True,

@@ -642,6 +642,13 @@ class RLPDAgent:
             self.target_encoder.normalizers.load_state_dict(self.encoder.normalizers.state_dict())
         return True
 
+    def fit_to_demos(self, demo: Any) -> Dict[str, float]:
+        """What training starts from, fitted to the demonstrations (a ReplayBuffer): the input
+        normalisation and, with ``encoder.pretrain_steps``, the image trunk
+        (``pretrain_image_trunk``, whose figures are returned; ``{}`` without it)."""
+        self.fit_input_normalization(demo.observations())
+        return self.pretrain_image_trunk(demo) if self.config.encoder.pretrain_steps else {}
+
     def pretrain_image_trunk(self, demo: Any, steps: Optional[int] = None,
                              batch_size: Optional[int] = None) -> Dict[str, float]:
         """Behaviour-clone the demonstrations through the whole observation encoder, frozen conv

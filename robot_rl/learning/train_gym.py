@@ -217,7 +217,7 @@ def _build_core(cfg: TrainGymConfig, observation_space: gym.Space, action_space:
                           verbose=cfg.verbose, name="online")
     demo = _demo_buffer(demos, online, cfg.seed, cfg.verbose)
     if demo is not None:
-        agent.fit_input_normalization(demo.observations())
+        agent.fit_to_demos(demo)
     learning_starts = cfg.learning_starts
     if learning_starts is None:
         learning_starts = 0 if demo is not None else RANDOM_WARMUP_STEPS

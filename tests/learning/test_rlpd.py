@@ -311,8 +311,10 @@ class _SquareDemos:
 
     def sample(self, n):
         i = torch.randint(0, len(self.images), (n,))
-        return {"obs": {"wrist": self.images[i], "state": self.state[i], "tactile_left": self.tactile[i]},
-                "action": self.actions[i]}
+        return {"obs": self.observations(i), "action": self.actions[i]}
+
+    def observations(self, i=slice(None)):
+        return {"wrist": self.images[i], "state": self.state[i], "tactile_left": self.tactile[i]}
 
 
 def test_pretrained_trunk_clones_demos_then_stays_frozen():
@@ -323,7 +325,7 @@ def test_pretrained_trunk_clones_demos_then_stays_frozen():
     trunk = [p.clone() for p in agent.encoder.images["wrist"].trunk.parameters()]
     agent.update(None, _img_batch(32))  # fills the feature cache with the untrained trunk's features
     assert len(agent.encoder.feature_caches["wrist"]) > 0
-    fit = agent.pretrain_image_trunk(demos)
+    fit = agent.fit_to_demos(demos)  # the input normalisation, then the trunk's BC fit
     assert fit["steps"] == 150 and fit["bc_loss_last"] < 0.25 * fit["bc_loss_first"], fit
     after = list(agent.encoder.images["wrist"].trunk.parameters())
     assert not all(torch.equal(a, b) for a, b in zip(trunk, after))
