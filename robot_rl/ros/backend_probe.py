@@ -110,19 +110,21 @@ class BackendProbe(Node):
             time.sleep(self.spec.control_period / 2)
         return None
 
-    def expect_status(self, send, prefixes, must_contain, also=(), timeout=5.0, pump=None):
-        """Send a command and wait for a status line answering it."""
+    def expect_status(self, send, prefixes, must_contain, also=(), timeout=5.0, watch=None):
+        """Send a command until a status line answers it. Sent again every 50 ms: a driver
+        that judges only the newest target at its tick may never see one sent once (another
+        target can land in the same tick), and a lockstep sim steps one period per command."""
         self.statuses.clear()
-        send()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            send()
+            if watch:
+                watch()
+            time.sleep(0.05)
             for line in list(self.statuses):
                 if (line.startswith(prefixes) and must_contain in line
                         and (not also or any(a in line for a in also))):
                     return line
-            if pump:
-                pump()
-            time.sleep(0.05)
         return None
 
 
@@ -140,14 +142,24 @@ def motion_checks(probe: BackendProbe, cfg: Config) -> list[cb.Result]:
     box_min, box_max = np.array(cfg.controller.workspace_min), np.array(cfg.controller.workspace_max)
     excursion = [0.0]
 
-    def pump():
-        """Keeps a lockstep sim stepping (one period per command) with harmless hold targets,
-        and tracks how far the TCP got outside the box."""
-        probe.pub_ee.publish(hold)
+    def watch():
+        """Tracks how far the TCP got outside the box."""
         pose = probe.newest(m.EE_POSE)
         if pose is not None:
             distance = cb.outside_box(m.pose_from_msg(pose)[0], box_min, box_max)
             excursion[0] = max(excursion[0], distance)
+
+    def pump():
+        """Keeps a lockstep sim stepping (one period per command) with harmless hold targets."""
+        probe.pub_ee.publish(hold)
+        watch()
+
+    def answer_to(send, prefixes, must_contain, also=()):
+        """The status line answering a command; then back to holding at once, so the arm moves
+        no further toward a clamped target than the answer took."""
+        line = probe.expect_status(send, prefixes, must_contain, also, watch=watch)
+        pump()
+        return line
 
     def row(check, subject, line, expected):
         results.append(cb.Result(check, subject, cb.PASS if line else cb.FAIL,
@@ -156,14 +168,14 @@ def motion_checks(probe: BackendProbe, cfg: Config) -> list[cb.Result]:
     clamped_or_refused = ("CLAMPED:", "REJECTED:")
     far = m.pose_msg(position + [box_max[0] + 1.0 - position[0], 0.0, 0.0], quat, 0.0,
                      cfg.robot.base_frame)
-    line = probe.expect_status(lambda: probe.pub_ee.publish(far), clamped_or_refused,
-                               "ee_target", BOX_FACE + ("workspace box",), pump=pump)
+    line = answer_to(lambda: probe.pub_ee.publish(far), clamped_or_refused,
+                     "ee_target", BOX_FACE + ("workspace box",))
     row("command", "ee_target 1 m past the box", line, "CLAMPED:/REJECTED: naming the box face")
     nan_pose = PoseStamped()
     nan_pose.header.frame_id = cfg.robot.base_frame
     nan_pose.pose.position.x = float("nan")
-    line = probe.expect_status(lambda: probe.pub_ee.publish(nan_pose), ("REJECTED:",),
-                               "ee_target", pump=pump)
+    line = answer_to(lambda: probe.pub_ee.publish(nan_pose), ("REJECTED:",),
+                     "ee_target")
     row("command", "ee_target NaN", line, "REJECTED:")
 
     kin = ArmKinematics(cfg.robot.urdf, cfg.robot.arm_joints, cfg.robot.ee_frame)
@@ -172,13 +184,13 @@ def motion_checks(probe: BackendProbe, cfg: Config) -> list[cb.Result]:
     q_out, face = cb.outside_box_joint_target(kin, q_now, box_min, box_max, limits.q_min,
                                               limits.q_max)
     target = m.joint_state_msg(cfg.robot.arm_joints, q_out, [], [], 0.0)
-    line = probe.expect_status(lambda: probe.pub_joint.publish(target), clamped_or_refused,
-                               "joint_target", BOX_FACE, pump=pump)
+    line = answer_to(lambda: probe.pub_joint.publish(target), clamped_or_refused,
+                     "joint_target", BOX_FACE)
     row("command", f"joint_target with TCP past {face}", line,
         "CLAMPED:/REJECTED: naming the box face")
     nan_q = m.joint_state_msg(cfg.robot.arm_joints, [float("nan")] * len(q_now), [], [], 0.0)
-    line = probe.expect_status(lambda: probe.pub_joint.publish(nan_q), ("REJECTED:",),
-                               "joint_target", pump=pump)
+    line = answer_to(lambda: probe.pub_joint.publish(nan_q), ("REJECTED:",),
+                     "joint_target")
     row("command", "joint_target NaN", line, "REJECTED:")
     for _ in range(int(1.0 / probe.spec.control_period)):  # back to Cartesian hold
         pump()
@@ -187,8 +199,8 @@ def motion_checks(probe: BackendProbe, cfg: Config) -> list[cb.Result]:
     width_max = cfg.robot.gripper_max_width
     for value, prefix in ((width_max + 0.02, "CLAMPED:"), (-0.01, "CLAMPED:"),
                           (float("nan"), "REJECTED:")):
-        line = probe.expect_status(lambda v=value: probe.pub_gripper.publish(Float64(data=v)),
-                                   (prefix,), "gripper_target", pump=pump)
+        line = answer_to(lambda v=value: probe.pub_gripper.publish(Float64(data=v)),
+                         (prefix,), "gripper_target")
         row("command", f"gripper_target {value:g} m", line, prefix)
     results.append(gripper_range(probe, cfg, pump))
     results.append(cb.Result("command", "TCP outside the box during the probes",

@@ -186,28 +186,50 @@ def test_a_bool_topic_needs_n_positives_in_a_row_within_the_episode(stand_in, tr
 
 def test_with_wait_s_a_step_waits_for_the_answer_sent_after_its_command(stand_in, truth):
     """A publisher that answers each new pose (as the reward node answers each frame): the
-    step's outcome includes the answer to its own observation."""
+    step's outcome includes the answer to its own observation. The publisher says True only for
+    poses it sees after the step's command, and nothing is in flight when the step starts (a
+    False answer to an older pose, still on the wire, would count as "received after the
+    command": Bool carries no stamp)."""
     waiting_cfg = load_config(None, {**BASE, "hil.reward.source": "topic",
                                      "hil.reward.success_topic": "/test/success",
                                      "hil.reward.wait_s": 30.0})
-    answer = {"value": False}
-    poses = truth.node.create_subscription(
-        PoseStamped, m.EE_POSE, lambda msg: truth.pub_success.publish(Bool(data=answer["value"])),
-        m.SENSOR_QOS)
+    lock = threading.Lock()
+    state = {"mode": "false", "sent": 0}   # false | silent | armed (True after a command) | true
+
+    def on_pose(_msg):
+        with lock:
+            if state["mode"] in ("false", "true"):
+                truth.pub_success.publish(Bool(data=state["mode"] == "true"))
+                state["sent"] += 1
+
+    def on_command(_msg):
+        with lock:
+            if state["mode"] == "armed":
+                state["mode"] = "true"
+
+    poses = truth.node.create_subscription(PoseStamped, m.EE_POSE, on_pose, m.SENSOR_QOS)
+    commands = truth.node.create_subscription(PoseStamped, m.EE_TARGET, on_command,
+                                              m.COMMAND_QOS)
     env = RosRobotEnv(waiting_cfg, node_name="waiting_env", timeout=20.0, startup_timeout=60.0)
     try:
         assert wait_until(lambda: truth.pub_success.get_subscription_count() >= 1)
         env.reset()
         _, _, terminated, _, _ = env.step(np.zeros(4, np.float32))
         assert not terminated
-        answer["value"] = True  # from now on every new pose is judged a success
+        with lock:
+            state["mode"] = "silent"
+        assert wait_until(lambda: env.reward_source.received >= state["sent"], timeout=10.0)
+        assert not env.reward_source.outcome().success
         received = env.reward_source.received
+        with lock:
+            state["mode"] = "armed"
         _, reward, terminated, _, info = env.step(np.zeros(4, np.float32))
         assert env.reward_source.received > received
         assert terminated and info["success"] and reward == 1.0
     finally:
         env.close()
         truth.node.destroy_subscription(poses)
+        truth.node.destroy_subscription(commands)
 
 
 def test_the_human_labels_success_and_failure_with_buttons(stand_in, truth):
