@@ -114,9 +114,32 @@ def demo_diagnostics(agent: RLPDAgent, demo: ReplayBuffer, max_states: int = 200
     feat = agent.encoder(obs, agent.encoder.precompute(obs, use_cache=False))
     a_demo, _ = agent._split_action(agent.normalize_action(b["action"].to(agent.device)))
     pi = agent.actor.deterministic(feat)
+    mean, log_std = agent.actor.dist_params(feat)
     return {"temperature": round(float(agent.alpha), 5),
+            "pre_tanh_mean_abs": round(float(mean.abs().mean()), 3),
+            "std_mean": round(float(log_std.exp().mean()), 3),
             "demo_action_sq_dist": round(float((pi - a_demo).pow(2).sum(-1).mean()), 4),
             "demo_states_cloned": round(float(agent.q_filter_mask(feat, a_demo, pi).mean()), 3)}
+
+
+class ExpectedAction:
+    """The policy read as its expected action, E[tanh(mean + std * eps)] over ``draws`` fixed
+    normal draws, instead of the mode tanh(mean): what the sampled policy does on average.
+    Passed to ``evaluate_policy`` in place of the agent (continuous actions only)."""
+
+    def __init__(self, agent: RLPDAgent, draws: int = 64, seed: int = 0):
+        self.agent = agent
+        gen = torch.Generator().manual_seed(seed)
+        self.eps = torch.randn(draws, agent.cont_dim, generator=gen).to(agent.device)
+
+    @torch.no_grad()
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        agent = self.agent
+        t = agent.obs_to_tensor(obs)
+        feat = agent.encoder(t, agent.encoder.precompute(t, use_cache=False))
+        mean, log_std = agent.actor.dist_params(feat)
+        a = torch.tanh(mean + log_std.exp() * self.eps).mean(0, keepdim=True)
+        return (agent.center + agent.half_range * a)[0].cpu().numpy()
 
 
 def train_bc(agent: RLPDAgent, demo: ReplayBuffer, steps: int, batch: int, eval_env, eval_every: int,

@@ -32,8 +32,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from past_demos_common import (EVAL_SEED, add_rl_args, agent_config, demo_diagnostics,  # noqa: E402
-                               evaluate_with_values, fresh, speedups, summarise, train_bc, write_json)
+from past_demos_common import (EVAL_SEED, ExpectedAction, add_rl_args, agent_config,  # noqa: E402
+                               demo_diagnostics, evaluate_with_values, fresh, speedups, summarise,
+                               train_bc, write_json)
 
 from robot_rl.envs.fetch import FetchPickPlaceExpert, make_fetch_env  # noqa: E402
 from robot_rl.learning.demos import record_episodes  # noqa: E402
@@ -83,6 +84,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> Dict[str, Any]:
                    # The same goals with sampled actions: where the mean and the samples part ways.
                    success_sampled=evaluate_policy(p["agent"], values_env, args.eval_episodes, EVAL_SEED,
                                                    deterministic=False)["success_rate"],
+                   success_expected=evaluate_policy(ExpectedAction(p["agent"]), values_env,
+                                                    args.eval_episodes, EVAL_SEED)["success_rate"],
                    **demo_diagnostics(p["agent"], rec.buffer))
         curve.append(row)
         print(json.dumps(row), flush=True)

@@ -38,9 +38,12 @@ def privileged_links(node, exclude_self: bool = True) -> list[str]:
     sim_services = set()
     for name, namespace in graph_nodes:
         if name == SIM_NODE:
-            for service, types in node.get_service_names_and_types_by_node(name, namespace):
-                if not any(t.startswith(_INFRASTRUCTURE_SERVICE_PREFIXES) for t in types):
-                    sim_services.add(service)
+            try:
+                served = node.get_service_names_and_types_by_node(name, namespace)
+            except Exception:  # the node left the graph between the two queries
+                served = []
+            sim_services.update(service for service, types in served
+                                if not any(t.startswith(_INFRASTRUCTURE_SERVICE_PREFIXES) for t in types))
     links = []
     for name, namespace in graph_nodes:
         if exclude_self and (name, namespace) == me:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy._rclpy_pybind11 import NodeNameNonExistentError
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, String
@@ -94,15 +95,24 @@ def test_reset_moves_home_without_teleport_and_waits_for_the_operator(rehearsal,
         assert wait_until(lambda: w.joints and w.states, 30.0)
         assert w.states[-1] == "idle"
         # The reset node serves it; the stand-in serves and publishes nothing of its own.
-        # (Discovery reports a process's endpoints one by one: wait for the sim's /clock.)
+        # (Discovery reports a process's endpoints one by one, and its node name on its own
+        # channel: wait for the sim's /clock and the reset node's service by node.)
+        def endpoints(query, node_name):
+            try:
+                return [name for name, _ in query(node_name, "/")]
+            except NodeNameNonExistentError:  # not discovered yet
+                return []
+
         def published():
-            return [t for t, _ in w.node.get_publisher_names_and_types_by_node("mujoco_sim", "/")]
+            return endpoints(w.node.get_publisher_names_and_types_by_node, "mujoco_sim")
+
+        def served(node_name):
+            return endpoints(w.node.get_service_names_and_types_by_node, node_name)
 
         assert wait_until(lambda: "/clock" in published(), 30.0), published()
         assert not any(t.startswith("/sim/") for t in published()), published()
-        served = {n: [s for s, _ in w.node.get_service_names_and_types_by_node(n, "/")]
-                  for n in ("reset", "mujoco_sim")}
-        assert m.SCENE_RESET in served["reset"] and m.SCENE_RESET not in served["mujoco_sim"]
+        assert wait_until(lambda: m.SCENE_RESET in served("reset"), 30.0), served("reset")
+        assert m.SCENE_RESET not in served("mujoco_sim"), served("mujoco_sim")
         # Move the arm away from home first (each command advances the lockstep sim).
         home_pos, home_quat = home_pose(cfg)
         away = home_pos + [0.08, 0.1, -0.12]
