@@ -325,6 +325,11 @@ class Config:
               f"driver.adapter 'sim' without sim.rehearsal)")
         check_reward_source(self)
 
+    def agent_settings(self) -> RLPDConfig:
+        """``agent`` with its preset applied for this run (``auto``: the demonstrations' recipe
+        when ``learner.demos`` is set). The learner, the actors and export build from this."""
+        return self.agent.resolved(with_demos=bool(self.learner.demos))
+
 
 def default_config_path() -> Path:
     return shared_file("config", "default.yaml")

@@ -43,8 +43,7 @@ def task_demo_config(args) -> Config:
     overrides = {"task.name": args.task, **parse_sets(args.set)}
     # The recipe of bench/tactile_ablation.py, sized for 2 cores; smaller still with --quick.
     size = 64 if args.quick else 128
-    cfg = load_config(base, {"agent.num_critics": 2, "agent.utd_ratio": 2,
-                             "agent.bc_weight": 2.0, "agent.num_threads": 1,
+    cfg = load_config(base, {"agent.preset": "demos", "agent.utd_ratio": 2, "agent.num_threads": 1,
                              "agent.hidden_dims": [size, size], "agent.batch_size": size,
                              **overrides})
     if cfg.task.name != args.task:

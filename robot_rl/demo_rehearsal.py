@@ -70,8 +70,8 @@ def rehearsal_config(args) -> Config:
         # A frozen conv trunk whose features of each frame are computed once, no DrQ shifts,
         # 2 critics, UTD 1, batch 128, bf16 where native: measured in
         # bench/rehearsal_learning.py (docs/benchmarks.md, "Issue 17 — rehearsal").
-        "agent.num_critics": 2, "agent.utd_ratio": 1, "agent.batch_size": 128,
-        "agent.bc_weight": 2.0, "agent.encoder.freeze_image_encoder": True,
+        "agent.preset": "demos", "agent.utd_ratio": 1, "agent.batch_size": 128,
+        "agent.encoder.freeze_image_encoder": True,
         "agent.encoder.augment": False, "agent.encoder.cache_image_features": True,
         "agent.precision": "bf16" if has_native_bf16(torch.device("cpu")) else "fp32",
         # One torch thread per process: learner, actor and sim share 2 cores, and two intra-op

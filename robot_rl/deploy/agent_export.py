@@ -122,7 +122,7 @@ def make_agent(cfg: Config):
     from robot_rl.learning.rlpd import RLPDAgent
 
     obs_space, act_space, _ = task_spaces(cfg)
-    return RLPDAgent(obs_space, act_space, cfg.agent)
+    return RLPDAgent(obs_space, act_space, cfg.agent_settings())
 
 
 def constant_action_agent(cfg: Config, action: Sequence[float]):
@@ -189,7 +189,7 @@ def load_agent_checkpoint(path: str | os.PathLike, cfg: Config):
                                 f"{ckpt.STATE} and {ckpt.TENSORS})")
     state = ckpt.load_checkpoint(str(path))
     saved = state.get("agent", {}).get("config") if isinstance(state, dict) else None
-    agent_cfg = cfg.agent
+    agent_cfg = cfg.agent_settings()
     if isinstance(saved, dict):
         known = set(asdict(RLPDConfig()))
         agent_cfg = RLPDConfig.from_dict({k: v for k, v in saved.items() if k in known})

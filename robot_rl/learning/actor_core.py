@@ -45,7 +45,7 @@ class ActorCore:
         self.obs_spec = transport.obs_spec_of(self.obs_space)
         self.adim = int(self.action_space.shape[0])
         self.action_space.seed(cfg.agent.seed + 1000 + ac.actor_id)
-        self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent)
+        self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent_settings())
         self._reference = self.agent.actor_state_dict()
         self.auth = security.NodeAuth.from_config(cfg, f"actor_{ac.actor_id}")
         self.weight_probe = WeightProbe(self.agent)

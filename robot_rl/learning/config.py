@@ -1,7 +1,7 @@
 """Learning hyperparameters, torch-free so the central configuration can load them anywhere."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Tuple
 
 from robot_rl.schema import ConfigError, FieldError, from_dict, require, require_positive
@@ -63,14 +63,27 @@ class EncoderConfig:
                                                      "new image, and new features, at every update)")
 
 
+# The hyperparameters that depend on whether a run learns from demonstrations, by preset.
+# "rlpd": RLPD's own, for dense rewards or no demonstrations. "demos": the recipe measured on
+# pick, the tactile insertion and FetchPickAndPlace with a sparse success reward (plain RLPD
+# stays at 0 % on pick; docs/learning.md, "Which to use").
+PRESETS: Mapping[str, Mapping[str, Any]] = {
+    "rlpd": {"num_critics": 10, "utd_ratio": 8, "bc_weight": 0.0},
+    "demos": {"num_critics": 2, "utd_ratio": 4, "bc_weight": 2.0},
+}
+
+
 @dataclass
 class RLPDConfig:
     """All RLPD/SAC hyperparameters (defaults follow RLPD/SERL)."""
 
     hidden_dims: Tuple[int, ...] = (256, 256)
-    num_critics: int = 10  # N, RLPD ensemble size
+    # Where num_critics, utd_ratio and bc_weight come from when they are null: "auto" is
+    # "demos" when the run has demonstrations, else "rlpd" (PRESETS). A value set wins.
+    preset: str = "auto"
+    num_critics: Optional[int] = None  # N, RLPD ensemble size
     critic_subset: int = 2  # M, members in the target min
-    utd_ratio: int = 8  # critic updates per env step (actor: 1 per update() call)
+    utd_ratio: Optional[int] = None  # critic updates per env step (actor: 1 per update() call)
     batch_size: int = 256  # minibatch per critic update (demo + online)
     demo_ratio: float = 0.5  # RLPD symmetric sampling
     discount: float = 0.99
@@ -87,7 +100,7 @@ class RLPDConfig:
     backup_entropy: bool = False
     # Weight of a behaviour-cloning term on the demo half of each actor minibatch (0 = plain
     # RLPD). Demonstration actions are in the normalised [-1, 1] action space.
-    bc_weight: float = 0.0
+    bc_weight: Optional[float] = None
     # Q-filtered BC (Nair et al., ICRA 2018): clone a demonstration's action only on the demo
     # states where the critic ensemble rates it above the policy's own action, Q(s, a_demo) >
     # Q(s, pi(s)); where the policy already does better, BC would only pull it back to the
@@ -120,12 +133,24 @@ class RLPDConfig:
     precision: str = "fp32"
     tune_malloc: bool = True  # glibc: keep freed activation buffers (see tune_malloc)
 
+    def resolved(self, with_demos: bool) -> "RLPDConfig":
+        """This configuration with its preset applied: ``preset`` names the one used and every
+        preset-dependent field is set. ``with_demos``: whether the run learns from
+        demonstrations (decides ``auto``)."""
+        name = self.preset if self.preset != "auto" else ("demos" if with_demos else "rlpd")
+        fill = {k: v for k, v in PRESETS[name].items() if getattr(self, k) is None}
+        return replace(self, preset=name, **fill)
+
     def validate(self) -> None:
-        if self.num_critics < 1:
+        if self.preset != "auto" and self.preset not in PRESETS:
+            raise FieldError("preset", f"must be auto or one of {sorted(PRESETS)}, got {self.preset!r}")
+        could_apply = PRESETS.values() if self.preset == "auto" else [PRESETS[self.preset]]
+        n = self.num_critics if self.num_critics is not None else min(p["num_critics"] for p in could_apply)
+        if n < 1:
             raise ValueError(f"RLPDConfig.num_critics must be >= 1, got {self.num_critics}")
-        if not 1 <= self.critic_subset <= self.num_critics:
-            raise ValueError(f"RLPDConfig.critic_subset must be in [1, num_critics={self.num_critics}], got {self.critic_subset}")
-        if self.utd_ratio < 1:
+        if not 1 <= self.critic_subset <= n:
+            raise ValueError(f"RLPDConfig.critic_subset must be in [1, num_critics={n}], got {self.critic_subset}")
+        if self.utd_ratio is not None and self.utd_ratio < 1:
             raise ValueError(f"RLPDConfig.utd_ratio must be >= 1, got {self.utd_ratio}")
         if self.batch_size < 2:
             raise ValueError(f"RLPDConfig.batch_size must be >= 2, got {self.batch_size}")
@@ -146,7 +171,9 @@ class RLPDConfig:
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ValueError(f"RLPDConfig.gripper_epsilon must be in [0, 1], got {self.gripper_epsilon}")
         require_positive(self, "actor_lr", "critic_lr", "temp_lr", "gripper_lr")
-        require(self, 0, "bc_weight", "bc_decay_updates", "bc_final_weight")
+        require(self, 0, "bc_decay_updates", "bc_final_weight")
+        if self.bc_weight is not None:
+            require(self, 0, "bc_weight")
         if self.num_threads is not None:
             require(self, 1, "num_threads")
 

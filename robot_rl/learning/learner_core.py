@@ -51,7 +51,7 @@ class LearnerCore(TrainingCore):
         self.action_bounds = (self.action_space.low, self.action_space.high)
         self.auth = security.NodeAuth.from_config(cfg, "learner")
         self.reward_range = reward_range(cfg.task)
-        self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent)
+        self.agent = RLPDAgent(self.obs_space, self.action_space, cfg.agent_settings())
         self.replay_dir = os.path.join(lc.run_dir, "replay")
         self.ckpt_dir = os.path.join(lc.run_dir, "checkpoint")
         opened = open_run(lc, self.agent, self.obs_space, self.adim, cfg.agent.seed, self.resume)

@@ -283,7 +283,9 @@ class RLPDAgent:
     """RLPD/SERL SAC agent. See module docstring for the design."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, config: Optional[RLPDConfig] = None):
-        self.config = cfg = config or RLPDConfig()
+        # Only the caller knows whether the run has demonstrations (train-gym, the learner:
+        # RLPDConfig.resolved); an agent given an unresolved preset takes RLPD's.
+        self.config = cfg = (config or RLPDConfig()).resolved(with_demos=False)
         cfg.validate()
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"RLPDAgent: action space must be a 1-D gymnasium Box, got {action_space}")
@@ -793,6 +795,13 @@ class RLPDAgent:
         missing = [k for k in need if k not in sd]
         if missing:
             raise ValueError(f"RLPDAgent.load_state_dict: checkpoint is missing {missing}")
+        saved = sd.get("config") or {}
+        if saved.get("num_critics") not in (None, self.config.num_critics):
+            raise ValueError(
+                f"RLPDAgent.load_state_dict: the checkpoint has {saved['num_critics']} critics "
+                f"(preset {saved.get('preset', 'from before presets')!r}), this agent "
+                f"{self.config.num_critics} (preset {self.config.preset!r}); set "
+                f"agent.num_critics: {saved['num_critics']} to continue that run")
         try:
             self.encoder.load_state_dict(sd["encoder"])
             if self.has_encoder_params:

@@ -211,11 +211,11 @@ def _build_core(cfg: TrainGymConfig, observation_space: gym.Space, action_space:
                 demos: Union[str, ReplayBuffer, DemoRecording, None]) -> Tuple[TrainingCore, int]:
     """Agent, buffers (demonstrations checked against the env) and the training core; with the
     ``learning_starts`` in effect."""
-    agent = RLPDAgent(observation_space, action_space, cfg.agent)
     online = ReplayBuffer(observation_space, action_space.shape[0], cfg.buffer_capacity,
                           persist_dir=cfg.replay_dir, flush_every=cfg.flush_every, seed=cfg.seed,
                           verbose=cfg.verbose, name="online")
     demo = _demo_buffer(demos, online, cfg.seed, cfg.verbose)
+    agent = RLPDAgent(observation_space, action_space, cfg.agent.resolved(with_demos=demo is not None))
     if demo is not None:
         agent.fit_to_demos(demo)
     learning_starts = cfg.learning_starts
