@@ -314,7 +314,10 @@ def test_a_deployment_reruns_offline_on_replayed_sensors(recorded, tmp_path, ros
         spinner.close()
         controller.stop()
     stamps = [t.header.stamp.sec * 10**9 + t.header.stamp.nanosec for t in targets]
-    assert len(set(stamps)) >= 10, (len(stamps), status)
+    # Several distinct recorded observations answered (at 10 Hz over the replay's last seconds;
+    # on a loaded machine the engage lands later and the controller holds on stale ticks: 7 of
+    # 11 commands distinct in one CI run beside a benchmark).
+    assert len(set(stamps)) >= 5, (len(stamps), status)
     assert set(stamps) <= pose_stamps  # every command answers a recorded observation
     # The controller's own /diagnostics, published from its control thread.
     mine = [s for s in diagnostics if s.name == "robot_rl: controller_replay"]
