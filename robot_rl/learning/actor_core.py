@@ -82,6 +82,7 @@ class ActorCore:
                                       episode=self.outbox.next_episode)
         self.total_steps = 0
         self.broken_episodes = self.dropped_steps = 0
+        self._env = None  # its clock_jumps (a restarted robot or simulator) go in the status
         self._learner_updates: Optional[int] = None
         self._learner_seen = 0.0
         self._lead_offset: Optional[int] = None
@@ -178,6 +179,7 @@ class ActorCore:
                 "outbox_dropped_steps": ob.dropped_steps, "recovered_messages": ob.recovered,
                 "resends": self.resender.resends, "resent_messages": self.resender.resent,
                 "broken_episodes": self.broken_episodes, "dropped_steps": self.dropped_steps,
+                "clock_jumps": getattr(self._env, "clock_jumps", 0),
                 "authenticated": self.auth.enabled}
 
     # -- acting (own thread) -----------------------------------------------------------------------
@@ -311,6 +313,7 @@ class ActorCore:
         ``observation_error``/``clock_jump_error``: the env's exceptions for a stream that
         stopped and for a robot clock that jumped back; ``log``: info/warning/error/fatal."""
         sm = self.sm
+        self._env = env
         self.wait_for_weights()
         pending: List[transport.StepRecord] = []
         log.info(f"actor {self.ac.actor_id} acting: observation {self.obs_spec}, "

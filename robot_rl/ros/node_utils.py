@@ -123,15 +123,29 @@ def _shutting_down(exc: BaseException) -> bool:
 
 def _quiet_shutdown_in_threads() -> None:
     """Spin threads of helper executors (the env's, a recorder's) end with the context on a
-    signal; that is a stop, not a crash worth a traceback. Every other error still prints."""
+    signal; that is a stop, not a crash worth a traceback. Every other error still prints.
+
+    Also the signal's interrupt landing inside rclpy's ``Future.__init__`` (the executor
+    making a Task) leaves a half-built Task whose ``__del__`` then fails on a missing
+    attribute, printed as "Exception ignored in ... Traceback" (seen once in CI, on SIGTERM).
+    Only that one, after a stop signal, is silenced."""
+    from robot_rl.shutdown import stop_requested
     previous = threading.excepthook
+    previous_unraisable = sys.unraisablehook
 
     def hook(args) -> None:
         if args.exc_value is not None and _shutting_down(args.exc_value):
             return
         previous(args)
 
+    def unraisable(args) -> None:
+        if (stop_requested() and isinstance(args.exc_value, AttributeError)
+                and getattr(args.object, "__qualname__", "") == "Future.__del__"):
+            return
+        previous_unraisable(args)
+
     threading.excepthook = hook
+    sys.unraisablehook = unraisable
 
 
 def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,

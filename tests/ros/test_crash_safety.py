@@ -151,10 +151,14 @@ def test_actor_rides_through_a_simulator_restart(tmp_path, ros):
         robot.processes["mujoco_sim"].kill()
         robot.stop()
         robot = NodeGraph(graph(cfg, path), log_dir=tmp_path / "logs").start()
-        after = watch.wait(ACTOR_STATUS, lambda s: s["broken_episodes"] >= 1
+        after = watch.wait(ACTOR_STATUS, lambda s: s["clock_jumps"] >= 1
                            and s["state"] == "running" and s["steps"] >= before["steps"] + 20,
                            120, "actor acting on the restarted simulator", [robot, acting], logs)
         assert after["episode"] > before["episode"]
+        # The kill lands mid-episode (that episode is broken) or, on a loaded machine, between
+        # two (nothing to break: the reset accepts the new clock); tests/learning/
+        # test_actor_faults.py breaks an episode deterministically.
+        assert after["broken_episodes"] <= after["clock_jumps"]
     finally:
         watch.close()
         acting.stop()
