@@ -2,8 +2,9 @@
 
 A learning test that can fail: the deterministic success rate after a CI-sized number of env
 steps must be clearly above the start (the agent with only the demonstrations loaded). The
-settings are those of the demo's training stage (2 critics, UTD 4, BC term 2, 50-step
-episodes); bench/sample_efficiency.py measures the full curve.
+settings are those of the demo's training stage (2 critics, BC term 2, 50-step episodes) at
+half its update-to-data ratio (2, not 4): half the CI time, and at this size still 0 % -> 65-95 %
+for seeds 0-3 (session 18); bench/sample_efficiency.py measures the full curve.
 """
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def success_rate(agent, env) -> float:
 def test_learns_pick_and_lift_from_20_demos(cfg, tmp_path):
     demos = str(tmp_path / "demos")
     assert record(cfg, demos, 20, seed=50_000, verbose=False)["episodes"] == 20
-    agent_cfg = RLPDConfig(num_critics=2, utd_ratio=4, bc_weight=2.0, discount=0.97, seed=0)
+    agent_cfg = RLPDConfig(num_critics=2, utd_ratio=2, bc_weight=2.0, discount=0.97, seed=0)
     env = PickCubeEnv(cfg)
 
     start = RLPDAgent(env.observation_space, env.action_space, agent_cfg)
