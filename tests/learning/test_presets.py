@@ -6,12 +6,11 @@ from gymnasium import spaces
 
 from robot_rl.config import load_config
 from robot_rl.learning.config import PRESETS, RLPDConfig
-from robot_rl.learning.replay import ReplayBuffer
 from robot_rl.learning.rlpd import RLPDAgent
 from robot_rl.learning.train_gym import TrainGymConfig, train
 from robot_rl.schema import ConfigError
 
-from tests.learning.test_train_gym import PointReach
+from tests.learning.test_train_gym import PointReach, point_reach_demos
 
 RECIPE = {"num_critics": 2, "utd_ratio": 4, "bc_weight": 2.0}
 RLPD = {"num_critics": 10, "utd_ratio": 8, "bc_weight": 0.0}
@@ -48,24 +47,10 @@ def test_the_robot_configuration_resolves_by_the_learners_demonstrations(tmp_pat
         load_config(None, {"agent.bc_weight": -1})
 
 
-def _expert_demos(path, transitions=100):
-    env = PointReach()
-    buf = ReplayBuffer(env.observation_space, 2, transitions, persist_dir=str(path), flush_every=25,
-                       verbose=False)
-    obs, _ = env.reset(seed=0)
-    for _ in range(transitions):  # straight to the goal
-        a = np.clip((obs[2:] - obs[:2]) / 0.15, -1, 1).astype(np.float32)
-        nobs, r, term, trunc, _ = env.step(a)
-        buf.add(obs, a, r, nobs, term, trunc, intervened=True)
-        obs = env.reset()[0] if (term or trunc) else nobs
-    buf.close()
-    return str(path)
-
-
 def test_train_gym_given_demonstrations_trains_with_the_recipe(tmp_path):
     cfg = TrainGymConfig(agent=RLPDConfig(hidden_dims=(16, 16), batch_size=16), learning_starts=20,
                          buffer_capacity=200, verbose=False)
-    res = train(PointReach(), cfg, 30, demos=_expert_demos(tmp_path / "demos"))
+    res = train(PointReach(), cfg, 30, demos=point_reach_demos(tmp_path / "demos"))
     agent = res["agent"]
     assert _picked(agent.config) == RECIPE
     # UTD 4: four critic minibatches per update, one update per env step after the start

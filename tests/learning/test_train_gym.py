@@ -76,17 +76,23 @@ def test_learns_pendulum():
     assert res["eval_return_mean"] > -400  # random policy: about -1200
 
 
-def test_cli_with_demos_tensorboard_and_checkpoint(tmp_path, capsys):
-    demo_dir = str(tmp_path / "demos")
+def point_reach_demos(path, transitions: int = 100) -> str:
+    """A replay directory of ``transitions`` steps of a scripted expert on PointReach."""
     env = PointReach()
-    buf = ReplayBuffer(env.observation_space, 2, 1000, persist_dir=demo_dir, flush_every=40, verbose=False)
+    buf = ReplayBuffer(env.observation_space, 2, 1000, persist_dir=str(path), flush_every=40,
+                       verbose=False)
     obs, _ = env.reset(seed=0)
-    for _ in range(100):  # scripted "expert": move straight to the goal
+    for _ in range(transitions):  # straight to the goal
         a = np.clip((obs[2:] - obs[:2]) / 0.15, -1, 1).astype(np.float32)
         nobs, r, term, trunc, _ = env.step(a)
         buf.add(obs, a, r, nobs, term, trunc, intervened=True)
         obs = env.reset()[0] if (term or trunc) else nobs
     buf.close()
+    return str(path)
+
+
+def test_cli_with_demos_tensorboard_and_checkpoint(tmp_path, capsys):
+    demo_dir = point_reach_demos(tmp_path / "demos")
     log_dir = str(tmp_path / "tb")
     ckpt = str(tmp_path / "agent.pt")
     rc = main([ENV_ID, "--steps", "150", "--demos", demo_dir, "--log-dir", log_dir, "--checkpoint", ckpt, "--seed", "3",
